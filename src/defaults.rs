@@ -1,0 +1,27 @@
+//! Every bound autoheal keeps, named once with its default. Config keys override some of them
+//! (see README "Config reference"); the rest are fixed limits that keep a tick bounded.
+
+use std::time::Duration;
+
+/// Default time limit of one tcp or http probe (`timeout:` on a dep, `settings.probe_timeout`).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default time limit of a service's `script` (`timeout:` on a service, `settings.script_timeout`).
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time a fresh restart gets to come alive (`grace:`, `settings.grace`).
+pub const GRACE: Duration = Duration::from_secs(30);
+/// Default budget of one tick's converge loop (`settings.converge`).
+pub const CONVERGE: Duration = Duration::from_secs(50);
+/// Default time limit of one Lua chunk (`settings.lua_timeout`).
+pub const LUA_TIMEOUT: Duration = Duration::from_secs(5);
+/// Memory limit of one Lua state.
+pub const LUA_MEMORY: usize = 64 * 1024 * 1024;
+/// At most this many redirects are followed by an http probe.
+pub const HTTP_MAX_REDIRECTS: u32 = 5;
+/// At most this many bytes of an http body are read.
+pub const HTTP_MAX_BODY: u64 = 64 * 1024;
+/// At most this many probes run at once.
+pub const PROBE_WORKERS: usize = 32;
+/// Default state directory (`settings.state_dir`, `--state-dir`).
+pub const STATE_DIR: &str = "/var/lib/autoheal";
+/// Default config path when neither `-c` nor `$AUTOHEAL_CONFIG` is given.
+pub const CONFIG_PATH: &str = "/etc/autoheal/conf.yaml";

@@ -1,0 +1,1 @@
+//! Lua host (to be written)
