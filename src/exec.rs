@@ -1,1 +1,452 @@
-//! exec (to be written)
+//! Running one service's `script`, bounded in time and detached from autoheal.
+//!
+//! The script runs as `/bin/sh -c COMMAND` in a new session (so it leads its own process group),
+//! with stdin from `/dev/null` and stdout and stderr appended to the service's log file. Its
+//! output never goes through a pipe: a script that backgrounds a daemon which inherits stdout
+//! would otherwise keep the pipe open and hang the tick. autoheal waits for the `sh` process
+//! alone; whatever it leaves running is the service. Past the timeout the whole process group
+//! gets SIGTERM, then SIGKILL.
+//!
+//! This module decides nothing: whether a script should run at all is the planner's business.
+//! Nothing here panics; every failure becomes a [`ScriptOutcome`].
+
+use std::ffi::{CStr, CString};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::process::{Pid, Signal};
+
+/// After SIGTERM at the timeout, the process group gets this long before SIGKILL.
+pub const TERM_GRACE: Duration = Duration::from_secs(1);
+/// After SIGKILL, at most this long is spent reaping `sh` (a process stuck in the kernel may
+/// not die at once; autoheal moves on rather than hang).
+pub const KILL_REAP_LIMIT: Duration = Duration::from_secs(2);
+/// First and longest pause between checks of a running script.
+const POLL_MIN: Duration = Duration::from_millis(10);
+const POLL_MAX: Duration = Duration::from_millis(50);
+
+/// Everything needed to run one service's script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptSpec {
+    /// Service name, for the log header and `AUTOHEAL_SERVICE`.
+    pub service: String,
+    /// Run with `/bin/sh -c`.
+    pub command: String,
+    /// Run as this user instead of autoheal's own (needs root unless it is the same user).
+    pub user: Option<String>,
+    /// Past this, the script's process group is killed.
+    pub timeout: Duration,
+    /// stdout and stderr are appended here; parent dirs are created.
+    pub log_path: PathBuf,
+    /// Added to autoheal's own environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// How a script run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptOutcome {
+    /// `sh` exited with this code.
+    Exited { code: i32, elapsed: Duration },
+    /// `sh` was killed by this signal (not by autoheal).
+    Signaled { signal: i32, elapsed: Duration },
+    /// The timeout passed; the script's process group was killed.
+    TimedOut { elapsed: Duration },
+    /// The script never ran: log file, user, or spawn failure.
+    SpawnFailed { reason: String },
+}
+
+impl ScriptOutcome {
+    /// True only for exit code 0.
+    pub fn success(&self) -> bool {
+        matches!(self, ScriptOutcome::Exited { code: 0, .. })
+    }
+
+    /// One line for the log, the state file and `status`: "exit 0 in 0.2s",
+    /// "killed by signal 9 (SIGKILL) after 3s", "killed after timeout 5s", "could not start: ...".
+    pub fn describe(&self) -> String {
+        match self {
+            ScriptOutcome::Exited { code, elapsed } => {
+                format!("exit {code} in {}", secs(*elapsed))
+            }
+            ScriptOutcome::Signaled { signal, elapsed } => format!(
+                "killed by signal {signal}{} after {}",
+                signal_name(*signal)
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                secs(*elapsed)
+            ),
+            ScriptOutcome::TimedOut { elapsed } => {
+                format!("killed after timeout {}", secs(*elapsed))
+            }
+            ScriptOutcome::SpawnFailed { reason } => format!("could not start: {reason}"),
+        }
+    }
+}
+
+/// "0.2s" below ten seconds (a whole number loses its ".0": "5s"), whole seconds above.
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 9.95 {
+        let text = format!("{s:.1}");
+        let text = text.strip_suffix(".0").unwrap_or(&text);
+        format!("{text}s")
+    } else {
+        format!("{}s", s.round() as u64)
+    }
+}
+
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        _ => return None,
+    })
+}
+
+/// A user to run a script as, resolved before forking (nothing in the child may allocate or
+/// read the user database).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserIds {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, including `gid`, as `getgrouplist` reports them.
+    pub groups: Vec<u32>,
+    pub home: PathBuf,
+}
+
+/// Looks up `name` in the user database with its supplementary groups.
+///
+/// Errors when the user does not exist, or when autoheal is not root and `name` is not the user
+/// it runs as (switching user needs root).
+pub fn resolve_user(name: &str) -> Result<UserIds, String> {
+    let ids = lookup_user(name)?;
+    check_can_switch(&ids, rustix::process::geteuid().as_raw())?;
+    Ok(ids)
+}
+
+fn check_can_switch(ids: &UserIds, euid: u32) -> Result<(), String> {
+    if euid == 0 || euid == ids.uid {
+        Ok(())
+    } else {
+        Err(format!(
+            "user {}: autoheal must run as root to switch user (it runs as uid {euid})",
+            ids.name
+        ))
+    }
+}
+
+fn lookup_user(name: &str) -> Result<UserIds, String> {
+    let cname =
+        CString::new(name).map_err(|_| format!("user {name:?}: a user name cannot contain NUL"))?;
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids) for getpwnam_r to fill.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    loop {
+        // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < (1 << 20) {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(format!(
+                "user {name}: cannot read the user database: {}",
+                io::Error::from_raw_os_error(rc)
+            ));
+        }
+        break;
+    }
+    if result.is_null() {
+        return Err(format!("user {name} does not exist on this host"));
+    }
+    let home = if pwd.pw_dir.is_null() {
+        PathBuf::from("/")
+    } else {
+        // SAFETY: getpwnam_r succeeded, so pw_dir points into `buf`, NUL-terminated.
+        let dir = unsafe { CStr::from_ptr(pwd.pw_dir) };
+        PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()))
+    };
+    let (uid, gid) = (pwd.pw_uid, pwd.pw_gid);
+    let groups =
+        group_list(&cname, gid).map_err(|e| format!("user {name}: cannot list its groups: {e}"))?;
+    Ok(UserIds {
+        name: name.to_string(),
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
+fn group_list(name: &CStr, gid: u32) -> io::Result<Vec<u32>> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    for _ in 0..8 {
+        let mut n = groups.len() as libc::c_int;
+        // SAFETY: `groups` holds `n` writable entries; glibc writes at most `n` and sets `n` to
+        // the number it has (or needs, when it returns -1).
+        let rc = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        let n = usize::try_from(n).unwrap_or(0);
+        if rc >= 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        groups.resize(n.max(groups.len() * 2), 0);
+    }
+    Err(io::Error::other("getgrouplist kept asking for more room"))
+}
+
+/// Opens the log for appending (creating it and its dir) and writes the header line.
+fn open_log(spec: &ScriptSpec) -> io::Result<File> {
+    if let Some(parent) = spec.log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)?;
+    }
+    let mut log = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&spec.log_path)?;
+    writeln!(
+        log,
+        "--- {} autoheal: starting {}: {}",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        spec.service,
+        spec.command
+    )?;
+    Ok(log)
+}
+
+fn build_command(spec: &ScriptSpec, log: &File, user: Option<UserIds>) -> io::Result<Command> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(&spec.command)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env("AUTOHEAL_SERVICE", &spec.service);
+    let switch = match user {
+        Some(u) => {
+            cmd.env("HOME", &u.home)
+                .env("USER", &u.name)
+                .env("LOGNAME", &u.name);
+            // Not root means resolve_user found the same user: nothing to switch.
+            rustix::process::geteuid()
+                .is_root()
+                .then_some((u.uid, u.gid, u.groups))
+        }
+        None => None,
+    };
+    // SAFETY: the closure only makes raw system calls (setsid, setgroups, setgid, setuid) on
+    // data prepared before the fork: it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::setsid()?;
+            if let Some((uid, gid, groups)) = &switch
+                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(*gid) != 0
+                    || libc::setuid(*uid) != 0)
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(cmd)
+}
+
+/// Runs `spec.command` and waits for it, at most `spec.timeout` (plus [`TERM_GRACE`] and
+/// [`KILL_REAP_LIMIT`] when it has to be killed). Never panics.
+pub fn run_script(spec: &ScriptSpec) -> ScriptOutcome {
+    let spawn_failed = |reason: String| ScriptOutcome::SpawnFailed { reason };
+    // Resolve the user first: a wrong `user:` is the likelier mistake, and says more.
+    let user = match &spec.user {
+        Some(name) => match resolve_user(name) {
+            Ok(ids) => Some(ids),
+            Err(reason) => return spawn_failed(reason),
+        },
+        None => None,
+    };
+    let user_desc = user
+        .as_ref()
+        .map(|u| format!(" as user {} (uid {})", u.name, u.uid));
+    let mut log = match open_log(spec) {
+        Ok(log) => log,
+        Err(e) => {
+            return spawn_failed(format!(
+                "cannot open log file {}: {e}",
+                spec.log_path.display()
+            ));
+        }
+    };
+    let mut cmd = match build_command(spec, &log, user) {
+        Ok(cmd) => cmd,
+        Err(e) => return spawn_failed(format!("cannot pass log file to the script: {e}")),
+    };
+    let start = Instant::now();
+    let outcome = match cmd.spawn() {
+        Ok(child) => wait_bounded(child, spec.timeout, start),
+        Err(e) => spawn_failed(format!(
+            "/bin/sh{}: {e}",
+            user_desc.as_deref().unwrap_or_default()
+        )),
+    };
+    // The footer is for the operator reading the log; losing it must not change the outcome.
+    let _ = writeln!(
+        log,
+        "--- {} autoheal: {}: {}",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        spec.service,
+        outcome.describe()
+    );
+    outcome
+}
+
+fn from_status(status: ExitStatus, elapsed: Duration) -> ScriptOutcome {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ScriptOutcome::Exited { code, elapsed },
+        (None, Some(signal)) => ScriptOutcome::Signaled { signal, elapsed },
+        // Neither code nor signal cannot happen for a reaped child; report it rather than panic.
+        (None, None) => ScriptOutcome::Exited { code: -1, elapsed },
+    }
+}
+
+/// Polls `sh` until it exits or `timeout` passes; then kills its process group.
+fn wait_bounded(mut child: Child, timeout: Duration, start: Instant) -> ScriptOutcome {
+    let pgid = Pid::from_child(&child);
+    let mut pause = POLL_MIN;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return from_status(status, start.elapsed()),
+            Ok(None) => {}
+            Err(e) => {
+                kill_group(&mut child, pgid);
+                return ScriptOutcome::SpawnFailed {
+                    reason: format!("lost track of the script (pid {}): {e}", child.id()),
+                };
+            }
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            break;
+        }
+        std::thread::sleep(pause.min(timeout - elapsed));
+        pause = (pause * 2).min(POLL_MAX);
+    }
+    kill_group(&mut child, pgid);
+    ScriptOutcome::TimedOut {
+        elapsed: start.elapsed(),
+    }
+}
+
+/// SIGTERM to the group, up to [`TERM_GRACE`] for it to empty, SIGKILL to the group, reap `sh`.
+fn kill_group(child: &mut Child, pgid: Pid) {
+    let _ = rustix::process::kill_process_group(pgid, Signal::TERM);
+    let mut reaped = false;
+    let deadline = Instant::now() + TERM_GRACE;
+    while Instant::now() < deadline {
+        if !reaped {
+            reaped = matches!(child.try_wait(), Ok(Some(_)) | Err(_));
+        }
+        // Once `sh` is reaped, an empty group means every member has exited. (Orphans that a
+        // non-reaping init leaves as zombies keep the group "non-empty"; SIGKILL is harmless.)
+        if reaped && rustix::process::test_kill_process_group(pgid).is_err() {
+            return;
+        }
+        std::thread::sleep(POLL_MIN);
+    }
+    let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+    let deadline = Instant::now() + KILL_REAP_LIMIT;
+    while !reaped && Instant::now() < deadline {
+        reaped = matches!(child.try_wait(), Ok(Some(_)) | Err(_));
+        std::thread::sleep(POLL_MIN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(secs(Duration::from_millis(200)), "0.2s");
+        assert_eq!(secs(Duration::from_millis(5_010)), "5s");
+        assert_eq!(secs(Duration::from_millis(0)), "0s");
+        assert_eq!(secs(Duration::from_millis(61_400)), "61s");
+    }
+
+    #[test]
+    fn describe_each_outcome() {
+        let d = Duration::from_millis(200);
+        assert_eq!(
+            ScriptOutcome::Exited {
+                code: 0,
+                elapsed: d
+            }
+            .describe(),
+            "exit 0 in 0.2s"
+        );
+        assert_eq!(
+            ScriptOutcome::Signaled {
+                signal: 9,
+                elapsed: Duration::from_secs(3)
+            }
+            .describe(),
+            "killed by signal 9 (SIGKILL) after 3s"
+        );
+        assert_eq!(
+            ScriptOutcome::TimedOut {
+                elapsed: Duration::from_millis(5_030)
+            }
+            .describe(),
+            "killed after timeout 5s"
+        );
+        assert_eq!(
+            ScriptOutcome::SpawnFailed {
+                reason: "no such file".into()
+            }
+            .describe(),
+            "could not start: no such file"
+        );
+    }
+
+    #[test]
+    fn non_root_cannot_switch_to_another_user() {
+        let admin = UserIds {
+            name: "admin".into(),
+            uid: 1001,
+            gid: 1001,
+            groups: vec![1001],
+            home: "/home/admin".into(),
+        };
+        assert_eq!(
+            check_can_switch(&admin, 1000).unwrap_err(),
+            "user admin: autoheal must run as root to switch user (it runs as uid 1000)"
+        );
+        assert!(check_can_switch(&admin, 0).is_ok());
+        assert!(check_can_switch(&admin, 1001).is_ok());
+    }
+}

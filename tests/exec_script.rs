@@ -1,0 +1,308 @@
+//! Running scripts: real `/bin/sh`, real processes, real log files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use autoheal::exec::{ScriptOutcome, ScriptSpec, resolve_user, run_script};
+
+fn spec(dir: &Path, command: &str) -> ScriptSpec {
+    ScriptSpec {
+        service: "web".into(),
+        command: command.into(),
+        user: None,
+        timeout: Duration::from_secs(5),
+        log_path: dir.join("logs/web.log"),
+        env: vec![],
+    }
+}
+
+fn log_of(spec: &ScriptSpec) -> String {
+    fs::read_to_string(&spec.log_path).unwrap_or_default()
+}
+
+/// The script's own output: the log minus autoheal's `--- ` header and footer lines.
+fn output_of(spec: &ScriptSpec) -> Vec<String> {
+    log_of(spec)
+        .lines()
+        .filter(|l| !l.starts_with("--- "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// True when the process is gone or only a zombie (dead, not yet reaped by its new parent).
+fn dead(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            let after_comm = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+            after_comm.split_whitespace().next() == Some("Z")
+        }
+    }
+}
+
+fn read_pid(path: &PathBuf) -> u32 {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid in {}", path.display()))
+}
+
+#[test]
+fn exit_codes_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = run_script(&spec(tmp.path(), "exit 0"));
+    assert!(
+        matches!(ok, ScriptOutcome::Exited { code: 0, .. }),
+        "{ok:?}"
+    );
+    assert!(ok.success());
+    assert!(ok.describe().starts_with("exit 0 in "), "{}", ok.describe());
+
+    let bad = run_script(&spec(tmp.path(), "exit 3"));
+    assert!(
+        matches!(bad, ScriptOutcome::Exited { code: 3, .. }),
+        "{bad:?}"
+    );
+    assert!(!bad.success());
+}
+
+#[test]
+fn killed_by_a_signal_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_script(&spec(tmp.path(), "kill -9 $$"));
+    assert!(
+        matches!(out, ScriptOutcome::Signaled { signal: 9, .. }),
+        "{out:?}"
+    );
+    assert!(!out.success());
+}
+
+#[test]
+fn output_goes_to_the_log_after_a_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path(), "echo to-stdout; echo to-stderr >&2");
+    assert!(run_script(&s).success());
+    let log = log_of(&s);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines[0].starts_with("--- ")
+            && lines[0].ends_with(" autoheal: starting web: echo to-stdout; echo to-stderr >&2"),
+        "{log}"
+    );
+    // An RFC 3339 time follows the dashes.
+    let time = lines[0].split(' ').nth(1).unwrap();
+    assert!(humantime::parse_rfc3339(time).is_ok(), "{time}");
+    assert_eq!(&lines[1..3], ["to-stdout", "to-stderr"]);
+    assert!(lines[3].contains("autoheal: web: exit 0 in "), "{log}");
+
+    // A second run appends.
+    assert!(run_script(&s).success());
+    assert_eq!(
+        output_of(&s),
+        ["to-stdout", "to-stderr", "to-stdout", "to-stderr"]
+    );
+}
+
+#[test]
+fn backgrounded_daemon_does_not_hold_us() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pidfile = tmp.path().join("daemon.pid");
+    let s = spec(
+        tmp.path(),
+        &format!("sleep 300 & echo $! > {}; echo started", pidfile.display()),
+    );
+    let t = Instant::now();
+    let out = run_script(&s);
+    let took = t.elapsed();
+    let daemon = read_pid(&pidfile);
+    let still_running = !dead(daemon);
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(daemon as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    assert!(out.success(), "{out:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(still_running, "the daemon must survive its script");
+    assert_eq!(output_of(&s), ["started"]);
+}
+
+#[test]
+fn hung_script_is_killed_with_its_process_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pidfile = tmp.path().join("child.pid");
+    let mut s = spec(
+        tmp.path(),
+        &format!(
+            "sleep 301 & echo $! > {}; wait; echo never",
+            pidfile.display()
+        ),
+    );
+    s.timeout = Duration::from_secs(1);
+    let t = Instant::now();
+    let out = run_script(&s);
+    let took = t.elapsed();
+    assert!(matches!(out, ScriptOutcome::TimedOut { .. }), "{out:?}");
+    assert!(!out.success());
+    assert!(
+        out.describe().starts_with("killed after timeout "),
+        "{}",
+        out.describe()
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    let child = read_pid(&pidfile);
+    // The orphan is killed by then; give its reaper a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !dead(child) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(dead(child), "child sleep {child} survived the timeout");
+    assert!(!output_of(&s).contains(&"never".to_string()));
+}
+
+#[test]
+fn script_ignoring_sigterm_is_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = spec(tmp.path(), "trap '' TERM; sleep 300; echo never");
+    s.timeout = Duration::from_millis(300);
+    let t = Instant::now();
+    let out = run_script(&s);
+    assert!(matches!(out, ScriptOutcome::TimedOut { .. }), "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+}
+
+#[test]
+fn stdin_is_dev_null() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path(), r#"read x; echo "rc=$?""#);
+    let t = Instant::now();
+    assert!(run_script(&s).success());
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(output_of(&s), ["rc=1"]);
+}
+
+#[test]
+fn script_runs_in_a_new_session_as_group_leader() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Fields 5 and 6 of /proc/PID/stat are the process group and the session.
+    let s = spec(tmp.path(), "echo $$; cut -d' ' -f5,6 /proc/$$/stat");
+    assert!(run_script(&s).success());
+    let out = output_of(&s);
+    let pid: i32 = out[0].parse().unwrap();
+    let ids: Vec<i32> = out[1].split(' ').map(|x| x.parse().unwrap()).collect();
+    let ours = rustix::process::getsid(None)
+        .unwrap()
+        .as_raw_nonzero()
+        .get();
+    assert_eq!(ids, [pid, pid], "pgid and sid are the script's own pid");
+    assert_ne!(ids[1], ours);
+}
+
+#[test]
+fn environment_is_inherited_and_extended() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = spec(
+        tmp.path(),
+        r#"echo "svc=$AUTOHEAL_SERVICE extra=$EXTRA path=${PATH:+set}""#,
+    );
+    s.env = vec![("EXTRA".into(), "42".into())];
+    assert!(run_script(&s).success());
+    assert_eq!(output_of(&s), ["svc=web extra=42 path=set"]);
+}
+
+#[test]
+fn missing_command_is_a_plain_exit_127() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path(), "/nonexistent/startup.sh");
+    let out = run_script(&s);
+    assert!(
+        matches!(out, ScriptOutcome::Exited { code: 127, .. }),
+        "{out:?}"
+    );
+    assert!(log_of(&s).contains("/nonexistent/startup.sh"));
+}
+
+#[test]
+fn unwritable_log_is_spawn_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("plain-file");
+    fs::write(&file, b"").unwrap();
+    let mut s = spec(tmp.path(), "exit 0");
+    s.log_path = file.join("web.log");
+    let out = run_script(&s);
+    match &out {
+        ScriptOutcome::SpawnFailed { reason } => {
+            assert!(reason.starts_with("cannot open log file "), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        out.describe()
+            .starts_with("could not start: cannot open log file")
+    );
+}
+
+#[test]
+fn unknown_user_is_spawn_failed_with_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = spec(tmp.path(), "exit 0");
+    s.user = Some("no-such-user-autoheal".into());
+    let out = run_script(&s);
+    assert_eq!(
+        out,
+        ScriptOutcome::SpawnFailed {
+            reason: "user no-such-user-autoheal does not exist on this host".into()
+        }
+    );
+    assert!(resolve_user("no-such-user-autoheal").is_err());
+}
+
+#[test]
+fn user_root_when_root() {
+    if !is_root() {
+        eprintln!("note: not root; skipping user_root_when_root");
+        return;
+    }
+    let ids = resolve_user("root").unwrap();
+    assert_eq!((ids.uid, ids.gid), (0, 0));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = spec(tmp.path(), r#"id -u; echo "$USER $LOGNAME""#);
+    s.user = Some("root".into());
+    assert!(run_script(&s).success());
+    assert_eq!(output_of(&s), ["0", "root root"]);
+}
+
+#[test]
+fn user_nobody_when_root() {
+    if !is_root() {
+        eprintln!("note: not root; skipping user_nobody_when_root");
+        return;
+    }
+    let Ok(ids) = resolve_user("nobody") else {
+        eprintln!("note: no user nobody; skipping user_nobody_when_root");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = spec(tmp.path(), r#"id -u; id -G; echo "$USER $HOME""#);
+    s.user = Some("nobody".into());
+    let out = run_script(&s);
+    assert!(out.success(), "{out:?} {}", log_of(&s));
+    let lines = output_of(&s);
+    assert_eq!(lines[0], ids.uid.to_string());
+    // Root's groups are dropped: only nobody's own.
+    let mut got: Vec<u32> = lines[1]
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    let mut want = ids.groups.clone();
+    got.sort();
+    want.sort();
+    want.dedup();
+    assert_eq!(got, want);
+    assert_eq!(lines[2], format!("nobody {}", ids.home.display()));
+}
