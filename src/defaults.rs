@@ -25,3 +25,11 @@ pub const PROBE_WORKERS: usize = 32;
 pub const STATE_DIR: &str = "/var/lib/autoheal";
 /// Default config path when neither `-c` nor `$AUTOHEAL_CONFIG` is given.
 pub const CONFIG_PATH: &str = "/etc/autoheal/conf.yaml";
+/// First backoff after a failed restart (`settings.backoff`); doubles with each further failure.
+pub const BACKOFF: Duration = Duration::from_secs(60);
+/// Backoff cap (`settings.backoff_max`).
+pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// Consecutive failed restarts before autoheal gives up on a service (`settings.give_up_after`).
+pub const GIVE_UP_AFTER: u32 = 10;
+/// A service alive this long has its failure counters reset (`settings.healthy_after`).
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(300);

@@ -140,6 +140,11 @@ pub fn resolve_user(name: &str) -> Result<UserIds, String> {
     Ok(ids)
 }
 
+/// Whether `name` is a user of this host (through NSS, as the script will need it).
+pub fn user_exists(name: &str) -> bool {
+    lookup_user(name).is_ok()
+}
+
 fn check_can_switch(ids: &UserIds, euid: u32) -> Result<(), String> {
     if euid == 0 || euid == ids.uid {
         Ok(())

@@ -1,1 +1,174 @@
-//! config (to be written)
+//! The configuration model: what `conf.yaml` means, fully typed.
+//!
+//! `load` (in `load.rs`) is the only way to build a [`Config`]; once it returns `Ok`, nothing
+//! downstream validates again: every regex compiles, every port is in range, every local dep
+//! names a service of the file, the local graph has no cycle. Errors are collected whole, each
+//! with its position (`diag.rs`), from a marked YAML tree (`yaml.rs`).
+
+mod diag;
+mod load;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use load::{load, load_str, resolve_path};
+
+use regex::Regex;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A loaded, valid configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, as the operator named it (used in messages).
+    pub path: PathBuf,
+    pub settings: Settings,
+    /// Services in file order.
+    pub services: Vec<Service>,
+    /// Problems that do not stop autoheal (e.g. a `user` missing on this host).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Number of deps over all services.
+    pub fn dep_count(&self) -> usize {
+        self.services.iter().map(|s| s.deps.len()).sum()
+    }
+}
+
+/// The `settings:` block; every key has a default (see `crate::defaults`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Absolute, or relative to the config file's directory.
+    pub state_dir: PathBuf,
+    /// How long one tick may keep waiting for dependencies; zero means one pass.
+    pub converge: Duration,
+    /// Extra directory searched by Lua's `require`, resolved against the config file's directory.
+    pub lua_path: Option<PathBuf>,
+    pub probe_timeout: Duration,
+    pub script_timeout: Duration,
+    pub grace: Duration,
+    pub lua_timeout: Duration,
+    /// First backoff after a failed restart; doubles with every further failure.
+    pub backoff: Duration,
+    /// Cap of the backoff.
+    pub backoff_max: Duration,
+    /// After this many consecutive failed restarts autoheal stops trying (0 = never gives up).
+    pub give_up_after: u32,
+    /// A service alive this long has its failure counters reset.
+    pub healthy_after: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        use crate::defaults as d;
+        Settings {
+            state_dir: PathBuf::from(d::STATE_DIR),
+            converge: d::CONVERGE,
+            lua_path: None,
+            probe_timeout: d::PROBE_TIMEOUT,
+            script_timeout: d::SCRIPT_TIMEOUT,
+            grace: d::GRACE,
+            lua_timeout: d::LUA_TIMEOUT,
+            backoff: d::BACKOFF,
+            backoff_max: d::BACKOFF_MAX,
+            give_up_after: d::GIVE_UP_AFTER,
+            healthy_after: d::HEALTHY_AFTER,
+        }
+    }
+}
+
+/// One service of the file.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    /// Where its key stands in the file.
+    pub line: usize,
+    pub liveness: Liveness,
+    /// Inline Lua health check of the service itself.
+    pub check: Option<LuaChunk>,
+    pub deps: Vec<Dep>,
+    /// Run with `/bin/sh -c`.
+    pub script: String,
+    pub user: Option<String>,
+    pub timeout: Duration,
+    pub grace: Duration,
+}
+
+/// How autoheal tells a service is alive. With both, both must hold.
+#[derive(Debug, Clone)]
+pub enum Liveness {
+    Pname(Pname),
+    PidFile(PathBuf),
+    Both { pname: Pname, pid_file: PathBuf },
+}
+
+impl Liveness {
+    pub fn pname(&self) -> Option<&Pname> {
+        match self {
+            Liveness::Pname(p) | Liveness::Both { pname: p, .. } => Some(p),
+            Liveness::PidFile(_) => None,
+        }
+    }
+    pub fn pid_file(&self) -> Option<&PathBuf> {
+        match self {
+            Liveness::PidFile(p) | Liveness::Both { pid_file: p, .. } => Some(p),
+            Liveness::Pname(_) => None,
+        }
+    }
+}
+
+/// A `pname` regex, with its source for messages.
+#[derive(Debug, Clone)]
+pub struct Pname {
+    pub source: String,
+    pub regex: Regex,
+}
+
+/// A direct dependency. The kind is decided by its keys: `host`+`port`, `url`, `lua`, or a
+/// `name` alone that names a service of this file.
+#[derive(Debug, Clone)]
+pub enum Dep {
+    Tcp {
+        name: String,
+        host: String,
+        port: u16,
+        timeout: Duration,
+    },
+    Http {
+        name: String,
+        url: String,
+        timeout: Duration,
+    },
+    /// Ready iff that local service is alive and its `check:` passes.
+    Service { name: String },
+    Lua {
+        name: String,
+        chunk: LuaChunk,
+        timeout: Duration,
+    },
+}
+
+impl Dep {
+    pub fn name(&self) -> &str {
+        match self {
+            Dep::Tcp { name, .. }
+            | Dep::Http { name, .. }
+            | Dep::Service { name }
+            | Dep::Lua { name, .. } => name,
+        }
+    }
+}
+
+/// Lua source from conf.yaml, with where it came from so errors name the file's line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LuaChunk {
+    pub source: String,
+    /// File line of the chunk's first line.
+    pub line: usize,
+    /// `web.check` or `web.dep[queue].lua`: how messages name it.
+    pub label: String,
+}

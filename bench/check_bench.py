@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""`autoheal check` on a generated 1,000-service file: median wall time and peak memory.
+
+Usage: python3 bench/check_bench.py [N_SERVICES] [RUNS]   (builds the release binary first)
+"""
+import os, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+runs = int(sys.argv[2]) if len(sys.argv) > 2 else 21
+
+subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+binary = os.path.join(ROOT, "target", "release", "autoheal")
+
+lines = ["settings:", "  converge: 30s", ""]
+deps = 0
+for i in range(n):
+    lines += [f"svc{i}:", f'  pname: "svc{i} --port {20000 + i}"', "  dep:"]
+    lines += [f"    - name: db{i}", "      host: 127.0.0.1", f"      port: {30000 + i % 1000}"]
+    lines += [f"    - name: api{i}", f"      url: http://127.0.0.1:{40000 + i % 1000}/health"]
+    deps += 2
+    if i > 0:  # a local chain edge to the previous service, so cycle detection has work
+        lines += [f"    - name: svc{i - 1}"]
+        deps += 1
+    lines += [f"  script: /srv/svc{i}/start.sh", "  timeout: 30s", "  grace: 10s", ""]
+with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+    f.write("\n".join(lines))
+    path = f.name
+
+
+def run_once(argv):
+    """Runs argv with output to /dev/null; returns (wall seconds, exit code, peak RSS KiB) of
+    that one child (wait4 gives its own rusage, not the maximum over every child)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    t = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+        (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - t
+    os.close(devnull)
+    return wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss
+
+
+walls, peaks = [], []
+for _ in range(runs):
+    wall, code, peak = run_once([binary, "check", "-c", path])
+    if code != 0:
+        sys.exit(f"check failed with exit {code}: run `{binary} check -c {path}`")
+    walls.append(wall)
+    peaks.append(peak)
+summary = subprocess.run([binary, "check", "-c", path], capture_output=True, text=True).stdout
+os.unlink(path)
+print(summary.strip().replace(path, f"<generated {n}-service file>"))
+print(f"autoheal check, {n} services, {deps} deps, {runs} runs: "
+      f"median {statistics.median(walls) * 1000:.1f} ms, min {min(walls) * 1000:.1f} ms, "
+      f"max {max(walls) * 1000:.1f} ms, peak RSS {max(peaks) / 1024:.1f} MiB")

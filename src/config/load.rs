@@ -1,0 +1,920 @@
+//! Loading and validating conf.yaml: marked tree → typed [`Config`], every error at once.
+
+use super::yaml::{self, Kind, Node, Pos};
+use super::{
+    Config, Dep, Diagnostic, Diagnostics, Liveness, LuaChunk, Pname, Service, Settings, Severity,
+};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SERVICE_KEYS: &[&str] = &[
+    "pname", "pid_file", "check", "dep", "script", "user", "timeout", "grace",
+];
+const DEP_KEYS: &[&str] = &["name", "host", "port", "url", "lua", "timeout"];
+const SETTINGS_KEYS: &[&str] = &[
+    "state_dir",
+    "converge",
+    "lua_path",
+    "probe_timeout",
+    "script_timeout",
+    "grace",
+    "lua_timeout",
+    "backoff",
+    "backoff_max",
+    "give_up_after",
+    "healthy_after",
+];
+
+/// Reads and validates the file at `path`.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    match std::fs::read_to_string(path) {
+        Ok(src) => load_str(&src, path),
+        Err(e) => Err(Diagnostics(vec![Diagnostic {
+            severity: Severity::Error,
+            file: path.display().to_string(),
+            line: 0,
+            col: 0,
+            context: String::new(),
+            message: format!("cannot read the config: {}", io_reason(&e)),
+            source_line: None,
+            width: 0,
+            help: Some(
+                "name the file with -c FILE or $AUTOHEAL_CONFIG (default /etc/autoheal/conf.yaml)"
+                    .into(),
+            ),
+        }])),
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Validates `src` as if read from `path` (relative paths in it resolve against its directory).
+pub fn load_str(src: &str, path: &Path) -> Result<Config, Diagnostics> {
+    let mut cx = Cx {
+        file: path.display().to_string(),
+        base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        lines: src.lines().collect(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let root = match yaml::parse(src) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            cx.error(
+                Pos { line: 1, col: 0 },
+                "",
+                "the file has no services",
+                0,
+                Some("describe each service as `name:` with pname or pid_file, dep and script; see examples/conf.yaml".into()),
+            );
+            return Err(Diagnostics(cx.errors));
+        }
+        Err(e) => {
+            cx.error(
+                e.pos,
+                "",
+                &format!("YAML syntax error: {}", e.message),
+                1,
+                Some("fix the YAML syntax (indentation with spaces, `key: value`, `- ` for list items)".into()),
+            );
+            return Err(Diagnostics(cx.errors));
+        }
+    };
+    let config = cx.config(&root, path);
+    if cx.errors.is_empty() {
+        let mut config = config.expect("no errors means a config");
+        config.warnings = cx.warnings;
+        Ok(config)
+    } else {
+        cx.errors.sort_by_key(|d| (d.line, d.col));
+        Err(Diagnostics(cx.errors))
+    }
+}
+
+/// Resolves a path from the config against the config file's directory.
+pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+struct Cx<'a> {
+    file: String,
+    base: PathBuf,
+    lines: Vec<&'a str>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Cx<'_> {
+    fn diag(
+        &self,
+        sev: Severity,
+        pos: Pos,
+        context: &str,
+        msg: &str,
+        width: usize,
+        help: Option<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            severity: sev,
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+            context: context.to_string(),
+            message: msg.to_string(),
+            source_line: self
+                .lines
+                .get(pos.line.wrapping_sub(1))
+                .map(|s| s.to_string()),
+            width,
+            help,
+        }
+    }
+
+    fn error(&mut self, pos: Pos, context: &str, msg: &str, width: usize, help: Option<String>) {
+        let d = self.diag(Severity::Error, pos, context, msg, width, help);
+        self.errors.push(d);
+    }
+
+    /// An error pointing at `node`, the caret as wide as its text on that line.
+    fn error_at(&mut self, node: &Node, context: &str, msg: &str, help: Option<String>) {
+        let width = match &node.kind {
+            Kind::Scalar {
+                value,
+                block: false,
+                plain,
+            } if !value.contains('\n') => value.chars().count() + if *plain { 0 } else { 2 },
+            _ => 1,
+        };
+        self.error(node.pos, context, msg, width, help);
+    }
+
+    /// The entries of a mapping, with unknown and repeated keys reported.
+    fn entries<'n>(
+        &mut self,
+        node: &'n Node,
+        context: &str,
+        what: &str,
+        allowed: &[&str],
+    ) -> Option<Vec<(&'n Node, &'n Node)>> {
+        let Kind::Map(entries) = &node.kind else {
+            self.error_at(
+                node,
+                context,
+                &format!(
+                    "expected {what} (a mapping of keys), found {}",
+                    node.describe()
+                ),
+                Some(format!("keys of {what}: {}", allowed.join(", "))),
+            );
+            return None;
+        };
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let Some(key) = k.as_str() else {
+                self.error_at(k, context, "a key must be a plain name", None);
+                continue;
+            };
+            if !allowed.contains(&key) {
+                let help = match suggest(key, allowed) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("keys of {what}: {}", allowed.join(", ")),
+                };
+                self.error_at(k, context, &format!("unknown key `{key}`"), Some(help));
+                continue;
+            }
+            if let Some(first) = seen.insert(key, k.pos.line) {
+                self.error_at(
+                    k,
+                    context,
+                    &format!("`{key}` is given twice (first on line {first})"),
+                    Some("keep one of them".into()),
+                );
+                continue;
+            }
+            out.push((k, v));
+        }
+        Some(out)
+    }
+
+    /// A non-empty scalar string.
+    fn string(&mut self, node: &Node, context: &str, key: &str) -> Option<String> {
+        match &node.kind {
+            _ if node.is_null() => {
+                self.error_at(
+                    node,
+                    context,
+                    &format!("`{key}` is empty"),
+                    Some(format!("give `{key}` a value or remove the key")),
+                );
+                None
+            }
+            Kind::Scalar { value, .. } if value.trim().is_empty() => {
+                self.error_at(
+                    node,
+                    context,
+                    &format!("`{key}` is empty"),
+                    Some(format!("give `{key}` a value or remove the key")),
+                );
+                None
+            }
+            Kind::Scalar { value, .. } => Some(value.clone()),
+            _ => {
+                self.error_at(
+                    node,
+                    context,
+                    &format!("`{key}` must be a text value, found {}", node.describe()),
+                    Some("quote it if it contains `: ` or starts with `[`, `{`, `-`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
+        let text = self.string(node, context, key)?;
+        match parse_duration(&text) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.error_at(
+                    node,
+                    context,
+                    &format!("`{key}`: bad duration `{text}` ({why})"),
+                    Some(
+                        "write a duration like 500ms, 3s, 2m, 1h or a bare number of seconds"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, node: &Node, context: &str, key: &str) -> Option<u32> {
+        let text = self.string(node, context, key)?;
+        match text.trim().parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.error_at(
+                    node,
+                    context,
+                    &format!("`{key}` must be a whole number, found `{text}`"),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn chunk(&mut self, node: &Node, context: &str, key: &str, label: String) -> Option<LuaChunk> {
+        let source = self.string(node, context, key)?;
+        // yaml-rust2 marks a block scalar (`|`) at its first content line, which is the
+        // chunk's line 1 (tested in yaml.rs).
+        Some(LuaChunk {
+            source,
+            line: node.pos.line,
+            label,
+        })
+    }
+
+    fn config(&mut self, root: &Node, path: &Path) -> Option<Config> {
+        let Kind::Map(top) = &root.kind else {
+            self.error_at(
+                root,
+                "",
+                &format!(
+                    "expected a mapping of service names to services, found {}",
+                    root.describe()
+                ),
+                Some("see examples/conf.yaml".into()),
+            );
+            return None;
+        };
+        // Pass 1: names, so that deps can name services defined further down.
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut settings_node = None;
+        let mut service_nodes = Vec::new();
+        for (k, v) in top {
+            let Some(name) = k.as_str().map(str::to_string) else {
+                self.error_at(k, "", "a service name must be a plain name", None);
+                continue;
+            };
+            if let Some(first) = names.get(&name) {
+                let first = *first;
+                self.error_at(
+                    k,
+                    &name,
+                    &format!("service `{name}` is defined twice (first on line {first})"),
+                    Some("rename one of them or merge them".into()),
+                );
+                continue;
+            }
+            names.insert(name.clone(), k.pos.line);
+            if name == "settings" {
+                settings_node = Some(v);
+            } else {
+                if let Some(why) = bad_name(&name) {
+                    self.error_at(
+                        k,
+                        &name,
+                        &format!("bad service name: {why}"),
+                        Some("use letters, digits, `_`, `-` and `.`".into()),
+                    );
+                }
+                service_nodes.push((name, k, v));
+            }
+        }
+        let settings = match settings_node {
+            Some(n) if !n.is_null() => self.settings(n),
+            _ => Settings::default(),
+        };
+        let service_names: HashSet<&str> =
+            service_nodes.iter().map(|(n, _, _)| n.as_str()).collect();
+        let mut services = Vec::new();
+        for (name, k, v) in &service_nodes {
+            if let Some(s) = self.service(name, k, v, &settings, &service_names) {
+                services.push(s);
+            }
+        }
+        if service_nodes.is_empty() {
+            self.error(Pos { line: 1, col: 0 }, "", "the file has no services", 0, Some("describe each service as `name:` with pname or pid_file, dep and script; see examples/conf.yaml".into()));
+        }
+        self.cycles(&services, &service_nodes);
+        Some(Config {
+            path: path.to_path_buf(),
+            settings,
+            services,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn settings(&mut self, node: &Node) -> Settings {
+        let mut s = Settings::default();
+        let cx = "settings";
+        let Some(entries) = self.entries(node, cx, "settings", SETTINGS_KEYS) else {
+            return s;
+        };
+        for (k, v) in entries {
+            let key = k.as_str().unwrap_or_default();
+            match key {
+                "state_dir" => {
+                    if let Some(p) = self.string(v, cx, key) {
+                        s.state_dir = resolve_path(&self.base, &p);
+                    }
+                }
+                "lua_path" => {
+                    if let Some(p) = self.string(v, cx, key) {
+                        s.lua_path = Some(resolve_path(&self.base, &p));
+                    }
+                }
+                "give_up_after" => {
+                    if let Some(n) = self.count(v, cx, key) {
+                        s.give_up_after = n;
+                    }
+                }
+                _ => {
+                    let Some(d) = self.duration(v, cx, key) else {
+                        continue;
+                    };
+                    match key {
+                        "converge" => s.converge = d,
+                        "probe_timeout" => s.probe_timeout = d,
+                        "script_timeout" => s.script_timeout = d,
+                        "grace" => s.grace = d,
+                        "lua_timeout" => s.lua_timeout = d,
+                        "backoff" => s.backoff = d,
+                        "backoff_max" => s.backoff_max = d,
+                        "healthy_after" => s.healthy_after = d,
+                        _ => unreachable!("every settings key is handled"),
+                    }
+                }
+            }
+        }
+        if s.backoff_max < s.backoff {
+            self.error_at(
+                node,
+                cx,
+                "`backoff_max` is shorter than `backoff`",
+                Some("make backoff_max at least backoff".into()),
+            );
+        }
+        s
+    }
+
+    fn service(
+        &mut self,
+        name: &str,
+        key: &Node,
+        node: &Node,
+        settings: &Settings,
+        services: &HashSet<&str>,
+    ) -> Option<Service> {
+        let ok_before = self.errors.len();
+        let entries = self.entries(node, name, &format!("service `{name}`"), SERVICE_KEYS)?;
+        let (mut pname, mut pid_file, mut check, mut script, mut user) =
+            (None, None, None, None, None);
+        let (mut timeout, mut grace) = (settings.script_timeout, settings.grace);
+        let mut deps = Vec::new();
+        for (k, v) in entries {
+            let kname = k.as_str().unwrap_or_default();
+            match kname {
+                "pname" => {
+                    if let Some(src) = self.string(v, name, kname) {
+                        match regex::Regex::new(&src) {
+                            Ok(regex) => pname = Some(Pname { source: src, regex }),
+                            Err(e) => self.error_at(v, name, &format!("`pname` is not a valid regular expression: {}", regex_reason(&e)), Some("pname is a regex over the full command line, as `pgrep -f`; escape special characters with \\".into())),
+                        }
+                    }
+                }
+                "pid_file" => {
+                    pid_file = self
+                        .string(v, name, kname)
+                        .map(|p| resolve_path(&self.base, &p))
+                }
+                "check" => check = self.chunk(v, name, kname, format!("{name}.check")),
+                "script" => script = self.string(v, name, kname),
+                "user" => user = self.string(v, name, kname),
+                "timeout" => timeout = self.duration(v, name, kname).unwrap_or(timeout),
+                "grace" => grace = self.duration(v, name, kname).unwrap_or(grace),
+                "dep" => deps = self.deps(name, v, settings, services),
+                _ => unreachable!("every service key is handled"),
+            }
+        }
+        // A misspelt key already said what is missing; do not say it twice.
+        let mentioned = |errors: &[Diagnostic], key: &str| {
+            let tick = format!("`{key}`");
+            errors.iter().any(|d| {
+                d.message.contains(&tick) || d.help.as_deref().is_some_and(|h| h.contains(&tick))
+            })
+        };
+        if script.is_none() && !mentioned(&self.errors[ok_before..], "script") {
+            self.error_at(
+                key,
+                name,
+                "no `script`: autoheal would not know how to start it",
+                Some("add `script: <command that starts it>` (run with /bin/sh -c)".into()),
+            );
+        }
+        let liveness = match (pname, pid_file) {
+            (Some(pname), Some(pid_file)) => Some(Liveness::Both { pname, pid_file }),
+            (Some(p), None) => Some(Liveness::Pname(p)),
+            (None, Some(f)) => Some(Liveness::PidFile(f)),
+            (None, None) => {
+                if !mentioned(&self.errors[ok_before..], "pname")
+                    && !mentioned(&self.errors[ok_before..], "pid_file")
+                {
+                    self.error_at(key, name, "no liveness check: give `pname` or `pid_file`", Some("pname: a regex over process command lines (pgrep -f); pid_file: a file holding the pid".into()));
+                }
+                None
+            }
+        };
+        if let Some(u) = &user
+            && !user_exists(u)
+        {
+            let v = node_of(node, "user").unwrap_or(key);
+            let d = self.diag(
+                Severity::Warning,
+                v.pos,
+                name,
+                &format!(
+                    "user `{u}` does not exist on this host; its script will fail until it does"
+                ),
+                u.len(),
+                Some("create the user, or fix `user:`".into()),
+            );
+            self.warnings.push(d);
+        }
+        if self.errors.len() > ok_before {
+            return None;
+        }
+        Some(Service {
+            name: name.to_string(),
+            line: key.pos.line,
+            liveness: liveness?,
+            check,
+            deps,
+            script: script?,
+            user,
+            timeout,
+            grace,
+        })
+    }
+
+    fn deps(
+        &mut self,
+        svc: &str,
+        node: &Node,
+        settings: &Settings,
+        services: &HashSet<&str>,
+    ) -> Vec<Dep> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        let Kind::Seq(items) = &node.kind else {
+            self.error_at(
+                node,
+                svc,
+                &format!("`dep` must be a list, found {}", node.describe()),
+                Some("write each dependency as a list item: `- name: nginx`".into()),
+            );
+            return Vec::new();
+        };
+        let mut out: Vec<Dep> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for item in items {
+            let Some(d) = self.dep(svc, item, settings, services) else {
+                continue;
+            };
+            if let Some(first) = seen.insert(d.name().to_string(), item.pos.line) {
+                self.error_at(
+                    item,
+                    svc,
+                    &format!("dep `{}` is listed twice (first on line {first})", d.name()),
+                    Some("give each dep its own name".into()),
+                );
+                continue;
+            }
+            out.push(d);
+        }
+        out
+    }
+
+    fn dep(
+        &mut self,
+        svc: &str,
+        node: &Node,
+        settings: &Settings,
+        services: &HashSet<&str>,
+    ) -> Option<Dep> {
+        let before = self.errors.len();
+        let entries = self.entries(node, svc, "a dep", DEP_KEYS)?;
+        if self.errors.len() > before {
+            // A misspelt key (`hots`) would make every later complaint about this dep a guess.
+            return None;
+        }
+        let get = |key: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| *v)
+        };
+        let name = get("name").and_then(|n| self.string(n, svc, "name"));
+        let host = get("host").and_then(|n| self.string(n, svc, "host"));
+        let url = get("url").and_then(|n| self.string(n, svc, "url"));
+        let timeout = get("timeout").and_then(|n| self.duration(n, svc, "timeout"));
+        let port = get("port").and_then(|n| self.port(n, svc));
+        let (has_tcp, has_url, has_lua) = (
+            get("host").is_some() || get("port").is_some(),
+            get("url").is_some(),
+            get("lua").is_some(),
+        );
+        if [has_tcp, has_url, has_lua].iter().filter(|b| **b).count() > 1 {
+            self.error_at(
+                node,
+                svc,
+                "a dep is one of tcp (host + port), http (url) or lua, not several",
+                Some("split it into several deps, each with its own name".into()),
+            );
+            return None;
+        }
+        if has_tcp {
+            if get("host").is_none() {
+                self.error_at(
+                    get("port").unwrap_or(node),
+                    svc,
+                    "tcp dep without `host`",
+                    Some("add `host: <address>` next to `port`".into()),
+                );
+            }
+            if get("port").is_none() {
+                self.error_at(
+                    get("host").unwrap_or(node),
+                    svc,
+                    "tcp dep without `port`",
+                    Some("add `port: <1-65535>` next to `host`".into()),
+                );
+            }
+            if let Some(h) = &host
+                && h.chars().any(char::is_whitespace)
+            {
+                self.error_at(
+                    get("host").unwrap_or(node),
+                    svc,
+                    &format!("bad host `{h}`"),
+                    Some("a host is a name or an address, without spaces".into()),
+                );
+            }
+            if self.errors.len() > before {
+                return None;
+            }
+            let (host, port) = (host?, port?);
+            return Some(Dep::Tcp {
+                name: name.unwrap_or_else(|| format!("{host}:{port}")),
+                host,
+                port,
+                timeout: timeout.unwrap_or(settings.probe_timeout),
+            });
+        }
+        if has_url {
+            let url = url?;
+            if let Err(why) = check_url(&url) {
+                self.error_at(
+                    get("url").unwrap_or(node),
+                    svc,
+                    &format!("bad url `{url}`: {why}"),
+                    Some("write http://host[:port]/path or https://...".into()),
+                );
+                return None;
+            }
+            if self.errors.len() > before {
+                return None;
+            }
+            return Some(Dep::Http {
+                name: name.unwrap_or_else(|| url.clone()),
+                url,
+                timeout: timeout.unwrap_or(settings.probe_timeout),
+            });
+        }
+        let name_node = get("name");
+        if has_lua {
+            let label = format!(
+                "{svc}.dep[{}].lua",
+                name.clone().unwrap_or_else(|| "?".into())
+            );
+            let chunk = self.chunk(get("lua")?, svc, "lua", label)?;
+            if self.errors.len() > before {
+                return None;
+            }
+            return Some(Dep::Lua {
+                name: name.unwrap_or_else(|| format!("lua@{}", chunk.line)),
+                chunk,
+                timeout: timeout.unwrap_or(settings.lua_timeout),
+            });
+        }
+        // A name alone: a service of this file.
+        let Some(name) = name else {
+            if name_node.is_none() {
+                self.error_at(node, svc, "a dep needs host + port (tcp), url (http), lua, or the name of a service of this file", Some("e.g. `- name: db` with `host: 127.0.0.1` and `port: 5432`".into()));
+            }
+            return None;
+        };
+        if !services.contains(name.as_str()) {
+            let names: Vec<&str> = services.iter().copied().collect();
+            let help = match suggest(&name, &names) {
+                Some(s) => format!(
+                    "did you mean the service `{s}`? Otherwise give it host + port, url or lua"
+                ),
+                None => {
+                    "give it host + port (tcp), url (http) or lua, or define a service of that name"
+                        .into()
+                }
+            };
+            self.error_at(
+                name_node.unwrap_or(node),
+                svc,
+                &format!("dep `{name}` is neither tcp, http, lua nor a service of this file"),
+                Some(help),
+            );
+            return None;
+        }
+        if let Some(t) = get("timeout") {
+            self.error_at(
+                t,
+                svc,
+                &format!("`timeout` has no meaning on a dep on the local service `{name}`"),
+                Some("remove it; set the probe timeouts on that service's own deps".into()),
+            );
+            return None;
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Dep::Service { name })
+    }
+
+    fn port(&mut self, node: &Node, svc: &str) -> Option<u16> {
+        let text = self.string(node, svc, "port")?;
+        match text.trim().parse::<u64>() {
+            Ok(p) if (1..=65535).contains(&p) => Some(p as u16),
+            Ok(p) => {
+                self.error_at(
+                    node,
+                    svc,
+                    &format!("port {p} is out of range"),
+                    Some("a port is 1 to 65535".into()),
+                );
+                None
+            }
+            Err(_) => {
+                self.error_at(
+                    node,
+                    svc,
+                    &format!("port `{text}` is not a number"),
+                    Some("a port is 1 to 65535".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports every cycle among local deps once, as `a → b → c → a`.
+    fn cycles(&mut self, services: &[Service], nodes: &[(String, &Node, &Node)]) {
+        let index: HashMap<&str, usize> = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let edges: Vec<Vec<usize>> = services
+            .iter()
+            .map(|s| {
+                s.deps
+                    .iter()
+                    .filter_map(|d| match d {
+                        Dep::Service { name } => index.get(name.as_str()).copied(),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut color = vec![0u8; services.len()]; // 0 new, 1 on stack, 2 done
+        let mut stack = Vec::new();
+        let mut found: Vec<Vec<usize>> = Vec::new();
+        fn dfs(
+            v: usize,
+            edges: &[Vec<usize>],
+            color: &mut [u8],
+            stack: &mut Vec<usize>,
+            found: &mut Vec<Vec<usize>>,
+        ) {
+            color[v] = 1;
+            stack.push(v);
+            for &w in &edges[v] {
+                if color[w] == 1 {
+                    let at = stack
+                        .iter()
+                        .position(|&x| x == w)
+                        .expect("w is on the stack");
+                    found.push(stack[at..].to_vec());
+                } else if color[w] == 0 {
+                    dfs(w, edges, color, stack, found);
+                }
+            }
+            stack.pop();
+            color[v] = 2;
+        }
+        for v in 0..services.len() {
+            if color[v] == 0 {
+                dfs(v, &edges, &mut color, &mut stack, &mut found);
+            }
+        }
+        for cycle in found {
+            let mut path: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
+            path.push(path[0]);
+            let first = &services[cycle[0]].name;
+            let pos = nodes
+                .iter()
+                .find(|(n, _, _)| n == first)
+                .map(|(_, k, _)| k.pos)
+                .unwrap_or_default();
+            self.error(
+                pos,
+                first,
+                &format!("dependency cycle: {}", path.join(" → ")),
+                first.chars().count(),
+                Some(
+                    "services that wait on each other never start; remove one of these deps".into(),
+                ),
+            );
+        }
+    }
+}
+
+fn node_of<'n>(map: &'n Node, key: &str) -> Option<&'n Node> {
+    match &map.kind {
+        Kind::Map(e) => e
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// Durations: `500ms`, `3s`, `2m`, `1h 30m`, or a bare number of seconds (`30`, `1.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && (0.0..1e9).contains(&secs) {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err("out of range".into());
+    }
+    humantime::parse_duration(t).map_err(|e| match e {
+        humantime::DurationError::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
+        humantime::DurationError::NumberOverflow => "out of range".into(),
+        _ => "not a duration".into(),
+    })
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("no scheme (expected http:// or https://)".into());
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!("scheme `{scheme}` is not http or https"));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("no host".into());
+    }
+    if url.chars().any(char::is_whitespace) {
+        return Err("it contains spaces".into());
+    }
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']'))
+        && port.parse::<u16>().map(|p| p == 0).unwrap_or(true)
+    {
+        return Err(format!("bad port `{port}`"));
+    }
+    Ok(())
+}
+
+fn bad_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.starts_with('.') || name.starts_with('-') {
+        Some("it starts with `.` or `-`")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c.is_whitespace() || c.is_control())
+    {
+        Some("it contains `/`, a space or a control character")
+    } else {
+        None
+    }
+}
+
+fn regex_reason(e: &regex::Error) -> String {
+    // The regex crate's message is several lines with its own caret; keep the last line.
+    let s = e.to_string();
+    let last = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&s);
+    last.trim().trim_start_matches("error: ").to_string()
+}
+
+/// The closest known word, if it is close enough to be what was meant.
+fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(word, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// Whether the user exists on this host (through NSS, as the script would need it).
+fn user_exists(name: &str) -> bool {
+    crate::exec::user_exists(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("3 parsecs").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check_url("http://10.0.0.7/check.htm").is_ok());
+        assert!(check_url("https://a:8443").is_ok());
+        assert!(check_url("ftp://a/").is_err());
+        assert!(check_url("10.0.0.7/check").is_err());
+        assert!(check_url("http:///x").is_err());
+        assert!(check_url("http://a:0/").is_err());
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("pidfile", SERVICE_KEYS), Some("pid_file"));
+        assert_eq!(suggest("scirpt", SERVICE_KEYS), Some("script"));
+        assert_eq!(suggest("zzz", SERVICE_KEYS), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! The command line of `check`: summary, exit codes, where the config comes from.
+
+use assert_cmd::Command;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn autoheal() -> Command {
+    let mut c = Command::cargo_bin("autoheal").unwrap();
+    c.env_remove("AUTOHEAL_CONFIG").current_dir(root());
+    c
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn check_valid_prints_a_summary_and_exits_0() {
+    let out = autoheal()
+        .args(["check", "-c", "tests/good/original.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "tests/good/original.yaml: 2 services, 2 deps, ok\n"
+    );
+}
+
+#[test]
+fn check_examples() {
+    for (file, summary) in [
+        (
+            "examples/conf.yaml",
+            "examples/conf.yaml: 3 services, 2 deps, ok\n",
+        ),
+        (
+            "examples/full.yaml",
+            "examples/full.yaml: 3 services, 5 deps, ok\n",
+        ),
+    ] {
+        let out = autoheal().args(["check", "-c", file]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
+        assert_eq!(stdout(&out), summary);
+    }
+}
+
+#[test]
+fn check_invalid_lists_every_error_and_exits_2() {
+    let out = autoheal()
+        .args(["check", "-c", "tests/bad/three_errors.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("tests/bad/three_errors.yaml:2:3: web: unknown key `pidfile`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tests/bad/three_errors.yaml:6:13: web: port 99999 is out of range"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "tests/bad/three_errors.yaml:9:10: api: `pname` is not a valid regular expression"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("3 errors in tests/bad/three_errors.yaml; nothing was started or changed."),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn config_path_from_environment() {
+    let out = autoheal()
+        .env("AUTOHEAL_CONFIG", "tests/good/original.yaml")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("tests/good/original.yaml: "));
+    // -c wins over the environment.
+    let out = autoheal()
+        .env("AUTOHEAL_CONFIG", "tests/bad/cycle.yaml")
+        .args(["check", "-c", "examples/conf.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_config_names_the_default_path() {
+    if std::path::Path::new("/etc/autoheal/conf.yaml").exists() {
+        return; // this host has a real config; the default path is then not missing
+    }
+    let out = autoheal().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("/etc/autoheal/conf.yaml: cannot read the config: no such file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let out = autoheal().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = autoheal().arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = stdout(&out);
+    for word in ["run", "check", "status", "reset", "Exit codes"] {
+        assert!(help.contains(word), "--help mentions {word}: {help}");
+    }
+}

@@ -1,0 +1,228 @@
+//! conf.yaml: the original format loads with its meaning; every bad file of tests/bad/ gives
+//! exactly the errors written at its end (`# expect: {file}:line:col: service: message`).
+
+use autoheal::config::{self, Dep, Liveness};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn original_config_loads_with_its_meaning() {
+    let cfg =
+        config::load(&root().join("tests/good/original.yaml")).expect("the original format loads");
+    assert_eq!(cfg.services.len(), 2);
+
+    let nginx = cfg.service("nginx").unwrap();
+    match &nginx.liveness {
+        Liveness::Pname(p) => {
+            assert_eq!(p.source, "nginx");
+            assert!(p.regex.is_match("nginx: master process /usr/sbin/nginx"));
+        }
+        other => panic!("nginx is alive by process name, got {other:?}"),
+    }
+    assert_eq!(
+        nginx.script,
+        "sudo -u admin /home/admin/cai/bin/nginx-proxy -s restart"
+    );
+    match &nginx.deps[..] {
+        [Dep::Http { name, url, timeout }] => {
+            assert_eq!(name, "middleware");
+            assert_eq!(url, "http://middleware.host.com/check.htm");
+            assert_eq!(*timeout, Duration::from_secs(3));
+        }
+        other => panic!("one http dep, got {other:?}"),
+    }
+
+    let web = cfg.service("web_service").unwrap();
+    match &web.liveness {
+        Liveness::PidFile(p) => {
+            assert_eq!(p, Path::new("/home/admin/web_server/conf/.web_server.pid"))
+        }
+        other => panic!("web_service is alive by pid file, got {other:?}"),
+    }
+    // `name: nginx` with host and port is a tcp probe, as the original meant, even though a
+    // service of the same name exists in the file.
+    match &web.deps[..] {
+        [
+            Dep::Tcp {
+                name, host, port, ..
+            },
+        ] => {
+            assert_eq!(
+                (name.as_str(), host.as_str(), *port),
+                ("nginx", "127.0.0.1", 80)
+            );
+        }
+        other => panic!("one tcp dep, got {other:?}"),
+    }
+    assert_eq!(web.timeout, Duration::from_secs(60));
+    assert_eq!(web.grace, Duration::from_secs(30));
+    assert_eq!(cfg.settings.converge, Duration::from_secs(50));
+}
+
+#[test]
+fn full_example_loads_every_key() {
+    let cfg = config::load(&root().join("examples/full.yaml")).expect("full.yaml is valid");
+    let s = &cfg.settings;
+    assert_eq!(s.state_dir, PathBuf::from("/var/lib/autoheal"));
+    assert_eq!(s.converge, Duration::from_secs(50));
+    assert_eq!(s.lua_path, Some(root().join("examples/lua")));
+    assert_eq!(s.backoff_max, Duration::from_secs(3600));
+    assert_eq!(s.give_up_after, 10);
+    assert_eq!(s.healthy_after, Duration::from_secs(300));
+
+    let web = cfg.service("web").unwrap();
+    assert!(matches!(web.liveness, Liveness::Both { .. }));
+    let check = web.check.as_ref().expect("web has a check");
+    assert_eq!(
+        check.source.trim(),
+        r#"return http_probe("http://127.0.0.1:8080/health")"#
+    );
+    // The chunk's first line is the line after `check: |`.
+    let text = std::fs::read_to_string(root().join("examples/full.yaml")).unwrap();
+    assert!(
+        text.lines()
+            .nth(check.line - 1)
+            .unwrap()
+            .contains("return http_probe")
+    );
+    assert_eq!(check.label, "web.check");
+    assert_eq!(web.user.as_deref(), Some("root"));
+
+    let kinds: Vec<&str> = web
+        .deps
+        .iter()
+        .map(|d| match d {
+            Dep::Tcp { .. } => "tcp",
+            Dep::Http { .. } => "http",
+            Dep::Lua { .. } => "lua",
+            Dep::Service { .. } => "service",
+        })
+        .collect();
+    assert_eq!(kinds, ["tcp", "http", "lua", "service", "service"]);
+    match &web.deps[0] {
+        Dep::Tcp { timeout, .. } => assert_eq!(*timeout, Duration::from_secs(1)),
+        _ => unreachable!(),
+    }
+    match &web.deps[2] {
+        Dep::Lua { chunk, timeout, .. } => {
+            assert_eq!(chunk.source, r#"return tcp_probe("10.0.0.9", 5672)"#);
+            assert_eq!(*timeout, Duration::from_secs(2));
+            assert_eq!(chunk.label, "web.dep[rabbit].lua");
+        }
+        _ => unreachable!(),
+    }
+    let queue = cfg.service("queue").unwrap();
+    assert_eq!(queue.timeout, Duration::from_secs(120));
+    assert_eq!(queue.grace, Duration::from_secs(60));
+}
+
+#[test]
+fn example_conf_is_valid() {
+    let cfg = config::load(&root().join("examples/conf.yaml")).expect("conf.yaml is valid");
+    assert_eq!(cfg.services.len(), 3);
+}
+
+#[test]
+fn durations_in_every_form() {
+    let src = "settings:\n  converge: 0\n  grace: 500ms\n  probe_timeout: 2m\n  script_timeout: 1.5\na:\n  pname: a\n  script: x\n";
+    let cfg = config::load_str(src, Path::new("d.yaml")).unwrap();
+    assert_eq!(cfg.settings.converge, Duration::ZERO);
+    assert_eq!(cfg.services[0].grace, Duration::from_millis(500));
+    assert_eq!(cfg.services[0].timeout, Duration::from_millis(1500));
+    assert_eq!(cfg.settings.probe_timeout, Duration::from_secs(120));
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_file() {
+    let src = "settings:\n  state_dir: state\na:\n  pid_file: run/a.pid\n  script: x\n";
+    let cfg = config::load_str(src, Path::new("/etc/autoheal/conf.yaml")).unwrap();
+    assert_eq!(cfg.settings.state_dir, PathBuf::from("/etc/autoheal/state"));
+    assert_eq!(
+        cfg.services[0].liveness.pid_file().unwrap(),
+        Path::new("/etc/autoheal/run/a.pid")
+    );
+}
+
+#[test]
+fn missing_user_is_a_warning_not_an_error() {
+    let src = "a:\n  pname: a\n  script: x\n  user: no_such_user_autoheal\n";
+    let cfg = config::load_str(src, Path::new("u.yaml"))
+        .expect("a missing user does not reject the file");
+    assert_eq!(cfg.warnings.len(), 1);
+    assert_eq!(
+        cfg.warnings[0].headline(),
+        "u.yaml:4:9: warning: a: user `no_such_user_autoheal` does not exist on this host; its script will fail until it does"
+    );
+    let ok = config::load_str(
+        "a:\n  pname: a\n  script: x\n  user: root\n",
+        Path::new("u.yaml"),
+    )
+    .unwrap();
+    assert!(ok.warnings.is_empty());
+}
+
+/// Every file in tests/bad/ must be rejected with exactly the headlines it lists.
+#[test]
+fn bad_config_corpus() {
+    let dir = root().join("tests/bad");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "the corpus has {} files", files.len());
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let shown = path.display().to_string();
+        let expected: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .map(|l| l.replace("{file}", &shown))
+            .collect();
+        assert!(!expected.is_empty(), "{shown} lists no `# expect:` line");
+        match config::load(path) {
+            Ok(_) => failures.push(format!("{shown}: accepted, expected {expected:?}")),
+            Err(diags) => {
+                let got: Vec<String> = diags.0.iter().map(|d| d.headline()).collect();
+                if got != expected {
+                    failures.push(format!(
+                        "{shown}:\n  expected {expected:#?}\n  got {got:#?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn three_errors_are_all_reported() {
+    let err = config::load(&root().join("tests/bad/three_errors.yaml")).unwrap_err();
+    assert_eq!(err.0.len(), 3);
+}
+
+#[test]
+fn an_error_is_rendered_with_the_line_a_caret_and_help() {
+    let src = "web:\n  pidfile: /run/web.pid\n  script: start\n";
+    let err = config::load_str(src, Path::new("conf.yaml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "conf.yaml:2:3: web: unknown key `pidfile`\n   |\n 2 |   pidfile: /run/web.pid\n   |   ^^^^^^^\n  = help: did you mean `pid_file`?\n\n1 error in conf.yaml; nothing was started or changed."
+    );
+}
+
+#[test]
+fn anchors_and_aliases_work() {
+    let src = "a:\n  pname: a\n  script: x\n  dep: &d\n    - name: db\n      host: 127.0.0.1\n      port: 5432\nb:\n  pname: b\n  script: x\n  dep: *d\n";
+    let cfg = config::load_str(src, Path::new("y.yaml")).unwrap();
+    assert!(matches!(
+        &cfg.services[1].deps[..],
+        [Dep::Tcp { port: 5432, .. }]
+    ));
+}
