@@ -45,6 +45,8 @@ pub struct ScriptSpec {
     pub log_path: PathBuf,
     /// Added to autoheal's own environment.
     pub env: Vec<(String, String)>,
+    /// The script's working directory (autoheal runs scripts in the config file's directory).
+    pub cwd: Option<PathBuf>,
 }
 
 /// How a script run ended.
@@ -253,6 +255,9 @@ fn build_command(spec: &ScriptSpec, log: &File, user: Option<UserIds>) -> io::Re
         .stderr(log.try_clone()?)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env("AUTOHEAL_SERVICE", &spec.service);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
     let switch = match user {
         Some(u) => {
             cmd.env("HOME", &u.home)

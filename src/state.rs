@@ -6,7 +6,9 @@
 //! at once. It holds no policy: when to back off, for how long, when to give up, all live in the
 //! pure planner (`engine`), which reads and updates [`State`] as plain data.
 //!
-//! Times are stored as whole unix seconds (`u64`): the planner reasons in seconds (grace, backoff
+//! Times are stored as unix seconds with a fraction (`f64`, millisecond precision is plenty):
+//! grace and converge intervals can be shorter than a second, so whole seconds would judge a
+//! fresh start up to a second early. Otherwise the planner reasons in seconds (grace, backoff
 //! of seconds to minutes), and integers survive a JSON round trip exactly.
 
 use std::collections::BTreeMap;
@@ -44,22 +46,23 @@ impl Default for State {
     }
 }
 
-/// What autoheal remembers about one service. All times are unix seconds.
+/// What autoheal remembers about one service. All times are unix seconds (with a fraction).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ServiceState {
     /// When autoheal last ran this service's script.
-    pub last_start: Option<u64>,
+    pub last_start: Option<f64>,
     /// How that run ended, as `exec::ScriptOutcome::describe()` put it.
     pub last_result: Option<String>,
-    /// Consecutive failed restarts (script failed, or still dead after grace).
+    /// Consecutive restarts that did not bring the service up for good: reset to 0 once it has
+    /// stayed alive for `settings.healthy_after`. Backoff and giving up are counted from it.
     pub failures: u32,
     /// No restart before this time.
-    pub backoff_until: Option<u64>,
+    pub backoff_until: Option<f64>,
     /// Restarts stopped until an operator (or the service coming alive) resets it.
     pub gave_up: bool,
     /// First observation alive in the current alive streak.
-    pub alive_since: Option<u64>,
+    pub alive_since: Option<f64>,
     /// Consecutive failed health observations.
     pub health_failures: u32,
     /// Total restarts autoheal ran, for the log and `status`.

@@ -14,6 +14,7 @@ fn spec(dir: &Path, command: &str) -> ScriptSpec {
         timeout: Duration::from_secs(5),
         log_path: dir.join("logs/web.log"),
         env: vec![],
+        cwd: None,
     }
 }
 

@@ -12,10 +12,10 @@ fn sample() -> State {
     s.services.insert(
         "web".into(),
         ServiceState {
-            last_start: Some(1_700_000_000),
+            last_start: Some(1_700_000_000.25),
             last_result: Some("exit 0 in 0.2s".into()),
             failures: 2,
-            backoff_until: Some(1_700_000_120),
+            backoff_until: Some(1_700_000_120.5),
             gave_up: false,
             alive_since: None,
             health_failures: 1,
