@@ -64,7 +64,9 @@ pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> ProbeResult {
         }
     }
     // One reason when every address failed alike (the usual case); per address otherwise.
-    let first = &failures[0].1;
+    let Some((_, first)) = failures.first() else {
+        return Err("no address for host".into());
+    };
     if failures.iter().all(|(_, r)| r == first) {
         Err(first.clone())
     } else {
