@@ -11,3 +11,162 @@
 
 pub mod probe;
 pub mod procs;
+
+use crate::config::{Config, Dep, Liveness, LuaChunk};
+use crate::engine::{DepObs, Observation, ServiceObs};
+use probe::Target;
+use procs::ProcTable;
+use std::time::Duration;
+
+/// What to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A healing tick: the deps of dead services only (an alive service's deps decide nothing).
+    Dead,
+    /// `status`: every dep of every service.
+    All,
+}
+
+/// Runs one Lua chunk under its time limit: `Ok` when it returned a truthy value, else the
+/// reason. This is the seam to the Lua host (`crate::lua`).
+pub type LuaRunner<'a> = &'a (dyn Fn(&LuaChunk, Duration) -> Result<(), String> + Sync);
+
+/// One observation: one process-table snapshot, then every needed probe, Lua dep and health
+/// check in parallel, each bounded by its own timeout.
+pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation {
+    let table = ProcTable::snapshot();
+    let alive: Vec<Result<Option<u32>, String>> = config
+        .services
+        .iter()
+        .map(|s| liveness(&table, &s.liveness))
+        .collect();
+
+    // Everything to probe or run, deduplicated: many services may wait on one database.
+    let mut targets: Vec<(Target, Duration)> = Vec::new();
+    let mut chunks: Vec<(usize, Option<String>, &LuaChunk, Duration)> = Vec::new();
+    for (i, svc) in config.services.iter().enumerate() {
+        if let (Ok(_), Some(check)) = (&alive[i], &svc.check) {
+            chunks.push((i, None, check, config.settings.lua_timeout));
+        }
+        if scope == Scope::Dead && alive[i].is_ok() {
+            continue;
+        }
+        for dep in &svc.deps {
+            match dep {
+                Dep::Tcp {
+                    host,
+                    port,
+                    timeout,
+                    ..
+                } => targets.push((
+                    Target::Tcp {
+                        host: host.clone(),
+                        port: *port,
+                    },
+                    *timeout,
+                )),
+                Dep::Http { url, timeout, .. } => {
+                    targets.push((Target::Http { url: url.clone() }, *timeout))
+                }
+                Dep::Lua {
+                    name,
+                    chunk,
+                    timeout,
+                } => chunks.push((i, Some(name.clone()), chunk, *timeout)),
+                Dep::Service { .. } => {}
+            }
+        }
+    }
+
+    let (probed, ran) = std::thread::scope(|s| {
+        let probes = s.spawn(|| probe::probe_all(&targets, crate::defaults::PROBE_WORKERS));
+        let runs: Vec<_> = chunks
+            .iter()
+            .map(|(_, _, chunk, timeout)| s.spawn(move || lua(chunk, *timeout)))
+            .collect();
+        let ran: Vec<Result<(), String>> = runs
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("the Lua check crashed".into()))
+            })
+            .collect();
+        let probed = probes.join().unwrap_or_default();
+        (probed, ran)
+    });
+
+    let mut services: Vec<ServiceObs> = alive
+        .into_iter()
+        .map(|alive| ServiceObs {
+            alive,
+            health: None,
+            deps: Default::default(),
+        })
+        .collect();
+    for ((i, dep, _, _), result) in chunks.iter().zip(ran) {
+        match dep {
+            None => services[*i].health = Some(result),
+            Some(name) => {
+                services[*i].deps.insert(
+                    name.clone(),
+                    DepObs {
+                        target: "lua".into(),
+                        result,
+                    },
+                );
+            }
+        }
+    }
+    for (i, svc) in config.services.iter().enumerate() {
+        if scope == Scope::Dead && services[i].alive.is_ok() {
+            continue;
+        }
+        for dep in &svc.deps {
+            let target = match dep {
+                Dep::Tcp { host, port, .. } => Target::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                },
+                Dep::Http { url, .. } => Target::Http { url: url.clone() },
+                _ => continue,
+            };
+            let result = probed
+                .get(&target)
+                .cloned()
+                .unwrap_or_else(|| Err("not probed".into()));
+            services[i].deps.insert(
+                dep.name().to_string(),
+                DepObs {
+                    target: target.to_string(),
+                    result,
+                },
+            );
+        }
+    }
+    Observation {
+        services: config
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(services)
+            .collect(),
+    }
+}
+
+/// Alive iff every liveness check of the service holds: `Ok(pid)` or the first reason it does not.
+fn liveness(table: &ProcTable, l: &Liveness) -> Result<Option<u32>, String> {
+    let mut pid = None;
+    if let Some(p) = l.pname() {
+        match table.find_pname(&p.regex) {
+            procs::Liveness::Alive { pid: found, .. } => pid = Some(found),
+            procs::Liveness::Dead { reason } => return Err(reason),
+        }
+    }
+    if let Some(f) = l.pid_file() {
+        match table.check_pid_file(f) {
+            procs::Liveness::Alive { pid: found, .. } => pid = Some(found),
+            procs::Liveness::Dead { reason } => return Err(reason),
+        }
+    }
+    Ok(pid)
+}

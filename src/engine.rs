@@ -1,1 +1,0 @@
-//! engine (to be written)

@@ -1,0 +1,363 @@
+//! The engine: the pure [`plan`] and the converge loop around it.
+//!
+//! `plan(config, observation, state, now)` decides, with no I/O, no clock and no threads, what
+//! each service needs: nothing (alive), a start (dead, deps ready, not in grace or backoff), or
+//! to be held back, with the reason down to the root cause. Almost every rule of the contract
+//! lives here and is unit-tested with plain structs. The shells around it (`observe`, `exec`,
+//! `state`) do the I/O; [`tick`] strings them together: observe → plan → act, until every service
+//! is alive, nothing more can change, or the converge budget is spent.
+
+use crate::config::{Config, Dep, Service, Settings};
+use crate::state::{ServiceState, State};
+use std::collections::BTreeMap;
+
+/// What one observation saw; the input of [`plan`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observation {
+    pub services: BTreeMap<String, ServiceObs>,
+}
+
+/// One service as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceObs {
+    /// `Ok(pid)` when alive, `Err(reason)` when dead ("no process matches `nginx`", "stale pid file ...").
+    pub alive: Result<Option<u32>, String>,
+    /// The service's own `check:`: `None` when it has none or it was not run (the service is dead).
+    pub health: Option<Result<(), String>>,
+    /// Results of its tcp, http and lua deps, by dep name. A dep missing here was not probed.
+    pub deps: BTreeMap<String, DepObs>,
+}
+
+/// One tcp, http or lua dep as probed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepObs {
+    /// What was probed, for messages: `10.0.0.7:80`, the url, `lua`.
+    pub target: String,
+    pub result: Result<(), String>,
+}
+
+/// What a service needs, as decided by [`plan`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Alive and (if it has a `check:`) healthy.
+    Alive,
+    /// Alive, but its `check:` fails.
+    Unhealthy { reason: String },
+    /// Dead, every dep ready, not in grace or backoff: run its script now.
+    Start,
+    /// Dead and held back.
+    Held(Hold),
+}
+
+/// Why a dead service is not started now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hold {
+    /// Some direct deps are not ready; `why` follows local deps down to the root cause.
+    Deps { why: String },
+    /// Started at `since`; not judged again before `until`.
+    Grace { until: f64 },
+    /// Its restarts keep failing: no new start before `until`.
+    Backoff { until: f64, failures: u32 },
+    /// `failures` restarts in a row failed; autoheal stopped trying (`autoheal reset`).
+    GaveUp { failures: u32 },
+}
+
+impl Hold {
+    /// The earliest time this hold may lift by itself (deps may come up any moment: `now`);
+    /// `None` when it never lifts within a tick.
+    pub fn lifts_at(&self, now: f64) -> Option<f64> {
+        match self {
+            Hold::Deps { .. } => Some(now),
+            Hold::Grace { until } | Hold::Backoff { until, .. } => Some(*until),
+            Hold::GaveUp { .. } => None,
+        }
+    }
+
+    /// A short phrase: "waiting on nginx (dead) ← ...", "in grace for 12s", ...
+    pub fn describe(&self, now: f64) -> String {
+        match self {
+            Hold::Deps { why } => format!("waiting on {why}"),
+            Hold::Grace { until } => {
+                format!("just started, in grace for {} more", secs(until - now))
+            }
+            Hold::Backoff { until, failures } => format!(
+                "backed off for {} more after {failures} failed restarts",
+                secs(until - now)
+            ),
+            Hold::GaveUp { failures } => format!(
+                "gave up after {failures} failed restarts; run `autoheal reset SERVICE` once it is fixed"
+            ),
+        }
+    }
+}
+
+impl Verdict {
+    /// The phrase used in logs and `status` for a service that is not alive and well.
+    pub fn reason(&self, now: f64) -> Option<String> {
+        match self {
+            Verdict::Alive => None,
+            Verdict::Unhealthy { reason } => Some(format!("unhealthy: {reason}")),
+            Verdict::Start => Some("dead, deps ready: starting".into()),
+            Verdict::Held(h) => Some(h.describe(now)),
+        }
+    }
+}
+
+/// One decision per service, in config order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub service: String,
+    pub verdict: Verdict,
+}
+
+/// The outcome of [`plan`]: a decision per service and the state as this observation leaves it
+/// (alive streaks, counters reset, gave-up flags). Starts are recorded by [`record_start`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub decisions: Vec<Decision>,
+    pub state: State,
+}
+
+impl Plan {
+    /// Names of the services to start now.
+    pub fn starts(&self) -> Vec<&str> {
+        self.decisions
+            .iter()
+            .filter(|d| d.verdict == Verdict::Start)
+            .map(|d| d.service.as_str())
+            .collect()
+    }
+
+    pub fn verdict(&self, service: &str) -> Option<&Verdict> {
+        self.decisions
+            .iter()
+            .find(|d| d.service == service)
+            .map(|d| &d.verdict)
+    }
+
+    /// Every service alive and healthy.
+    pub fn all_well(&self) -> bool {
+        self.decisions.iter().all(|d| d.verdict == Verdict::Alive)
+    }
+}
+
+/// Decides what each service needs. Pure: no I/O, no clock; `now` is unix seconds.
+pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan {
+    let mut next = state.clone();
+    // Forget services no longer in the file.
+    next.services
+        .retain(|name, _| config.service(name).is_some());
+    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
+    for svc in &config.services {
+        let ss = next.services.entry(svc.name.clone()).or_default();
+        update_streaks(ss, obs.services.get(&svc.name), &config.settings, now);
+    }
+    for svc in &config.services {
+        decide(config, obs, &next, now, &svc.name, &mut verdicts);
+    }
+    // Giving up is a state change, so it survives the tick and shows in `status`.
+    for (name, v) in &verdicts {
+        if let Verdict::Held(Hold::GaveUp { .. }) = v {
+            if let Some(ss) = next.services.get_mut(name) {
+                ss.gave_up = true;
+            }
+        }
+    }
+    let decisions = config
+        .services
+        .iter()
+        .map(|s| Decision {
+            service: s.name.clone(),
+            verdict: verdicts.remove(&s.name).expect("every service decided"),
+        })
+        .collect();
+    Plan {
+        decisions,
+        state: next,
+    }
+}
+
+/// Alive streaks and counter resets, from one observation.
+fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Settings, now: f64) {
+    let alive = obs.is_some_and(|o| o.alive.is_ok());
+    if alive {
+        let since = *ss.alive_since.get_or_insert(now);
+        // Seen alive: whatever made autoheal give up is over.
+        ss.gave_up = false;
+        if now - since >= settings.healthy_after.as_secs_f64() {
+            ss.failures = 0;
+            ss.backoff_until = None;
+        }
+    } else {
+        ss.alive_since = None;
+    }
+}
+
+/// Decides one service (and, first, the local services it depends on).
+fn decide<'a>(
+    config: &Config,
+    obs: &Observation,
+    state: &State,
+    now: f64,
+    name: &str,
+    memo: &'a mut BTreeMap<String, Verdict>,
+) -> &'a Verdict {
+    if !memo.contains_key(name) {
+        let svc = config
+            .service(name)
+            .expect("decide only names services of the file");
+        let v = decide_uncached(config, obs, state, now, svc, memo);
+        memo.insert(name.to_string(), v);
+    }
+    &memo[name]
+}
+
+fn decide_uncached(
+    config: &Config,
+    obs: &Observation,
+    state: &State,
+    now: f64,
+    svc: &Service,
+    memo: &mut BTreeMap<String, Verdict>,
+) -> Verdict {
+    let o = obs.services.get(&svc.name);
+    let ss = state.services.get(&svc.name).cloned().unwrap_or_default();
+    match o.map(|o| (&o.alive, &o.health)) {
+        Some((Ok(_), Some(Err(reason)))) => {
+            return Verdict::Unhealthy {
+                reason: reason.clone(),
+            };
+        }
+        Some((Ok(_), _)) => return Verdict::Alive,
+        _ => {}
+    }
+    let settings = &config.settings;
+    if ss.gave_up
+        || (settings.give_up_after > 0
+            && ss.failures >= settings.give_up_after
+            && ss
+                .last_start
+                .is_none_or(|t| now >= t + svc.grace.as_secs_f64()))
+    {
+        return Verdict::Held(Hold::GaveUp {
+            failures: ss.failures,
+        });
+    }
+    if let Some(t) = ss.last_start {
+        let until = t + svc.grace.as_secs_f64();
+        if now < until {
+            return Verdict::Held(Hold::Grace { until });
+        }
+    }
+    if let Some(until) = ss.backoff_until.filter(|u| now < *u) {
+        return Verdict::Held(Hold::Backoff {
+            until,
+            failures: ss.failures,
+        });
+    }
+    let mut waits = Vec::new();
+    for dep in &svc.deps {
+        if let Some(why) = dep_unready(config, obs, state, now, svc, dep, memo) {
+            waits.push(why);
+        }
+    }
+    if waits.is_empty() {
+        Verdict::Start
+    } else {
+        Verdict::Held(Hold::Deps {
+            why: waits.join(", "),
+        })
+    }
+}
+
+/// `None` when the dep is ready, else what it waits on, following local deps down the chain:
+/// `nginx (dead) ← middleware 10.0.0.7:80 (connection refused)`.
+fn dep_unready(
+    config: &Config,
+    obs: &Observation,
+    state: &State,
+    now: f64,
+    svc: &Service,
+    dep: &Dep,
+    memo: &mut BTreeMap<String, Verdict>,
+) -> Option<String> {
+    match dep {
+        Dep::Service { name } => match decide(config, obs, state, now, name, memo).clone() {
+            Verdict::Alive => None,
+            Verdict::Unhealthy { reason } => Some(format!("{name} (unhealthy: {reason})")),
+            Verdict::Start => Some(format!("{name} (dead, starting)")),
+            Verdict::Held(Hold::Deps { why }) => Some(format!("{name} (dead) ← {why}")),
+            Verdict::Held(Hold::Grace { until }) => Some(format!(
+                "{name} (starting, in grace for {} more)",
+                secs(until - now)
+            )),
+            Verdict::Held(Hold::Backoff { until, .. }) => Some(format!(
+                "{name} (dead, backed off for {} more)",
+                secs(until - now)
+            )),
+            Verdict::Held(Hold::GaveUp { .. }) => {
+                Some(format!("{name} (dead, autoheal gave up on it)"))
+            }
+        },
+        _ => {
+            let name = dep.name();
+            match obs.services.get(&svc.name).and_then(|o| o.deps.get(name)) {
+                Some(DepObs { result: Ok(()), .. }) => None,
+                Some(DepObs {
+                    target,
+                    result: Err(reason),
+                }) => Some(if target == name {
+                    format!("{name} ({reason})")
+                } else {
+                    format!("{name} {target} ({reason})")
+                }),
+                None => Some(format!("{name} (not probed)")),
+            }
+        }
+    }
+}
+
+/// Records a start in the state: when, and the backoff the next one must respect.
+/// Called by the act shell after each script, and pure itself.
+pub fn record_start(ss: &mut ServiceState, settings: &Settings, started: f64, result: String) {
+    ss.last_start = Some(started);
+    ss.last_result = Some(result);
+    ss.starts += 1;
+    ss.failures += 1;
+    ss.alive_since = None;
+    let delay = backoff_delay(ss.failures, settings);
+    ss.backoff_until = (delay > 0.0).then_some(started + delay);
+}
+
+/// Seconds the next start must wait after `failures` consecutive unsuccessful starts: none after
+/// the first (a crash is healed at once, and grace already spaces restarts), then `backoff`,
+/// doubling, capped at `backoff_max`.
+pub fn backoff_delay(failures: u32, settings: &Settings) -> f64 {
+    if failures <= 1 {
+        return 0.0;
+    }
+    let base = settings.backoff.as_secs_f64();
+    let exp = (failures - 2).min(30);
+    (base * f64::from(1u32 << exp)).min(settings.backoff_max.as_secs_f64())
+}
+
+/// `12s`, `1.5s`, `3m20s`: short durations for messages.
+pub fn secs(s: f64) -> String {
+    let s = s.max(0.0);
+    if s < 10.0 {
+        let t = format!("{s:.1}");
+        format!("{}s", t.trim_end_matches(".0"))
+    } else if s < 120.0 {
+        format!("{}s", s.round() as u64)
+    } else {
+        let s = s.round() as u64;
+        if s < 7200 {
+            format!("{}m{:02}s", s / 60, s % 60)
+        } else {
+            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

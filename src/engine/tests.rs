@@ -1,0 +1,416 @@
+//! `plan()` rule by rule, with plain structs: a config from YAML text, observations by hand.
+
+use super::*;
+use crate::config;
+use std::path::Path;
+
+const NOW: f64 = 1_800_000_000.0;
+
+fn cfg(yaml: &str) -> Config {
+    config::load_str(yaml, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn alive() -> ServiceObs {
+    ServiceObs {
+        alive: Ok(Some(100)),
+        health: None,
+        deps: BTreeMap::new(),
+    }
+}
+
+fn dead() -> ServiceObs {
+    ServiceObs {
+        alive: Err("no process matches".into()),
+        health: None,
+        deps: BTreeMap::new(),
+    }
+}
+
+fn with_dep(mut o: ServiceObs, name: &str, target: &str, result: Result<(), &str>) -> ServiceObs {
+    o.deps.insert(
+        name.into(),
+        DepObs {
+            target: target.into(),
+            result: result.map_err(str::to_string),
+        },
+    );
+    o
+}
+
+fn obs(list: Vec<(&str, ServiceObs)>) -> Observation {
+    Observation {
+        services: list.into_iter().map(|(n, o)| (n.to_string(), o)).collect(),
+    }
+}
+
+fn verdict(p: &Plan, name: &str) -> Verdict {
+    p.verdict(name).cloned().unwrap()
+}
+
+const CHAIN: &str = "
+middleware:
+  pname: middleware
+  script: start-middleware
+nginx:
+  pname: nginx
+  dep:
+    - name: middleware
+      url: http://10.0.0.7/check.htm
+  script: start-nginx
+web:
+  pname: web
+  dep:
+    - name: nginx
+  script: start-web
+other:
+  pname: other
+  script: start-other
+";
+
+#[test]
+fn dead_with_ready_deps_starts() {
+    let c = cfg(CHAIN);
+    let o = obs(vec![
+        ("middleware", alive()),
+        (
+            "nginx",
+            with_dep(dead(), "middleware", "http://10.0.0.7/check.htm", Ok(())),
+        ),
+        ("web", dead()),
+        ("other", alive()),
+    ]);
+    let p = plan(&c, &o, &State::default(), NOW);
+    assert_eq!(verdict(&p, "nginx"), Verdict::Start);
+    assert_eq!(verdict(&p, "middleware"), Verdict::Alive);
+    assert_eq!(
+        verdict(&p, "web"),
+        Verdict::Held(Hold::Deps {
+            why: "nginx (dead, starting)".into()
+        })
+    );
+    assert_eq!(p.starts(), vec!["nginx"]);
+    assert!(!p.all_well());
+}
+
+#[test]
+fn root_cause_follows_local_deps_down_the_chain() {
+    let c = cfg(CHAIN);
+    let o = obs(vec![
+        ("middleware", dead()),
+        (
+            "nginx",
+            with_dep(
+                dead(),
+                "middleware",
+                "10.0.0.7:80",
+                Err("connection refused"),
+            ),
+        ),
+        ("web", dead()),
+        ("other", alive()),
+    ]);
+    let p = plan(&c, &o, &State::default(), NOW);
+    let Verdict::Held(h) = verdict(&p, "web") else {
+        panic!()
+    };
+    assert_eq!(
+        h.describe(NOW),
+        "waiting on nginx (dead) ← middleware 10.0.0.7:80 (connection refused)"
+    );
+    // The local middleware service has no deps: it starts, independently.
+    assert_eq!(verdict(&p, "middleware"), Verdict::Start);
+}
+
+#[test]
+fn an_unready_dep_never_blocks_an_unrelated_service() {
+    let c = cfg("
+a:
+  pname: a
+  dep:
+    - name: db
+      host: 10.0.0.9
+      port: 5432
+  script: x
+b:
+  pname: b
+  script: y
+");
+    let o = obs(vec![
+        (
+            "a",
+            with_dep(dead(), "db", "10.0.0.9:5432", Err("timed out after 3s")),
+        ),
+        ("b", dead()),
+    ]);
+    let p = plan(&c, &o, &State::default(), NOW);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Deps {
+            why: "db 10.0.0.9:5432 (timed out after 3s)".into()
+        })
+    );
+    assert_eq!(verdict(&p, "b"), Verdict::Start);
+}
+
+#[test]
+fn every_unready_dep_is_named() {
+    let c = cfg("
+a:
+  pname: a
+  dep:
+    - {name: db, host: 10.0.0.9, port: 5432}
+    - {name: api, url: 'http://10.0.0.8/'}
+    - {name: q, lua: return false}
+  script: x
+");
+    let o = obs(vec![(
+        "a",
+        with_dep(
+            with_dep(
+                with_dep(dead(), "db", "10.0.0.9:5432", Err("connection refused")),
+                "api",
+                "http://10.0.0.8/",
+                Ok(()),
+            ),
+            "q",
+            "lua",
+            Err("queue empty"),
+        ),
+    )]);
+    let p = plan(&c, &o, &State::default(), NOW);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Deps {
+            why: "db 10.0.0.9:5432 (connection refused), q lua (queue empty)".into()
+        })
+    );
+}
+
+#[test]
+fn a_local_dep_must_be_alive_and_healthy() {
+    let c = cfg("
+cache:
+  pname: redis
+  check: return false
+  script: x
+web:
+  pname: web
+  dep: [{name: cache}]
+  script: y
+");
+    let mut cache = alive();
+    cache.health = Some(Err("PING got -LOADING".into()));
+    let p = plan(
+        &c,
+        &obs(vec![("cache", cache.clone()), ("web", dead())]),
+        &State::default(),
+        NOW,
+    );
+    assert_eq!(
+        verdict(&p, "cache"),
+        Verdict::Unhealthy {
+            reason: "PING got -LOADING".into()
+        }
+    );
+    assert_eq!(
+        verdict(&p, "web"),
+        Verdict::Held(Hold::Deps {
+            why: "cache (unhealthy: PING got -LOADING)".into()
+        })
+    );
+    cache.health = Some(Ok(()));
+    let p = plan(
+        &c,
+        &obs(vec![("cache", cache), ("web", dead())]),
+        &State::default(),
+        NOW,
+    );
+    assert_eq!(verdict(&p, "web"), Verdict::Start);
+}
+
+#[test]
+fn an_alive_service_is_left_alone_whatever_its_deps() {
+    let c = cfg(CHAIN);
+    let o = obs(vec![
+        ("middleware", dead()),
+        ("nginx", alive()),
+        ("web", alive()),
+        ("other", alive()),
+    ]);
+    let p = plan(&c, &o, &State::default(), NOW);
+    assert_eq!(verdict(&p, "web"), Verdict::Alive);
+    assert_eq!(verdict(&p, "nginx"), Verdict::Alive);
+    assert_eq!(p.starts(), vec!["middleware"]);
+}
+
+fn state_with(name: &str, f: impl FnOnce(&mut ServiceState)) -> State {
+    let mut s = State::default();
+    f(s.services.entry(name.into()).or_default());
+    s
+}
+
+#[test]
+fn a_fresh_start_is_not_judged_before_its_grace_ends() {
+    let c = cfg("a:\n  pname: a\n  script: x\n  grace: 30s\n");
+    let st = state_with("a", |s| {
+        record_start(s, &c.settings, NOW - 5.0, "exit 0".into());
+    });
+    let p = plan(&c, &obs(vec![("a", dead())]), &st, NOW);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Grace { until: NOW + 25.0 })
+    );
+    let p = plan(&c, &obs(vec![("a", dead())]), &st, NOW + 25.0);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Start,
+        "the first retry needs no backoff"
+    );
+    // Alive within grace: alive, and its dependents may go on.
+    let p = plan(&c, &obs(vec![("a", alive())]), &st, NOW);
+    assert_eq!(verdict(&p, "a"), Verdict::Alive);
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    let c = cfg("settings:\n  backoff: 60s\n  backoff_max: 5m\na:\n  pname: a\n  script: x\n");
+    let d: Vec<f64> = (1..=6).map(|n| backoff_delay(n, &c.settings)).collect();
+    assert_eq!(d, vec![0.0, 60.0, 120.0, 240.0, 300.0, 300.0]);
+    assert_eq!(backoff_delay(u32::MAX, &c.settings), 300.0);
+}
+
+#[test]
+fn a_crash_looping_service_is_backed_off_then_given_up() {
+    let c = cfg(
+        "settings:\n  backoff: 60s\n  give_up_after: 3\na:\n  pname: a\n  script: x\n  grace: 10s\n",
+    );
+    let mut st = State::default();
+    let mut t = NOW;
+    let mut starts = Vec::new();
+    // Tick every second for two hours; the service never stays up.
+    for _ in 0..7200 {
+        let p = plan(&c, &obs(vec![("a", dead())]), &st, t);
+        st = p.state.clone();
+        if p.starts() == ["a"] {
+            starts.push(t - NOW);
+            record_start(
+                st.services.get_mut("a").unwrap(),
+                &c.settings,
+                t,
+                "exit 0".into(),
+            );
+        }
+        t += 1.0;
+    }
+    // Start, retry after grace, then after the 60 s backoff; then it gives up.
+    assert_eq!(starts, vec![0.0, 10.0, 70.0]);
+    let p = plan(&c, &obs(vec![("a", dead())]), &st, t);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::GaveUp { failures: 3 })
+    );
+    assert!(p.state.services["a"].gave_up);
+    // Seen alive again: no longer given up.
+    let p = plan(&c, &obs(vec![("a", alive())]), &p.state, t);
+    assert!(!p.state.services["a"].gave_up);
+}
+
+#[test]
+fn never_more_than_one_start_per_grace_period() {
+    let c = cfg(
+        "settings:\n  give_up_after: 0\n  backoff: 1s\n  backoff_max: 1s\na:\n  pname: a\n  script: x\n  grace: 30s\n",
+    );
+    let mut st = State::default();
+    let mut last: Option<f64> = None;
+    let mut t = NOW;
+    for _ in 0..10_000 {
+        let p = plan(&c, &obs(vec![("a", dead())]), &st, t);
+        st = p.state.clone();
+        if !p.starts().is_empty() {
+            if let Some(l) = last {
+                assert!(t - l >= 30.0, "started at {l} and again at {t}");
+            }
+            last = Some(t);
+            record_start(
+                st.services.get_mut("a").unwrap(),
+                &c.settings,
+                t,
+                "exit 0".into(),
+            );
+        }
+        t += 0.25;
+    }
+    assert!(last.is_some());
+}
+
+#[test]
+fn counters_reset_after_staying_alive() {
+    let c = cfg("settings:\n  healthy_after: 5m\na:\n  pname: a\n  script: x\n");
+    let st = state_with("a", |s| {
+        s.failures = 4;
+        s.backoff_until = Some(NOW + 100.0);
+        s.last_start = Some(NOW - 10.0);
+    });
+    let p = plan(&c, &obs(vec![("a", alive())]), &st, NOW);
+    assert_eq!(p.state.services["a"].failures, 4, "alive for 0 s: not yet");
+    assert_eq!(p.state.services["a"].alive_since, Some(NOW));
+    let p = plan(&c, &obs(vec![("a", alive())]), &p.state, NOW + 301.0);
+    assert_eq!(p.state.services["a"].failures, 0);
+    assert_eq!(p.state.services["a"].backoff_until, None);
+    // Dead again: the streak ends.
+    let p = plan(&c, &obs(vec![("a", dead())]), &p.state, NOW + 302.0);
+    assert_eq!(p.state.services["a"].alive_since, None);
+}
+
+#[test]
+fn a_dependent_names_a_backed_off_dep() {
+    let c = cfg("a:\n  pname: a\n  script: x\nb:\n  pname: b\n  dep: [{name: a}]\n  script: y\n");
+    let st = state_with("a", |s| {
+        s.failures = 3;
+        s.last_start = Some(NOW - 100.0);
+        s.backoff_until = Some(NOW + 20.0);
+    });
+    let p = plan(&c, &obs(vec![("a", dead()), ("b", dead())]), &st, NOW);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Backoff {
+            until: NOW + 20.0,
+            failures: 3
+        })
+    );
+    let Verdict::Held(h) = verdict(&p, "b") else {
+        panic!()
+    };
+    assert_eq!(
+        h.describe(NOW),
+        "waiting on a (dead, backed off for 20s more)"
+    );
+}
+
+#[test]
+fn services_gone_from_the_file_are_forgotten() {
+    let c = cfg("a:\n  pname: a\n  script: x\n");
+    let st = state_with("gone", |s| s.failures = 2);
+    let p = plan(&c, &obs(vec![("a", alive())]), &st, NOW);
+    assert!(!p.state.services.contains_key("gone"));
+    assert!(p.all_well());
+}
+
+#[test]
+fn holds_say_when_they_may_lift() {
+    assert_eq!(Hold::Deps { why: String::new() }.lifts_at(NOW), Some(NOW));
+    assert_eq!(
+        Hold::Grace { until: NOW + 3.0 }.lifts_at(NOW),
+        Some(NOW + 3.0)
+    );
+    assert_eq!(Hold::GaveUp { failures: 3 }.lifts_at(NOW), None);
+}
+
+#[test]
+fn short_durations() {
+    assert_eq!(secs(0.25), "0.2s");
+    assert_eq!(secs(3.0), "3s");
+    assert_eq!(secs(45.4), "45s");
+    assert_eq!(secs(200.0), "3m20s");
+    assert_eq!(secs(7300.0), "2h01m");
+}
