@@ -157,10 +157,10 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     }
     // Giving up is a state change, so it survives the tick and shows in `status`.
     for (name, v) in &verdicts {
-        if let Verdict::Held(Hold::GaveUp { .. }) = v {
-            if let Some(ss) = next.services.get_mut(name) {
-                ss.gave_up = true;
-            }
+        if let Verdict::Held(Hold::GaveUp { .. }) = v
+            && let Some(ss) = next.services.get_mut(name)
+        {
+            ss.gave_up = true;
         }
     }
     let decisions = config
