@@ -1,8 +1,13 @@
 //! Thin: parse the command line, call the library, map the outcome to an exit code.
 
 use autoheal::cli::{Cli, Command};
-use autoheal::{Exit, config};
+use autoheal::config::{self, Config};
+use autoheal::engine::tick::{self, TickOptions, TickOutcome};
+use autoheal::observe::{Scope, observe};
+use autoheal::report::{self, log::Log};
+use autoheal::{Exit, engine, state};
 use clap::Parser;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,36 +15,170 @@ fn main() -> ExitCode {
     let path = cli.config_path();
     let exit = match &cli.command {
         Command::Check => check(&path),
-        Command::Run { .. } | Command::Status { .. } | Command::Reset { .. } => {
-            eprintln!("autoheal: this command is not implemented yet");
-            Exit::Usage
+        Command::Run { state_dir, dry_run } => {
+            with_config(&path, |cfg| run(cfg, state_dir, *dry_run))
+        }
+        Command::Status { state_dir, json } => {
+            with_config(&path, |cfg| status(cfg, state_dir, *json))
+        }
+        Command::Reset { service, state_dir } => {
+            with_config(&path, |cfg| reset(cfg, state_dir, service))
         }
     };
     ExitCode::from(exit as u8)
 }
 
-fn check(path: &std::path::Path) -> Exit {
-    match config::load(path) {
-        Ok(cfg) => {
-            for w in &cfg.warnings {
-                eprint!("{w}");
-            }
-            let warn = match cfg.warnings.len() {
-                0 => String::new(),
-                1 => " (1 warning)".into(),
-                n => format!(" ({n} warnings)"),
-            };
-            println!(
-                "{}: {} services, {} deps, ok{warn}",
-                path.display(),
-                cfg.services.len(),
-                cfg.dep_count()
+/// Loads the config, or prints every error and exits 2: nothing is started on a bad file.
+fn with_config(path: &Path, f: impl FnOnce(&Config) -> Exit) -> Exit {
+    match load(path) {
+        Ok(cfg) => f(&cfg),
+        Err(exit) => exit,
+    }
+}
+
+fn load(path: &Path) -> Result<Config, Exit> {
+    config::load(path).map_err(|diags| {
+        eprintln!("{diags}");
+        Exit::Usage
+    })
+}
+
+fn lua_runner() -> impl Fn(&config::LuaChunk, std::time::Duration) -> Result<(), String> + Sync {
+    |_chunk, _timeout| Err("Lua checks are not available in this build".to_string())
+}
+
+fn state_dir(cfg: &Config, flag: &Option<PathBuf>) -> PathBuf {
+    flag.clone()
+        .unwrap_or_else(|| cfg.settings.state_dir.clone())
+}
+
+fn run(cfg: &Config, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
+    let dir = state_dir(cfg, dir);
+    let mut log = if dry_run {
+        Log::stdout()
+    } else {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            eprintln!(
+                "autoheal: cannot create state dir {}: {e} (run as root or set settings.state_dir / --state-dir)",
+                dir.display()
             );
-            Exit::Ok
+            return Exit::Usage;
         }
-        Err(diags) => {
-            eprintln!("{diags}");
+        Log::to_file(&dir.join("autoheal.log"))
+    };
+    let opts = TickOptions {
+        state_dir: dir,
+        dry_run,
+    };
+    let lua = lua_runner();
+    match tick::run(cfg, &opts, &mut log, &lua) {
+        Ok(TickOutcome::LockedOut { .. }) => Exit::Ok,
+        Ok(TickOutcome::Done { plan, .. }) if plan.all_well() => Exit::Ok,
+        Ok(TickOutcome::Done { .. }) => Exit::Down,
+        Err(e) => {
+            eprintln!("autoheal: {e}");
             Exit::Usage
         }
     }
+}
+
+fn status(cfg: &Config, dir: &Option<PathBuf>, json: bool) -> Exit {
+    let dir = state_dir(cfg, dir);
+    // Read-only: a missing or unreadable state dir just means no history.
+    let st = if dir.join(state::STATE_FILE).exists() {
+        match state::load(&dir) {
+            Ok((s, _)) => s,
+            Err(e) => {
+                eprintln!("autoheal: {e}");
+                state::State::default()
+            }
+        }
+    } else {
+        state::State::default()
+    };
+    let lua = lua_runner();
+    let obs = observe(cfg, Scope::All, &lua);
+    let now = tick::unix_now();
+    let p = engine::plan(cfg, &obs, &st, now);
+    let r = report::status(cfg, &obs, &p, &st, now);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).expect("status serializes")
+        );
+    } else {
+        print!("{}", report::table(&r, now));
+    }
+    if r.all_alive { Exit::Ok } else { Exit::Down }
+}
+
+fn reset(cfg: &Config, dir: &Option<PathBuf>, service: &str) -> Exit {
+    if cfg.service(service).is_none() {
+        let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "autoheal: no service `{service}` in {} (services: {})",
+            cfg.path.display(),
+            names.join(", ")
+        );
+        return Exit::Usage;
+    }
+    let dir = state_dir(cfg, dir);
+    let _lock = match state::try_lock(&dir) {
+        Ok(state::LockOutcome::Acquired(l)) => l,
+        Ok(state::LockOutcome::Held { by }) => {
+            eprintln!(
+                "autoheal: a tick is running{}; run reset again once it ends",
+                by.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            );
+            return Exit::Down;
+        }
+        Err(e) => {
+            eprintln!("autoheal: {e}");
+            return Exit::Usage;
+        }
+    };
+    let (mut st, _) = match state::load(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("autoheal: {e}");
+            return Exit::Usage;
+        }
+    };
+    let before = st.services.remove(service).unwrap_or_default();
+    if let Err(e) = state::save(&dir, &st) {
+        eprintln!("autoheal: {e}");
+        return Exit::Usage;
+    }
+    let mut log = Log::to_file(&dir.join("autoheal.log"));
+    log.event(
+        service,
+        &format!(
+            "reset by an operator (it had {} failed restarts{})",
+            before.failures,
+            if before.gave_up { ", given up" } else { "" }
+        ),
+    );
+    Exit::Ok
+}
+
+fn check(path: &Path) -> Exit {
+    let cfg = match load(path) {
+        Ok(cfg) => cfg,
+        Err(exit) => return exit,
+    };
+    for w in &cfg.warnings {
+        eprint!("{w}");
+    }
+    let warn = match cfg.warnings.len() {
+        0 => String::new(),
+        1 => " (1 warning)".into(),
+        n => format!(" ({n} warnings)"),
+    };
+    println!(
+        "{}: {} services, {} deps, ok{warn}",
+        path.display(),
+        cfg.services.len(),
+        cfg.dep_count()
+    );
+    Exit::Ok
 }

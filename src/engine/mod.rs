@@ -361,3 +361,4 @@ pub fn secs(s: f64) -> String {
 
 #[cfg(test)]
 mod tests;
+pub mod tick;

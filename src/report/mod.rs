@@ -1,1 +1,221 @@
-//! reports (to be written)
+//! What autoheal tells operators: the event log ([`log`]) and `status` (an aligned table, or
+//! JSON with the schema documented in README.md "status --json").
+
+pub mod log;
+
+use crate::config::{Config, Dep};
+use crate::engine::{Hold, Observation, Plan, Verdict, secs};
+use crate::state::State;
+use serde::Serialize;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// `status --json`, top level.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// The config file.
+    pub config: String,
+    /// When it was observed, RFC 3339 UTC.
+    pub time: String,
+    /// Every service alive and healthy.
+    pub all_alive: bool,
+    pub services: Vec<ServiceStatus>,
+}
+
+/// One service in `status`.
+#[derive(Debug, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// `alive`, `unhealthy`, `dead` (would be started now), `waiting` (on deps), `grace`,
+    /// `backoff` or `gave_up`.
+    pub state: &'static str,
+    pub alive: bool,
+    /// The `check:` result: `null` when it has none or is dead.
+    pub healthy: Option<bool>,
+    pub pid: Option<u32>,
+    /// Why it counts as dead (`no process matches "nginx"`, `stale pid file ...`), else null.
+    pub dead_because: Option<String>,
+    pub deps: Vec<DepStatus>,
+    pub last_start: Option<String>,
+    pub last_result: Option<String>,
+    pub starts: u64,
+    /// Consecutive restarts that did not bring it up for good.
+    pub failures: u32,
+    pub backoff_until: Option<String>,
+    pub gave_up: bool,
+    /// Why it is not alive and well, down to the root cause; null when it is.
+    pub reason: Option<String>,
+}
+
+/// One dep in `status`.
+#[derive(Debug, Serialize)]
+pub struct DepStatus {
+    pub name: String,
+    /// `tcp`, `http`, `lua` or `service`.
+    pub kind: &'static str,
+    /// `host:port`, the url, `lua`, or the local service's name.
+    pub target: String,
+    pub ready: bool,
+    pub reason: Option<String>,
+}
+
+fn rfc3339(t: f64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0))).to_string()
+}
+
+/// Builds the status of every service from one observation and its plan.
+pub fn status(
+    config: &Config,
+    obs: &Observation,
+    p: &Plan,
+    state: &State,
+    now: f64,
+) -> StatusReport {
+    let services = config
+        .services
+        .iter()
+        .map(|svc| {
+            let o = obs.services.get(&svc.name);
+            let verdict = p.verdict(&svc.name).cloned().unwrap_or(Verdict::Start);
+            let ss = state.services.get(&svc.name).cloned().unwrap_or_default();
+            let deps = svc
+                .deps
+                .iter()
+                .map(|d| {
+                    let (kind, target) = match d {
+                        Dep::Tcp { host, port, .. } => ("tcp", format!("{host}:{port}")),
+                        Dep::Http { url, .. } => ("http", url.clone()),
+                        Dep::Lua { .. } => ("lua", "lua".into()),
+                        Dep::Service { name } => ("service", name.clone()),
+                    };
+                    let result: Result<(), String> = match d {
+                        Dep::Service { name } => match p.verdict(name) {
+                            Some(Verdict::Alive) => Ok(()),
+                            Some(v) => Err(v.reason(now).unwrap_or_default()),
+                            None => Err("unknown".into()),
+                        },
+                        _ => o
+                            .and_then(|o| o.deps.get(d.name()))
+                            .map(|d| d.result.clone())
+                            .unwrap_or_else(|| Err("not probed".into())),
+                    };
+                    DepStatus {
+                        name: d.name().to_string(),
+                        kind,
+                        target,
+                        ready: result.is_ok(),
+                        reason: result.err(),
+                    }
+                })
+                .collect();
+            let state_word = match &verdict {
+                Verdict::Alive => "alive",
+                Verdict::Unhealthy { .. } => "unhealthy",
+                Verdict::Start => "dead",
+                Verdict::Held(Hold::Deps { .. }) => "waiting",
+                Verdict::Held(Hold::Grace { .. }) => "grace",
+                Verdict::Held(Hold::Backoff { .. }) => "backoff",
+                Verdict::Held(Hold::GaveUp { .. }) => "gave_up",
+            };
+            ServiceStatus {
+                name: svc.name.clone(),
+                state: state_word,
+                alive: o.is_some_and(|o| o.alive.is_ok()),
+                healthy: o.and_then(|o| o.health.as_ref()).map(Result::is_ok),
+                pid: o.and_then(|o| o.alive.clone().ok().flatten()),
+                dead_because: o.and_then(|o| o.alive.clone().err()),
+                deps,
+                last_start: ss.last_start.map(rfc3339),
+                last_result: ss.last_result.clone(),
+                starts: ss.starts,
+                failures: ss.failures,
+                backoff_until: ss.backoff_until.filter(|t| *t > now).map(rfc3339),
+                gave_up: ss.gave_up || matches!(verdict, Verdict::Held(Hold::GaveUp { .. })),
+                reason: match &verdict {
+                    Verdict::Start => Some(format!(
+                        "dead ({}), deps ready: the next tick starts it",
+                        o.and_then(|o| o.alive.clone().err()).unwrap_or_default()
+                    )),
+                    v => v.reason(now),
+                },
+            }
+        })
+        .collect();
+    StatusReport {
+        config: config.path.display().to_string(),
+        time: rfc3339(now),
+        all_alive: p.all_well(),
+        services,
+    }
+}
+
+/// The aligned table of `status`.
+pub fn table(r: &StatusReport, now: f64) -> String {
+    let mut rows: Vec<[String; 6]> = vec![[
+        "SERVICE".into(),
+        "STATE".into(),
+        "DEPS".into(),
+        "LAST START".into(),
+        "BACKOFF".into(),
+        "REASON".into(),
+    ]];
+    for s in &r.services {
+        let deps = if s.deps.is_empty() {
+            "-".into()
+        } else {
+            s.deps
+                .iter()
+                .map(|d| format!("{} {}", d.name, if d.ready { "ok" } else { "DOWN" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let state = match (s.state, s.pid) {
+            ("alive", Some(pid)) => format!("alive (pid {pid})"),
+            (w, _) => w.to_string(),
+        };
+        let last = match (&s.last_start, &s.last_result) {
+            (Some(t), Some(res)) => format!("{t} ({res})"),
+            (Some(t), None) => t.clone(),
+            _ => "-".into(),
+        };
+        let backoff = s
+            .backoff_until
+            .as_ref()
+            .map(|t| {
+                let until = humantime::parse_rfc3339(t)
+                    .ok()
+                    .and_then(|st| st.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs_f64() - now)
+                    .unwrap_or(0.0);
+                format!("{} ({} failures)", secs(until), s.failures)
+            })
+            .unwrap_or_else(|| "-".into());
+        rows.push([
+            s.name.clone(),
+            state,
+            deps,
+            last,
+            backoff,
+            s.reason.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i == row.len() - 1 {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

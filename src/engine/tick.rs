@@ -1,0 +1,283 @@
+//! One tick: lock, load state, then observe → plan → act until every service is alive, nothing
+//! more can change, or the converge budget is spent; the state is saved after every round of
+//! starts, so a tick killed half-way still remembers what it started.
+
+use super::{Hold, Plan, Verdict, plan, record_start, secs};
+use crate::config::Config;
+use crate::exec::{ScriptSpec, run_script};
+use crate::observe::{LuaRunner, Scope, observe};
+use crate::report::log::Log;
+use crate::state::{self, LockOutcome, State, StateError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, RandomState};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How a tick is run.
+#[derive(Debug, Clone)]
+pub struct TickOptions {
+    pub state_dir: PathBuf,
+    /// Decide and print; start nothing, write nothing.
+    pub dry_run: bool,
+}
+
+/// How a tick ended.
+#[derive(Debug)]
+pub enum TickOutcome {
+    /// Another tick holds the lock; this one did nothing.
+    LockedOut { holder: Option<u32> },
+    /// The tick ran; `plan` is the last one, `now` its time.
+    Done { plan: Plan, now: f64, rounds: u32 },
+}
+
+/// The first wait between observations while something is pending; it grows by half each
+/// round (with ±20 % jitter) up to [`MAX_INTERVAL`], so a fleet of hosts waiting on one remote
+/// database probes it less and less often, and not in step.
+pub const FIRST_INTERVAL: Duration = Duration::from_millis(250);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Now, as unix seconds.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Runs one tick.
+pub fn run(
+    config: &Config,
+    opts: &TickOptions,
+    log: &mut Log,
+    lua: LuaRunner<'_>,
+) -> Result<TickOutcome, StateError> {
+    let dir = &opts.state_dir;
+    // The lock lives as long as this binding: to the end of the tick.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        match state::try_lock(dir)? {
+            LockOutcome::Acquired(lock) => Some(lock),
+            LockOutcome::Held { by } => {
+                let who = by.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                log.event(
+                    "autoheal",
+                    &format!(
+                        "another tick{who} holds {}; this one does nothing",
+                        dir.join(state::LOCK_FILE).display()
+                    ),
+                );
+                return Ok(TickOutcome::LockedOut { holder: by });
+            }
+        }
+    };
+    let mut state = load_state(dir, opts.dry_run, log)?;
+    for w in &config.warnings {
+        log.event("autoheal", &w.headline());
+    }
+
+    let started_at = Instant::now();
+    let budget = config.settings.converge;
+    let mut interval = FIRST_INTERVAL;
+    let mut started: BTreeMap<String, f64> = BTreeMap::new();
+    let mut reported_up: BTreeSet<String> = BTreeSet::new();
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let obs = observe(config, Scope::Dead, lua);
+        let now = unix_now();
+        let p = plan(config, &obs, &state, now);
+        log_transitions(&state, &p, &started, &mut reported_up, now, log);
+        state = p.state.clone();
+
+        if opts.dry_run {
+            for d in &p.decisions {
+                let what = match &d.verdict {
+                    Verdict::Start => "would start: dead, deps ready".to_string(),
+                    v => v.reason(now).unwrap_or_else(|| "alive".into()),
+                };
+                log.event(&d.service, &what);
+            }
+            return Ok(TickOutcome::Done {
+                plan: p,
+                now,
+                rounds,
+            });
+        }
+
+        let starts = p.starts();
+        if !starts.is_empty() {
+            act(config, &starts, &obs, dir, &mut state, &mut started, log);
+            save_state(dir, &state, log);
+            interval = FIRST_INTERVAL;
+        }
+        let elapsed = started_at.elapsed();
+        let done = p.all_well()
+            || elapsed >= budget
+            || (starts.is_empty() && !can_change(&p, now, now + (budget - elapsed).as_secs_f64()));
+        if done {
+            save_state(dir, &state, log);
+            for d in &p.decisions {
+                if let Some(reason) = d.verdict.reason(now)
+                    && d.verdict != Verdict::Start
+                {
+                    log.event(&d.service, &format!("still down: {reason}"));
+                }
+            }
+            return Ok(TickOutcome::Done {
+                plan: p,
+                now,
+                rounds,
+            });
+        }
+        if !starts.is_empty() {
+            // Scripts just ran: look again at once, their services may already be up.
+            continue;
+        }
+        std::thread::sleep(jitter(interval).min(budget - elapsed));
+        interval = (interval.mul_f64(1.5)).min(MAX_INTERVAL);
+    }
+}
+
+/// Whether any hold may lift before `deadline`.
+fn can_change(p: &Plan, now: f64, deadline: f64) -> bool {
+    p.decisions.iter().any(|d| match &d.verdict {
+        Verdict::Held(h) => h.lifts_at(now).is_some_and(|t| t < deadline),
+        Verdict::Start => true,
+        // An unhealthy service may recover by itself (and its dependents with it).
+        Verdict::Unhealthy { .. } => true,
+        Verdict::Alive => false,
+    })
+}
+
+/// ±20 %, from the process's random hasher seed: enough to keep hosts out of step.
+fn jitter(d: Duration) -> Duration {
+    let r = RandomState::new().hash_one(Instant::now()) % 1000;
+    d.mul_f64(0.8 + 0.4 * (r as f64) / 1000.0)
+}
+
+/// Runs the scripts of `starts` in parallel and records each start.
+fn act(
+    config: &Config,
+    starts: &[&str],
+    obs: &crate::engine::Observation,
+    dir: &Path,
+    state: &mut State,
+    started: &mut BTreeMap<String, f64>,
+    log: &mut Log,
+) {
+    let cwd = config
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf);
+    let specs: Vec<ScriptSpec> = starts
+        .iter()
+        .map(|name| {
+            let svc = config
+                .service(name)
+                .expect("plan names services of the file");
+            ScriptSpec {
+                service: svc.name.clone(),
+                command: svc.script.clone(),
+                user: svc.user.clone(),
+                timeout: svc.timeout,
+                log_path: script_log(dir, &svc.name),
+                env: vec![("AUTOHEAL_CONFIG".into(), config.path.display().to_string())],
+                cwd: cwd.clone(),
+            }
+        })
+        .collect();
+    let at = unix_now();
+    let outcomes: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| s.spawn(move || run_script(spec)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or(crate::exec::ScriptOutcome::SpawnFailed {
+                    reason: "the script runner crashed".into(),
+                })
+            })
+            .collect()
+    });
+    for (spec, outcome) in specs.iter().zip(outcomes) {
+        let ss = state.services.entry(spec.service.clone()).or_default();
+        record_start(ss, &config.settings, at, outcome.describe());
+        started.insert(spec.service.clone(), at);
+        let was = obs
+            .services
+            .get(&spec.service)
+            .and_then(|o| o.alive.clone().err())
+            .unwrap_or_default();
+        let line = if outcome.success() {
+            format!(
+                "started: was dead ({was}), deps ready; script {}",
+                outcome.describe()
+            )
+        } else {
+            format!(
+                "start failed: script {}; see {}",
+                outcome.describe(),
+                spec.log_path.display()
+            )
+        };
+        log.event(&spec.service, &line);
+    }
+}
+
+/// `<state_dir>/logs/<service>.log`: where a service's script output goes.
+pub fn script_log(dir: &Path, service: &str) -> PathBuf {
+    dir.join("logs").join(format!("{service}.log"))
+}
+
+/// Services that came up after a start this tick, and services autoheal just gave up on.
+fn log_transitions(
+    old: &State,
+    p: &Plan,
+    started: &BTreeMap<String, f64>,
+    reported_up: &mut BTreeSet<String>,
+    now: f64,
+    log: &mut Log,
+) {
+    for d in &p.decisions {
+        if let (Verdict::Alive, Some(at)) = (&d.verdict, started.get(&d.service))
+            && reported_up.insert(d.service.clone())
+        {
+            log.event(
+                &d.service,
+                &format!("up, {} after its start", secs(now - at)),
+            );
+        }
+        if let Verdict::Held(Hold::GaveUp { failures }) = &d.verdict
+            && !old.services.get(&d.service).is_some_and(|s| s.gave_up)
+        {
+            log.event(
+                    &d.service,
+                    &format!(
+                        "giving up after {failures} failed restarts; fix it, then run `autoheal reset {}`",
+                        d.service
+                    ),
+                );
+        }
+    }
+}
+
+fn load_state(dir: &Path, dry_run: bool, log: &mut Log) -> Result<State, StateError> {
+    if dry_run && !dir.join(state::STATE_FILE).exists() {
+        return Ok(State::default());
+    }
+    let (s, warning) = state::load(dir)?;
+    if let Some(w) = warning {
+        log.event("autoheal", &w);
+    }
+    Ok(s)
+}
+
+fn save_state(dir: &Path, s: &State, log: &mut Log) {
+    if let Err(e) = state::save(dir, s) {
+        log.event("autoheal", &format!("{e}"));
+    }
+}

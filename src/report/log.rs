@@ -1,0 +1,66 @@
+//! The event log: one line per event (time, service, what, why), to stdout and appended to
+//! `<state_dir>/autoheal.log`. Quiet when all is well: a tick that has nothing to do writes
+//! nothing.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// Where event lines go.
+pub struct Log {
+    file: Option<File>,
+    /// Lines written, for tests and for the tick's own summary.
+    pub lines: Vec<String>,
+    echo: bool,
+}
+
+impl Log {
+    /// A log that only prints (dry-run, `status`).
+    pub fn stdout() -> Log {
+        Log {
+            file: None,
+            lines: Vec::new(),
+            echo: true,
+        }
+    }
+
+    /// Prints and appends to `path` (created if missing). If the file cannot be opened the
+    /// lines still go to stdout, after a line that says why.
+    pub fn to_file(path: &Path) -> Log {
+        let mut log = Log::stdout();
+        match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => log.file = Some(f),
+            Err(e) => log.event(
+                "autoheal",
+                &format!("cannot append to {}: {e}", path.display()),
+            ),
+        }
+        log
+    }
+
+    /// A log that keeps lines in memory only.
+    pub fn silent() -> Log {
+        Log {
+            file: None,
+            lines: Vec::new(),
+            echo: false,
+        }
+    }
+
+    /// `2026-11-25T14:03:07Z web: started: ...`
+    pub fn event(&mut self, who: &str, what: &str) {
+        let line = format!(
+            "{} {who}: {what}",
+            humantime::format_rfc3339_seconds(SystemTime::now())
+        );
+        if self.echo {
+            println!("{line}");
+        }
+        if let Some(f) = &mut self.file {
+            // A full disk must not stop the healing; the line is still on stdout.
+            let _ = writeln!(f, "{line}");
+        }
+        self.lines.push(line);
+    }
+}

@@ -1,0 +1,215 @@
+//! Fixtures for the integration tests: a temp dir with a conf.yaml, the real binary, real
+//! processes started by real scripts (their pids kept in the temp dir and killed at the end),
+//! real listeners on loopback.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(1);
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    /// Unique to this fixture, so that `pname` patterns of parallel tests never collide.
+    pub tag: String,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+            tag: format!("{}{:03}", std::process::id(), n),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// Writes conf.yaml; `{dir}` and `{tag}` are replaced.
+    pub fn config(&self, yaml: &str) -> PathBuf {
+        let p = self.path("conf.yaml");
+        std::fs::write(&p, self.expand(yaml)).unwrap();
+        p
+    }
+
+    pub fn expand(&self, s: &str) -> String {
+        s.replace("{dir}", &self.dir.path().display().to_string())
+            .replace("{tag}", &self.tag)
+    }
+
+    /// A command line unique to this fixture and `name`: `sleep 1000.<tag><k>`.
+    pub fn sleeper(&self, k: u32) -> String {
+        format!("sleep 1000.{}{k}", self.tag)
+    }
+
+    /// The regex that matches [`sleeper`].
+    pub fn sleeper_re(&self, k: u32) -> String {
+        format!("sleep 1000\\.{}{k}$", self.tag)
+    }
+
+    /// A script that starts sleeper `k` as a daemon and records its pid as `<name>.pid`.
+    pub fn daemon_script(&self, name: &str, k: u32) -> String {
+        format!(
+            "{} >/dev/null 2>&1 & echo $! > {}/{name}.pid; echo {name} >> {}/journal",
+            self.sleeper(k),
+            self.dir.path().display(),
+            self.dir.path().display()
+        )
+    }
+
+    /// Runs the binary with `args` (`{dir}` expanded), the config and state dir of this fixture.
+    pub fn autoheal(&self, args: &[&str]) -> Output {
+        self.autoheal_cmd(args).output().unwrap()
+    }
+
+    pub fn autoheal_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_autoheal"));
+        c.env_remove("AUTOHEAL_CONFIG");
+        for a in args {
+            c.arg(self.expand(a));
+        }
+        c
+    }
+
+    /// `autoheal run -c conf.yaml --state-dir state`.
+    pub fn run(&self) -> Output {
+        self.autoheal(&["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"])
+    }
+
+    /// Lines of the journal the daemon scripts append to.
+    pub fn journal(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("journal"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        std::fs::read_to_string(self.path(&format!("{name}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Fixture {
+    /// Kills every process our scripts recorded (`*.pid` in the temp dir), by pid.
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(self.dir.path()) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "pid")
+                    && let Some(pid) = std::fs::read_to_string(&p)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i32>().ok())
+                {
+                    kill(pid);
+                }
+            }
+        }
+    }
+}
+
+pub fn kill(pid: i32) {
+    if pid > 1
+        && let Some(p) = rustix::process::Pid::from_raw(pid)
+    {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+}
+
+pub fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next());
+            state != Some('Z')
+        }
+        Err(_) => false,
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A loopback port that nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tiny HTTP server on 127.0.0.1:0 answering every request with `status`; runs until the
+/// test process ends. Returns its port.
+pub fn http_server(status: u16) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || answer(s, status));
+        }
+    });
+    port
+}
+
+fn answer(mut s: TcpStream, status: u16) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 2048];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    );
+}
+
+/// A tcp listener on 127.0.0.1:0 that accepts and drops connections, for the life of the test.
+pub fn tcp_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in l.incoming() {});
+    port
+}
+
+/// Waits until `f` holds, up to `limit`.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Sets a file's mtime `secs` seconds into the past.
+pub fn age_file(p: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs))
+        .unwrap();
+}
