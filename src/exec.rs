@@ -68,7 +68,7 @@ impl ScriptOutcome {
         matches!(self, ScriptOutcome::Exited { code: 0, .. })
     }
 
-    /// One line for the log, the state file and `status`: "exit 0 in 0.2s",
+    /// One line for the log, the state file and `status`: "exit 0 in 200ms",
     /// "killed by signal 9 (SIGKILL) after 3s", "killed after timeout 5s", "could not start: ...".
     pub fn describe(&self) -> String {
         match self {
@@ -92,14 +92,7 @@ impl ScriptOutcome {
 
 /// "0.2s" below ten seconds (a whole number loses its ".0": "5s"), whole seconds above.
 fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 9.95 {
-        let text = format!("{s:.1}");
-        let text = text.strip_suffix(".0").unwrap_or(&text);
-        format!("{text}s")
-    } else {
-        format!("{}s", s.round() as u64)
-    }
+    crate::report::secs(d.as_secs_f64())
 }
 
 fn signal_name(signal: i32) -> Option<&'static str> {
@@ -401,14 +394,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_well() {
-        assert_eq!(secs(Duration::from_millis(200)), "0.2s");
-        assert_eq!(secs(Duration::from_millis(5_010)), "5s");
-        assert_eq!(secs(Duration::from_millis(0)), "0s");
-        assert_eq!(secs(Duration::from_millis(61_400)), "61s");
-    }
-
-    #[test]
     fn describe_each_outcome() {
         let d = Duration::from_millis(200);
         assert_eq!(
@@ -417,7 +402,7 @@ mod tests {
                 elapsed: d
             }
             .describe(),
-            "exit 0 in 0.2s"
+            "exit 0 in 200ms"
         );
         assert_eq!(
             ScriptOutcome::Signaled {

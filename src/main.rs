@@ -84,18 +84,11 @@ fn run(cfg: &Config, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
 
 fn status(cfg: &Config, dir: &Option<PathBuf>, json: bool) -> Exit {
     let dir = state_dir(cfg, dir);
-    // Read-only: a missing or unreadable state dir just means no history.
-    let st = if dir.join(state::STATE_FILE).exists() {
-        match state::load(&dir) {
-            Ok((s, _)) => s,
-            Err(e) => {
-                eprintln!("autoheal: {e}");
-                state::State::default()
-            }
-        }
-    } else {
-        state::State::default()
-    };
+    // Read-only: a missing or bad state file just means no history.
+    let (st, warning) = state::peek(&dir);
+    if let Some(w) = warning {
+        eprintln!("autoheal: {w}");
+    }
     let lua = lua_runner();
     let obs = observe(cfg, Scope::All, &lua);
     let now = tick::unix_now();

@@ -147,6 +147,33 @@ pub fn load(dir: &Path) -> Result<(State, Option<String>), StateError> {
     Ok((State::default(), Some(warning)))
 }
 
+/// Reads the state without changing anything on disk (for `status` and `--dry-run`): a bad file
+/// gives an empty state and a warning, and stays where it is.
+pub fn peek(dir: &Path) -> (State, Option<String>) {
+    let path = dir.join(STATE_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => match parse(&bytes) {
+            Ok(state) => (state, None),
+            Err(problem) => (
+                State::default(),
+                Some(format!(
+                    "state file {} is {problem}; ignoring it",
+                    path.display()
+                )),
+            ),
+        },
+        Err(err) if err.kind() == io::ErrorKind::NotFound => (State::default(), None),
+        Err(err) => (
+            State::default(),
+            Some(format!(
+                "cannot read state file {}: {}",
+                path.display(),
+                io_reason(&err)
+            )),
+        ),
+    }
+}
+
 /// Parses a state file; the error completes "state file X is ...".
 fn parse(bytes: &[u8]) -> Result<State, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -545,3 +545,19 @@ fn a_bad_config_starts_nothing_and_exits_2() {
     assert!(f.journal().is_empty());
     assert!(!f.state_dir().exists());
 }
+
+/// `--dry-run` and `status` read a bad state file but leave it where it is.
+#[test]
+fn dry_run_and_status_leave_a_bad_state_file_alone() {
+    let f = Fixture::new();
+    f.config("settings:\n  converge: 0\nsvc:\n  pname: 'never-{tag}'\n  script: 'true'\n");
+    std::fs::create_dir_all(f.state_dir()).unwrap();
+    let bad = f.state_dir().join("state.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let out = f.autoheal(&["run", "--dry-run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"]);
+    assert!(stdout(&out).contains("is corrupt"), "{}", stdout(&out));
+    let out = f.autoheal(&["status", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"]);
+    assert!(stderr(&out).contains("is corrupt"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&bad).unwrap(), "{not json");
+    assert_eq!(std::fs::read_dir(f.state_dir()).unwrap().count(), 1);
+}

@@ -8,6 +8,7 @@
 //! is alive, nothing more can change, or the converge budget is spent.
 
 use crate::config::{Config, Dep, Service, Settings};
+use crate::report::secs;
 use crate::state::{ServiceState, State};
 use std::collections::BTreeMap;
 
@@ -339,24 +340,6 @@ pub fn backoff_delay(failures: u32, settings: &Settings) -> f64 {
     let base = settings.backoff.as_secs_f64();
     let exp = (failures - 2).min(30);
     (base * f64::from(1u32 << exp)).min(settings.backoff_max.as_secs_f64())
-}
-
-/// `12s`, `1.5s`, `3m20s`: short durations for messages.
-pub fn secs(s: f64) -> String {
-    let s = s.max(0.0);
-    if s < 10.0 {
-        let t = format!("{s:.1}");
-        format!("{}s", t.trim_end_matches(".0"))
-    } else if s < 120.0 {
-        format!("{}s", s.round() as u64)
-    } else {
-        let s = s.round() as u64;
-        if s < 7200 {
-            format!("{}m{:02}s", s / 60, s % 60)
-        } else {
-            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-        }
-    }
 }
 
 #[cfg(test)]

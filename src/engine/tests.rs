@@ -408,7 +408,8 @@ fn holds_say_when_they_may_lift() {
 
 #[test]
 fn short_durations() {
-    assert_eq!(secs(0.25), "0.2s");
+    assert_eq!(secs(0.25), "250ms");
+    assert_eq!(secs(1.25), "1.2s");
     assert_eq!(secs(3.0), "3s");
     assert_eq!(secs(45.4), "45s");
     assert_eq!(secs(200.0), "3m20s");

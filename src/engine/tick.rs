@@ -2,11 +2,12 @@
 //! more can change, or the converge budget is spent; the state is saved after every round of
 //! starts, so a tick killed half-way still remembers what it started.
 
-use super::{Hold, Plan, Verdict, plan, record_start, secs};
+use super::{Hold, Plan, Verdict, plan, record_start};
 use crate::config::Config;
 use crate::exec::{ScriptSpec, run_script};
 use crate::observe::{LuaRunner, Scope, observe};
 use crate::report::log::Log;
+use crate::report::secs;
 use crate::state::{self, LockOutcome, State, StateError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
@@ -266,10 +267,11 @@ fn log_transitions(
 }
 
 fn load_state(dir: &Path, dry_run: bool, log: &mut Log) -> Result<State, StateError> {
-    if dry_run && !dir.join(state::STATE_FILE).exists() {
-        return Ok(State::default());
-    }
-    let (s, warning) = state::load(dir)?;
+    let (s, warning) = if dry_run {
+        state::peek(dir)
+    } else {
+        state::load(dir)?
+    };
     if let Some(w) = warning {
         log.event("autoheal", &w);
     }

@@ -4,7 +4,7 @@
 pub mod log;
 
 use crate::config::{Config, Dep};
-use crate::engine::{Hold, Observation, Plan, Verdict, secs};
+use crate::engine::{Hold, Observation, Plan, Verdict};
 use crate::state::State;
 use serde::Serialize;
 use std::time::{Duration, UNIX_EPOCH};
@@ -218,4 +218,24 @@ pub fn table(r: &StatusReport, now: f64) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Short durations for messages: `40ms`, `1.5s`, `45s`, `3m20s`, `2h01m`.
+pub fn secs(s: f64) -> String {
+    let s = s.max(0.0);
+    if s < 1.0 {
+        format!("{}ms", (s * 1000.0).round() as u64)
+    } else if s < 9.95 {
+        let t = format!("{s:.1}");
+        format!("{}s", t.trim_end_matches(".0"))
+    } else if s < 120.0 {
+        format!("{}s", s.round() as u64)
+    } else {
+        let s = s.round() as u64;
+        if s < 7200 {
+            format!("{}m{:02}s", s / 60, s % 60)
+        } else {
+            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+        }
+    }
 }
