@@ -33,3 +33,11 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
 pub const GIVE_UP_AFTER: u32 = 10;
 /// A service alive this long has its failure counters reset (`settings.healthy_after`).
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(300);
+/// Failed health observations in a row before an alive service is restarted
+/// (`settings.unhealthy_after`, `unhealthy_after:`). Counted at most once per [`HEALTH_SPACING`].
+pub const UNHEALTHY_AFTER: u32 = 3;
+/// Two failed health observations count as two only this far apart, so the converge loop's
+/// quick re-observations do not restart a service that is slow for a second.
+pub const HEALTH_SPACING: Duration = Duration::from_secs(5);
+/// After SIGTERM (no `stop:`), time for a process to exit before SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);

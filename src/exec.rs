@@ -281,6 +281,48 @@ fn build_command(spec: &ScriptSpec, log: &File, user: Option<UserIds>) -> io::Re
     Ok(cmd)
 }
 
+/// Stops a running service's process by its pid: SIGTERM, then SIGKILL if it is still there
+/// after `timeout`. Says what happened, for the log. Used before a health restart when the
+/// service has no `stop:` command, or when that command left the process running.
+pub fn stop_process(pid: u32, timeout: Duration) -> String {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return format!("pid {pid} is not a valid pid");
+    };
+    if !running(pid) {
+        return format!("pid {pid} had already exited");
+    }
+    if let Err(e) = rustix::process::kill_process(p, rustix::process::Signal::TERM) {
+        return format!("could not signal pid {pid}: {e}");
+    }
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if !running(pid) {
+            return format!("pid {pid} exited on SIGTERM in {}", secs(start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    format!(
+        "pid {pid} ignored SIGTERM for {}; sent SIGKILL",
+        secs(timeout)
+    )
+}
+
+/// Whether a pid is a live process (a zombie is not: it has exited, only its parent has not
+/// read its status yet).
+pub fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
 /// Runs `spec.command` and waits for it, at most `spec.timeout` (plus [`TERM_GRACE`] and
 /// [`KILL_REAP_LIMIT`] when it has to be killed). Never panics.
 pub fn run_script(spec: &ScriptSpec) -> ScriptOutcome {

@@ -65,6 +65,9 @@ pub struct ServiceState {
     pub alive_since: Option<f64>,
     /// Consecutive failed health observations.
     pub health_failures: u32,
+    /// When the last failed health observation was counted (they count at most once per
+    /// `defaults::HEALTH_SPACING`).
+    pub health_seen_at: Option<f64>,
     /// Total restarts autoheal ran, for the log and `status`.
     pub starts: u64,
 }

@@ -19,6 +19,7 @@ fn sample() -> State {
             gave_up: false,
             alive_since: None,
             health_failures: 1,
+            health_seen_at: Some(1_700_000_100.0),
             starts: 7,
         },
     );

@@ -554,9 +554,22 @@ fn dry_run_and_status_leave_a_bad_state_file_alone() {
     std::fs::create_dir_all(f.state_dir()).unwrap();
     let bad = f.state_dir().join("state.json");
     std::fs::write(&bad, "{not json").unwrap();
-    let out = f.autoheal(&["run", "--dry-run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"]);
+    let out = f.autoheal(&[
+        "run",
+        "--dry-run",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/state",
+    ]);
     assert!(stdout(&out).contains("is corrupt"), "{}", stdout(&out));
-    let out = f.autoheal(&["status", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"]);
+    let out = f.autoheal(&[
+        "status",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/state",
+    ]);
     assert!(stderr(&out).contains("is corrupt"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&bad).unwrap(), "{not json");
     assert_eq!(std::fs::read_dir(f.state_dir()).unwrap().count(), 1);

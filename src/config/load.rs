@@ -1,5 +1,6 @@
 //! Loading and validating conf.yaml: marked tree → typed [`Config`], every error at once.
 
+use super::Probe;
 use super::yaml::{self, Kind, Node, Pos};
 use super::{
     Config, Dep, Diagnostic, Diagnostics, Liveness, LuaChunk, Pname, Service, Settings, Severity,
@@ -9,8 +10,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SERVICE_KEYS: &[&str] = &[
-    "pname", "pid_file", "check", "dep", "script", "user", "timeout", "grace",
+    "pname",
+    "pid_file",
+    "check",
+    "health",
+    "dep",
+    "script",
+    "stop",
+    "user",
+    "timeout",
+    "grace",
+    "unhealthy_after",
+    "restart_on_dep_restart",
 ];
+const HEALTH_KEYS: &[&str] = &["host", "port", "url", "timeout"];
 const DEP_KEYS: &[&str] = &["name", "host", "port", "url", "lua", "timeout"];
 const SETTINGS_KEYS: &[&str] = &[
     "state_dir",
@@ -24,6 +37,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "backoff_max",
     "give_up_after",
     "healthy_after",
+    "unhealthy_after",
 ];
 
 /// Reads and validates the file at `path`.
@@ -384,6 +398,11 @@ impl Cx<'_> {
                         s.give_up_after = n;
                     }
                 }
+                "unhealthy_after" => {
+                    if let Some(n) = self.positive(v, cx, key) {
+                        s.unhealthy_after = n;
+                    }
+                }
                 _ => {
                     let Some(d) = self.duration(v, cx, key) else {
                         continue;
@@ -426,6 +445,8 @@ impl Cx<'_> {
         let (mut pname, mut pid_file, mut check, mut script, mut user) =
             (None, None, None, None, None);
         let (mut timeout, mut grace) = (settings.script_timeout, settings.grace);
+        let (mut health, mut stop, mut follow) = (None, None, false);
+        let mut unhealthy_after = settings.unhealthy_after;
         let mut deps = Vec::new();
         for (k, v) in entries {
             let kname = k.as_str().unwrap_or_default();
@@ -449,6 +470,12 @@ impl Cx<'_> {
                 "timeout" => timeout = self.duration(v, name, kname).unwrap_or(timeout),
                 "grace" => grace = self.duration(v, name, kname).unwrap_or(grace),
                 "dep" => deps = self.deps(name, v, settings, services),
+                "health" => health = self.health(name, v, settings),
+                "stop" => stop = self.string(v, name, kname),
+                "unhealthy_after" => {
+                    unhealthy_after = self.positive(v, name, kname).unwrap_or(unhealthy_after)
+                }
+                "restart_on_dep_restart" => follow = self.boolean(v, name, kname).unwrap_or(false),
                 _ => unreachable!("every service key is handled"),
             }
         }
@@ -509,7 +536,84 @@ impl Cx<'_> {
             user,
             timeout,
             grace,
+            health,
+            stop,
+            unhealthy_after,
+            restart_on_dep_restart: follow,
         })
+    }
+
+    /// `health:` — a tcp (`host` + `port`) or http (`url`) probe of the service itself.
+    fn health(&mut self, svc: &str, node: &Node, settings: &Settings) -> Option<Probe> {
+        let before = self.errors.len();
+        let entries = self.entries(node, svc, "`health`", HEALTH_KEYS)?;
+        if self.errors.len() > before {
+            return None;
+        }
+        let get = |key: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| *v)
+        };
+        let timeout = get("timeout")
+            .and_then(|n| self.duration(n, svc, "timeout"))
+            .unwrap_or(settings.probe_timeout);
+        match (get("url"), get("host"), get("port")) {
+            (Some(u), None, None) => {
+                let url = self.string(u, svc, "url")?;
+                if let Err(why) = check_url(&url) {
+                    self.error_at(
+                        u,
+                        svc,
+                        &format!("bad url `{url}`: {why}"),
+                        Some("write http://host[:port]/path or https://...".into()),
+                    );
+                    return None;
+                }
+                Some(Probe::Http { url, timeout })
+            }
+            (None, Some(h), Some(p)) => {
+                let host = self.string(h, svc, "host");
+                let port = self.port(p, svc);
+                Some(Probe::Tcp {
+                    host: host?,
+                    port: port?,
+                    timeout,
+                })
+            }
+            _ => {
+                self.error_at(node, svc, "`health` is a tcp probe (`host` + `port`) or an http probe (`url`)", Some("e.g. `health: {url: http://127.0.0.1:8080/health}`; for anything else use `check:` (Lua)".into()));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, context: &str, key: &str) -> Option<bool> {
+        let text = self.string(node, context, key)?;
+        match text.trim() {
+            "true" | "yes" | "on" => Some(true),
+            "false" | "no" | "off" => Some(false),
+            other => {
+                self.error_at(
+                    node,
+                    context,
+                    &format!("`{key}` must be true or false, found `{other}`"),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, node: &Node, context: &str, key: &str) -> Option<u32> {
+        match self.count(node, context, key)? {
+            0 => {
+                self.error_at(node, context, &format!("`{key}` must be at least 1"), None);
+                None
+            }
+            n => Some(n),
+        }
     }
 
     fn deps(

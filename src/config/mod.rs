@@ -60,6 +60,8 @@ pub struct Settings {
     pub give_up_after: u32,
     /// A service alive this long has its failure counters reset.
     pub healthy_after: Duration,
+    /// Consecutive failed health observations before an alive service is restarted.
+    pub unhealthy_after: u32,
 }
 
 impl Default for Settings {
@@ -77,6 +79,7 @@ impl Default for Settings {
             backoff_max: d::BACKOFF_MAX,
             give_up_after: d::GIVE_UP_AFTER,
             healthy_after: d::HEALTHY_AFTER,
+            unhealthy_after: d::UNHEALTHY_AFTER,
         }
     }
 }
@@ -96,6 +99,28 @@ pub struct Service {
     pub user: Option<String>,
     pub timeout: Duration,
     pub grace: Duration,
+    /// A probe of the service itself (`health:`); with `check:`, both must pass.
+    pub health: Option<Probe>,
+    /// How to stop it before a health restart (else SIGTERM, then SIGKILL, to its pid).
+    pub stop: Option<String>,
+    /// Failed health observations in a row before it is restarted.
+    pub unhealthy_after: u32,
+    /// Restart it when one of its local deps was (re)started after it.
+    pub restart_on_dep_restart: bool,
+}
+
+/// A tcp or http probe of a service's own health.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    Tcp {
+        host: String,
+        port: u16,
+        timeout: Duration,
+    },
+    Http {
+        url: String,
+        timeout: Duration,
+    },
 }
 
 /// How autoheal tells a service is alive. With both, both must hold.

@@ -23,6 +23,8 @@ pub struct Observation {
 pub struct ServiceObs {
     /// `Ok(pid)` when alive, `Err(reason)` when dead ("no process matches `nginx`", "stale pid file ...").
     pub alive: Result<Option<u32>, String>,
+    /// When its process started (unix seconds), if known: a dep restarted after it shows here.
+    pub started: Option<f64>,
     /// The service's own `check:`: `None` when it has none or it was not run (the service is dead).
     pub health: Option<Result<(), String>>,
     /// Results of its tcp, http and lua deps, by dep name. A dep missing here was not probed.
@@ -46,6 +48,9 @@ pub enum Verdict {
     Unhealthy { reason: String },
     /// Dead, every dep ready, not in grace or backoff: run its script now.
     Start,
+    /// Alive but to be restarted (health failed `unhealthy_after` times, or a dep it follows
+    /// restarted after it), and the gate is open: stop it, then run its script.
+    Restart { reason: String },
     /// Dead and held back.
     Held(Hold),
 }
@@ -99,6 +104,7 @@ impl Verdict {
             Verdict::Alive => None,
             Verdict::Unhealthy { reason } => Some(format!("unhealthy: {reason}")),
             Verdict::Start => Some("dead, deps ready: starting".into()),
+            Verdict::Restart { reason } => Some(format!("restarting: {reason}")),
             Verdict::Held(h) => Some(h.describe(now)),
         }
     }
@@ -120,11 +126,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Names of the services to start now.
+    /// Names of the services to start (or restart) now.
     pub fn starts(&self) -> Vec<&str> {
         self.decisions
             .iter()
-            .filter(|d| d.verdict == Verdict::Start)
+            .filter(|d| matches!(d.verdict, Verdict::Start | Verdict::Restart { .. }))
             .map(|d| d.service.as_str())
             .collect()
     }
@@ -181,16 +187,29 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
 /// Alive streaks and counter resets, from one observation.
 fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Settings, now: f64) {
     let alive = obs.is_some_and(|o| o.alive.is_ok());
-    if alive {
+    let unhealthy = obs.is_some_and(|o| matches!(o.health, Some(Err(_))));
+    if alive && !unhealthy {
         let since = *ss.alive_since.get_or_insert(now);
-        // Seen alive: whatever made autoheal give up is over.
+        // Seen alive and well: whatever made autoheal give up is over.
         ss.gave_up = false;
+        ss.health_failures = 0;
+        ss.health_seen_at = None;
         if now - since >= settings.healthy_after.as_secs_f64() {
             ss.failures = 0;
             ss.backoff_until = None;
         }
     } else {
         ss.alive_since = None;
+        if alive {
+            let spacing = crate::defaults::HEALTH_SPACING.as_secs_f64();
+            if ss.health_seen_at.is_none_or(|t| now - t >= spacing) {
+                ss.health_failures += 1;
+                ss.health_seen_at = Some(now);
+            }
+        } else {
+            ss.health_failures = 0;
+            ss.health_seen_at = None;
+        }
     }
 }
 
@@ -223,15 +242,59 @@ fn decide_uncached(
 ) -> Verdict {
     let o = obs.services.get(&svc.name);
     let ss = state.services.get(&svc.name).cloned().unwrap_or_default();
-    match o.map(|o| (&o.alive, &o.health)) {
-        Some((Ok(_), Some(Err(reason)))) => {
+    let Some(o) = o.filter(|o| o.alive.is_ok()) else {
+        return match gate(config, obs, state, now, svc, &ss, memo) {
+            None => Verdict::Start,
+            Some(hold) => Verdict::Held(hold),
+        };
+    };
+    // Alive: restarted only when its health kept failing, or a dep it follows restarted.
+    let why = match &o.health {
+        Some(Err(reason)) if ss.health_failures < svc.unhealthy_after => {
             return Verdict::Unhealthy {
                 reason: reason.clone(),
             };
         }
-        Some((Ok(_), _)) => return Verdict::Alive,
-        _ => {}
+        Some(Err(reason)) => format!("unhealthy {} times in a row: {reason}", ss.health_failures),
+        _ => match dep_restarted_after(obs, svc, o) {
+            Some(why) => why,
+            None => return Verdict::Alive,
+        },
+    };
+    match gate(config, obs, state, now, svc, &ss, memo) {
+        None => Verdict::Restart { reason: why },
+        Some(hold) => Verdict::Unhealthy {
+            reason: format!("{why}; its restart is held: {}", hold.describe(now)),
+        },
     }
+}
+
+/// With `restart_on_dep_restart`, a local dep whose process started after this one's.
+fn dep_restarted_after(obs: &Observation, svc: &Service, o: &ServiceObs) -> Option<String> {
+    if !svc.restart_on_dep_restart {
+        return None;
+    }
+    let mine = o.started?;
+    svc.deps.iter().find_map(|d| match d {
+        Dep::Service { name } => {
+            let theirs = obs.services.get(name)?.started?;
+            (theirs > mine).then(|| format!("{name} restarted after it"))
+        }
+        _ => None,
+    })
+}
+
+/// The gate every start and restart passes: not given up, not in grace, not backed off, every
+/// dep ready. `None` when it may go now.
+fn gate(
+    config: &Config,
+    obs: &Observation,
+    state: &State,
+    now: f64,
+    svc: &Service,
+    ss: &ServiceState,
+    memo: &mut BTreeMap<String, Verdict>,
+) -> Option<Hold> {
     let settings = &config.settings;
     if ss.gave_up
         || (settings.give_up_after > 0
@@ -240,18 +303,18 @@ fn decide_uncached(
                 .last_start
                 .is_none_or(|t| now >= t + svc.grace.as_secs_f64()))
     {
-        return Verdict::Held(Hold::GaveUp {
+        return Some(Hold::GaveUp {
             failures: ss.failures,
         });
     }
     if let Some(t) = ss.last_start {
         let until = t + svc.grace.as_secs_f64();
         if now < until {
-            return Verdict::Held(Hold::Grace { until });
+            return Some(Hold::Grace { until });
         }
     }
     if let Some(until) = ss.backoff_until.filter(|u| now < *u) {
-        return Verdict::Held(Hold::Backoff {
+        return Some(Hold::Backoff {
             until,
             failures: ss.failures,
         });
@@ -262,13 +325,9 @@ fn decide_uncached(
             waits.push(why);
         }
     }
-    if waits.is_empty() {
-        Verdict::Start
-    } else {
-        Verdict::Held(Hold::Deps {
-            why: waits.join(", "),
-        })
-    }
+    (!waits.is_empty()).then(|| Hold::Deps {
+        why: waits.join(", "),
+    })
 }
 
 /// `None` when the dep is ready, else what it waits on, following local deps down the chain:
@@ -287,6 +346,7 @@ fn dep_unready(
             Verdict::Alive => None,
             Verdict::Unhealthy { reason } => Some(format!("{name} (unhealthy: {reason})")),
             Verdict::Start => Some(format!("{name} (dead, starting)")),
+            Verdict::Restart { .. } => Some(format!("{name} (restarting)")),
             Verdict::Held(Hold::Deps { why }) => Some(format!("{name} (dead) ← {why}")),
             Verdict::Held(Hold::Grace { until }) => Some(format!(
                 "{name} (starting, in grace for {} more)",
@@ -326,6 +386,8 @@ pub fn record_start(ss: &mut ServiceState, settings: &Settings, started: f64, re
     ss.starts += 1;
     ss.failures += 1;
     ss.alive_since = None;
+    ss.health_failures = 0;
+    ss.health_seen_at = None;
     let delay = backoff_delay(ss.failures, settings);
     ss.backoff_until = (delay > 0.0).then_some(started + delay);
 }

@@ -13,6 +13,7 @@ fn cfg(yaml: &str) -> Config {
 fn alive() -> ServiceObs {
     ServiceObs {
         alive: Ok(Some(100)),
+        started: Some(NOW - 1000.0),
         health: None,
         deps: BTreeMap::new(),
     }
@@ -21,6 +22,7 @@ fn alive() -> ServiceObs {
 fn dead() -> ServiceObs {
     ServiceObs {
         alive: Err("no process matches".into()),
+        started: None,
         health: None,
         deps: BTreeMap::new(),
     }
@@ -414,4 +416,142 @@ fn short_durations() {
     assert_eq!(secs(45.4), "45s");
     assert_eq!(secs(200.0), "3m20s");
     assert_eq!(secs(7300.0), "2h01m");
+}
+
+#[test]
+fn an_unhealthy_service_is_restarted_after_n_spaced_observations() {
+    let c = cfg(
+        "settings:\n  unhealthy_after: 3\na:\n  pname: a\n  health: {url: 'http://127.0.0.1:1/h'}\n  script: x\n",
+    );
+    let mut o = alive();
+    o.health = Some(Err("HTTP 503".into()));
+    let o = obs(vec![("a", o)]);
+    let mut st = State::default();
+    let mut verdicts = Vec::new();
+    // Observations 1 s apart: only one every HEALTH_SPACING (5 s) counts.
+    for k in 0..11 {
+        let p = plan(&c, &o, &st, NOW + k as f64);
+        st = p.state.clone();
+        verdicts.push(verdict(&p, "a"));
+    }
+    assert!(
+        verdicts[..10]
+            .iter()
+            .all(|v| matches!(v, Verdict::Unhealthy { .. })),
+        "{verdicts:?}"
+    );
+    assert_eq!(
+        verdicts[10],
+        Verdict::Restart {
+            reason: "unhealthy 3 times in a row: HTTP 503".into()
+        }
+    );
+    // Healthy again: the count starts over.
+    let p = plan(&c, &obs(vec![("a", alive())]), &st, NOW + 12.0);
+    assert_eq!(p.state.services["a"].health_failures, 0);
+}
+
+#[test]
+fn a_health_restart_goes_through_the_gate() {
+    let c = cfg(
+        "settings:\n  unhealthy_after: 1\ndb:\n  pname: db\n  script: x\na:\n  pname: a\n  dep: [{name: db}]\n  grace: 30s\n  script: y\n",
+    );
+    let mut sick = alive();
+    sick.health = Some(Err("HTTP 503".into()));
+    // Its dep is down: the restart waits.
+    let p = plan(
+        &c,
+        &obs(vec![("db", dead()), ("a", sick.clone())]),
+        &State::default(),
+        NOW,
+    );
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Unhealthy {
+            reason: "unhealthy 1 times in a row: HTTP 503; its restart is held: waiting on db (dead, starting)".into()
+        }
+    );
+    // Within grace of its last start: no restart either.
+    let st = state_with("a", |s| {
+        record_start(s, &c.settings, NOW - 10.0, "exit 0".into())
+    });
+    let p = plan(
+        &c,
+        &obs(vec![("db", alive()), ("a", sick.clone())]),
+        &st,
+        NOW,
+    );
+    assert!(
+        matches!(verdict(&p, "a"), Verdict::Unhealthy { reason } if reason.contains("in grace"))
+    );
+    // Dep ready, grace over: restart.
+    let p = plan(
+        &c,
+        &obs(vec![("db", alive()), ("a", sick)]),
+        &st,
+        NOW + 25.0,
+    );
+    assert!(matches!(verdict(&p, "a"), Verdict::Restart { .. }));
+    assert_eq!(p.starts(), vec!["a"]);
+}
+
+#[test]
+fn a_dependent_follows_a_dep_that_restarted_after_it() {
+    let yaml = "db:\n  pname: db\n  script: x\napp:\n  pname: app\n  dep: [{name: db}]\n  restart_on_dep_restart: true\n  script: y\nother:\n  pname: other\n  dep: [{name: db}]\n  script: z\n";
+    let c = cfg(yaml);
+    let mut db = alive();
+    db.started = Some(NOW - 10.0);
+    let mut app = alive();
+    app.started = Some(NOW - 500.0);
+    let other = app.clone();
+    let p = plan(
+        &c,
+        &obs(vec![
+            ("db", db.clone()),
+            ("app", app.clone()),
+            ("other", other.clone()),
+        ]),
+        &State::default(),
+        NOW,
+    );
+    assert_eq!(
+        verdict(&p, "app"),
+        Verdict::Restart {
+            reason: "db restarted after it".into()
+        }
+    );
+    assert_eq!(
+        verdict(&p, "other"),
+        Verdict::Alive,
+        "without the key, no restart"
+    );
+    // Not before the dep is ready again.
+    let mut db_sick = db.clone();
+    db_sick.health = Some(Err("warming up".into()));
+    let c2 = cfg(&yaml.replace(
+        "db:\n  pname: db\n",
+        "db:\n  pname: db\n  health: {url: 'http://127.0.0.1:1/'}\n",
+    ));
+    let p = plan(
+        &c2,
+        &obs(vec![
+            ("db", db_sick),
+            ("app", app.clone()),
+            ("other", other),
+        ]),
+        &State::default(),
+        NOW,
+    );
+    assert!(
+        matches!(verdict(&p, "app"), Verdict::Unhealthy { reason } if reason.starts_with("db restarted after it; its restart is held: waiting on db (unhealthy"))
+    );
+    // Once the dependent is newer than its dep, nothing to do.
+    app.started = Some(NOW - 5.0);
+    let p = plan(
+        &c,
+        &obs(vec![("db", db), ("app", app), ("other", alive())]),
+        &State::default(),
+        NOW,
+    );
+    assert_eq!(verdict(&p, "app"), Verdict::Alive);
 }

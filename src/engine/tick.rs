@@ -3,8 +3,9 @@
 //! starts, so a tick killed half-way still remembers what it started.
 
 use super::{Hold, Plan, Verdict, plan, record_start};
-use crate::config::Config;
-use crate::exec::{ScriptSpec, run_script};
+use crate::config::{Config, Service};
+use crate::engine::Observation;
+use crate::exec::{ScriptOutcome, ScriptSpec, run_script};
 use crate::observe::{LuaRunner, Scope, observe};
 use crate::report::log::Log;
 use crate::report::secs;
@@ -95,6 +96,7 @@ pub fn run(
             for d in &p.decisions {
                 let what = match &d.verdict {
                     Verdict::Start => "would start: dead, deps ready".to_string(),
+                    Verdict::Restart { reason } => format!("would restart: {reason}"),
                     v => v.reason(now).unwrap_or_else(|| "alive".into()),
                 };
                 log.event(&d.service, &what);
@@ -108,7 +110,7 @@ pub fn run(
 
         let starts = p.starts();
         if !starts.is_empty() {
-            act(config, &starts, &obs, dir, &mut state, &mut started, log);
+            act(config, &p, &obs, dir, &mut state, &mut started, log);
             save_state(dir, &state, log);
             interval = FIRST_INTERVAL;
         }
@@ -120,7 +122,7 @@ pub fn run(
             save_state(dir, &state, log);
             for d in &p.decisions {
                 if let Some(reason) = d.verdict.reason(now)
-                    && d.verdict != Verdict::Start
+                    && !matches!(d.verdict, Verdict::Start | Verdict::Restart { .. })
                 {
                     log.event(&d.service, &format!("still down: {reason}"));
                 }
@@ -144,7 +146,7 @@ pub fn run(
 fn can_change(p: &Plan, now: f64, deadline: f64) -> bool {
     p.decisions.iter().any(|d| match &d.verdict {
         Verdict::Held(h) => h.lifts_at(now).is_some_and(|t| t < deadline),
-        Verdict::Start => true,
+        Verdict::Start | Verdict::Restart { .. } => true,
         // An unhealthy service may recover by itself (and its dependents with it).
         Verdict::Unhealthy { .. } => true,
         Verdict::Alive => false,
@@ -157,11 +159,12 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.8 + 0.4 * (r as f64) / 1000.0)
 }
 
-/// Runs the scripts of `starts` in parallel and records each start.
+/// Runs the scripts of every service to start, in parallel (stopping first those to restart),
+/// and records each start.
 fn act(
     config: &Config,
-    starts: &[&str],
-    obs: &crate::engine::Observation,
+    p: &Plan,
+    obs: &Observation,
     dir: &Path,
     state: &mut State,
     started: &mut BTreeMap<String, f64>,
@@ -172,60 +175,108 @@ fn act(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf);
-    let specs: Vec<ScriptSpec> = starts
+    let spec = |svc: &Service, command: &str| ScriptSpec {
+        service: svc.name.clone(),
+        command: command.to_string(),
+        user: svc.user.clone(),
+        timeout: svc.timeout,
+        log_path: script_log(dir, &svc.name),
+        env: vec![("AUTOHEAL_CONFIG".into(), config.path.display().to_string())],
+        cwd: cwd.clone(),
+    };
+    let jobs: Vec<(&Service, Option<&str>, Option<u32>)> = p
+        .decisions
         .iter()
-        .map(|name| {
-            let svc = config
-                .service(name)
-                .expect("plan names services of the file");
-            ScriptSpec {
-                service: svc.name.clone(),
-                command: svc.script.clone(),
-                user: svc.user.clone(),
-                timeout: svc.timeout,
-                log_path: script_log(dir, &svc.name),
-                env: vec![("AUTOHEAL_CONFIG".into(), config.path.display().to_string())],
-                cwd: cwd.clone(),
+        .filter_map(|d| {
+            let svc = config.service(&d.service)?;
+            let pid = obs
+                .services
+                .get(&d.service)
+                .and_then(|o| o.alive.clone().ok().flatten());
+            match &d.verdict {
+                Verdict::Start => Some((svc, None, None)),
+                Verdict::Restart { reason } => Some((svc, Some(reason.as_str()), pid)),
+                _ => None,
             }
         })
         .collect();
     let at = unix_now();
-    let outcomes: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = specs
+    let outcomes: Vec<(Option<String>, ScriptOutcome)> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
             .iter()
-            .map(|spec| s.spawn(move || run_script(spec)))
+            .map(|(svc, restart, pid)| {
+                let spec = &spec;
+                s.spawn(move || {
+                    let stopped = restart.map(|_| stop(svc, *pid, spec));
+                    (stopped, run_script(&spec(svc, &svc.script)))
+                })
+            })
             .collect();
         handles
             .into_iter()
             .map(|h| {
-                h.join().unwrap_or(crate::exec::ScriptOutcome::SpawnFailed {
-                    reason: "the script runner crashed".into(),
-                })
+                h.join().unwrap_or((
+                    None,
+                    ScriptOutcome::SpawnFailed {
+                        reason: "the script runner crashed".into(),
+                    },
+                ))
             })
             .collect()
     });
-    for (spec, outcome) in specs.iter().zip(outcomes) {
-        let ss = state.services.entry(spec.service.clone()).or_default();
+    for ((svc, restart, _), (stopped, outcome)) in jobs.iter().zip(outcomes) {
+        let ss = state.services.entry(svc.name.clone()).or_default();
         record_start(ss, &config.settings, at, outcome.describe());
-        started.insert(spec.service.clone(), at);
-        let was = obs
-            .services
-            .get(&spec.service)
-            .and_then(|o| o.alive.clone().err())
-            .unwrap_or_default();
+        started.insert(svc.name.clone(), at);
+        let why = match restart {
+            Some(reason) => format!("{reason}; {}", stopped.unwrap_or_default()),
+            None => format!(
+                "was dead ({}), deps ready",
+                obs.services
+                    .get(&svc.name)
+                    .and_then(|o| o.alive.clone().err())
+                    .unwrap_or_default()
+            ),
+        };
+        let what = if restart.is_some() {
+            "restarted"
+        } else {
+            "started"
+        };
         let line = if outcome.success() {
-            format!(
-                "started: was dead ({was}), deps ready; script {}",
-                outcome.describe()
-            )
+            format!("{what}: {why}; script {}", outcome.describe())
         } else {
             format!(
-                "start failed: script {}; see {}",
+                "{what}, but its script failed: {why}; script {}; see {}",
                 outcome.describe(),
-                spec.log_path.display()
+                script_log(dir, &svc.name).display()
             )
         };
-        log.event(&spec.service, &line);
+        log.event(&svc.name, &line);
+    }
+}
+
+/// Stops a service before its restart: its `stop:` command, then its pid if still running.
+fn stop(svc: &Service, pid: Option<u32>, spec: &dyn Fn(&Service, &str) -> ScriptSpec) -> String {
+    let mut said = Vec::new();
+    if let Some(cmd) = &svc.stop {
+        said.push(format!(
+            "stop command {}",
+            run_script(&spec(svc, cmd)).describe()
+        ));
+    }
+    if let Some(pid) = pid
+        && (svc.stop.is_none() || crate::exec::running(pid))
+    {
+        said.push(crate::exec::stop_process(
+            pid,
+            crate::defaults::STOP_TIMEOUT,
+        ));
+    }
+    if said.is_empty() {
+        "nothing to stop".into()
+    } else {
+        said.join(", ")
     }
 }
 

@@ -12,7 +12,7 @@
 pub mod probe;
 pub mod procs;
 
-use crate::config::{Config, Dep, Liveness, LuaChunk};
+use crate::config::{Config, Dep, Liveness, LuaChunk, Probe};
 use crate::engine::{DepObs, Observation, ServiceObs};
 use probe::Target;
 use procs::ProcTable;
@@ -35,11 +35,11 @@ pub type LuaRunner<'a> = &'a (dyn Fn(&LuaChunk, Duration) -> Result<(), String> 
 /// check in parallel, each bounded by its own timeout.
 pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation {
     let table = ProcTable::snapshot();
-    let alive: Vec<Result<Option<u32>, String>> = config
+    let (alive, started): (Vec<_>, Vec<_>) = config
         .services
         .iter()
         .map(|s| liveness(&table, &s.liveness))
-        .collect();
+        .unzip();
 
     // Everything to probe or run, deduplicated: many services may wait on one database.
     let mut targets: Vec<(Target, Duration)> = Vec::new();
@@ -47,6 +47,9 @@ pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation
     for (i, svc) in config.services.iter().enumerate() {
         if let (Ok(_), Some(check)) = (&alive[i], &svc.check) {
             chunks.push((i, None, check, config.settings.lua_timeout));
+        }
+        if let (Ok(_), Some(h)) = (&alive[i], &svc.health) {
+            targets.push(health_target(h));
         }
         if scope == Scope::Dead && alive[i].is_ok() {
             continue;
@@ -97,15 +100,33 @@ pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation
 
     let mut services: Vec<ServiceObs> = alive
         .into_iter()
-        .map(|alive| ServiceObs {
+        .zip(started)
+        .map(|(alive, started)| ServiceObs {
             alive,
+            started,
             health: None,
             deps: Default::default(),
         })
         .collect();
+    // Health: the `health:` probe, then `check:`; both must pass.
+    for (i, svc) in config.services.iter().enumerate() {
+        if let (Ok(_), Some(h)) = (&services[i].alive, &svc.health) {
+            let (target, _) = health_target(h);
+            let result = probed
+                .get(&target)
+                .cloned()
+                .unwrap_or_else(|| Err("not probed".into()));
+            services[i].health = Some(result.map_err(|e| format!("health {target}: {e}")));
+        }
+    }
     for ((i, dep, _, _), result) in chunks.iter().zip(ran) {
         match dep {
-            None => services[*i].health = Some(result),
+            None => {
+                let h = &mut services[*i].health;
+                if !matches!(h, Some(Err(_))) {
+                    *h = Some(result);
+                }
+            }
             Some(name) => {
                 services[*i].deps.insert(
                     name.clone(),
@@ -153,20 +174,41 @@ pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation
     }
 }
 
-/// Alive iff every liveness check of the service holds: `Ok(pid)` or the first reason it does not.
-fn liveness(table: &ProcTable, l: &Liveness) -> Result<Option<u32>, String> {
-    let mut pid = None;
-    if let Some(p) = l.pname() {
-        match table.find_pname(&p.regex) {
-            procs::Liveness::Alive { pid: found, .. } => pid = Some(found),
-            procs::Liveness::Dead { reason } => return Err(reason),
+fn health_target(p: &Probe) -> (Target, Duration) {
+    match p {
+        Probe::Tcp {
+            host,
+            port,
+            timeout,
+        } => (
+            Target::Tcp {
+                host: host.clone(),
+                port: *port,
+            },
+            *timeout,
+        ),
+        Probe::Http { url, timeout } => (Target::Http { url: url.clone() }, *timeout),
+    }
+}
+
+/// Alive iff every liveness check of the service holds: `Ok(pid)` and when that process
+/// started (unix seconds), or the first reason it does not hold.
+fn liveness(table: &ProcTable, l: &Liveness) -> (Result<Option<u32>, String>, Option<f64>) {
+    let mut found = None;
+    let checks = [
+        l.pname().map(|p| table.find_pname(&p.regex)),
+        l.pid_file().map(|f| table.check_pid_file(f)),
+    ];
+    for check in checks.into_iter().flatten() {
+        match check {
+            procs::Liveness::Alive { pid, started } => found = Some((pid, started)),
+            procs::Liveness::Dead { reason } => return (Err(reason), None),
         }
     }
-    if let Some(f) = l.pid_file() {
-        match table.check_pid_file(f) {
-            procs::Liveness::Alive { pid: found, .. } => pid = Some(found),
-            procs::Liveness::Dead { reason } => return Err(reason),
-        }
-    }
-    Ok(pid)
+    let started = found.and_then(|(_, s)| s).and_then(|t| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64())
+    });
+    (Ok(found.map(|(pid, _)| pid)), started)
 }

@@ -111,6 +111,7 @@ pub fn status(
                 Verdict::Alive => "alive",
                 Verdict::Unhealthy { .. } => "unhealthy",
                 Verdict::Start => "dead",
+                Verdict::Restart { .. } => "restart",
                 Verdict::Held(Hold::Deps { .. }) => "waiting",
                 Verdict::Held(Hold::Grace { .. }) => "grace",
                 Verdict::Held(Hold::Backoff { .. }) => "backoff",
