@@ -238,19 +238,15 @@ fn act(
                     .unwrap_or_default()
             ),
         };
-        let what = if restart.is_some() {
-            "restarted"
-        } else {
-            "started"
-        };
-        let line = if outcome.success() {
-            format!("{what}: {why}; script {}", outcome.describe())
-        } else {
-            format!(
-                "{what}, but its script failed: {why}; script {}; see {}",
+        let line = match (outcome.success(), restart.is_some()) {
+            (true, false) => format!("started: {why}; script {}", outcome.describe()),
+            (true, true) => format!("restarted: {why}; script {}", outcome.describe()),
+            (false, restart) => format!(
+                "{} failed: script {}; see {} ({why})",
+                if restart { "restart" } else { "start" },
                 outcome.describe(),
                 script_log(dir, &svc.name).display()
-            )
+            ),
         };
         log.event(&svc.name, &line);
     }
