@@ -50,6 +50,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the recovery order: the level of each service in the local dependency graph and
+    /// the remote deps it waits on. Probes nothing, starts nothing: the drill on paper.
+    Order,
     /// Forget a service's failures and backoff, so the next tick may start it again.
     Reset {
         /// The service to reset.

@@ -15,6 +15,10 @@ fn main() -> ExitCode {
     let path = cli.config_path();
     let exit = match &cli.command {
         Command::Check => check(&path),
+        Command::Order => with_config(&path, |cfg| {
+            print!("{}", report::order::render(cfg));
+            Exit::Ok
+        }),
         Command::Run { state_dir, dry_run } => {
             with_config(&path, |cfg| run(cfg, state_dir, *dry_run))
         }

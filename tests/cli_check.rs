@@ -123,3 +123,33 @@ fn usage_errors_exit_2_and_help_exits_0() {
         assert!(help.contains(word), "--help mentions {word}: {help}");
     }
 }
+
+#[test]
+fn order_prints_the_levels_of_the_recovery() {
+    let out = autoheal()
+        .args(["order", "-c", "examples/conf.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Recovery order for examples/conf.yaml (3 services, 3 levels): each level starts once the one before is up;\n\
+         services of one level start in parallel. Remote deps are waited on as they are.\n\
+         level 0  middleware\n\
+         level 1  nginx        after: middleware (local, by its health address)\n\
+         level 2  web_service  after: nginx (local, by its health address)\n"
+    );
+    let out = autoheal()
+        .args(["order", "-c", "examples/full.yaml"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("(3 services, 2 levels)"), "{text}");
+    assert!(text.contains("level 1  web    after: nginx 127.0.0.1:80 (external), middleware http://10.0.0.7/check.htm (external), rabbit (lua check), cache, queue"), "{text}");
+    // A bad file is refused as by every command.
+    let out = autoheal()
+        .args(["order", "-c", "tests/bad/cycle.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -574,3 +574,91 @@ fn dry_run_and_status_leave_a_bad_state_file_alone() {
     assert_eq!(std::fs::read_to_string(&bad).unwrap(), "{not json");
     assert_eq!(std::fs::read_dir(f.state_dir()).unwrap().count(), 1);
 }
+
+/// Alive but failing its `health:` probe: restarted (SIGTERM to its pid, then its script).
+#[test]
+fn an_unhealthy_service_is_stopped_and_restarted() {
+    let f = Fixture::new();
+    let sick = http_server(503);
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+  unhealthy_after: 1
+svc:
+  pid_file: {{dir}}/svc.pid
+  health:
+    url: http://127.0.0.1:{sick}/health
+  grace: 1s
+  script: {s}
+"#,
+        s = f.daemon_script("svc", 1)
+    ));
+    // First tick: dead, started.
+    assert_eq!(f.run().status.code(), Some(1));
+    let first = f.pid_of("svc").unwrap();
+    assert!(wait_for(Duration::from_secs(3), || is_running(first)));
+    std::thread::sleep(Duration::from_millis(1100)); // past grace
+    let out = f.run();
+    let log = stdout(&out);
+    assert!(log.contains("svc: restarted: unhealthy (1 failed health observation in a row): health http://127.0.0.1:"), "{log}");
+    assert!(
+        log.contains(&format!("pid {first} exited on SIGTERM")),
+        "{log}"
+    );
+    let second = f.pid_of("svc").unwrap();
+    assert_ne!(first, second);
+    assert!(wait_for(Duration::from_secs(2), || !is_running(first)));
+    assert_eq!(f.journal().len(), 2);
+}
+
+/// `restart_on_dep_restart`: a dependent restarted after its dep restarted behind its back.
+#[test]
+fn a_dependent_follows_its_restarted_dep() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+db:
+  pname: '{re1}'
+  script: {s1}
+app:
+  pname: '{re2}'
+  dep: [{{name: db}}]
+  restart_on_dep_restart: true
+  stop: kill $(cat {{dir}}/app.pid)
+  script: {s2}
+"#,
+        re1 = f.sleeper_re(1),
+        re2 = f.sleeper_re(2),
+        s1 = f.daemon_script("db", 1),
+        s2 = f.daemon_script("app", 2),
+    ));
+    // app first, by hand, then db: db is newer than app (process start times count in
+    // clock ticks; keep them clearly apart).
+    let sh = |s: &str| {
+        std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(s)
+            .status()
+            .unwrap()
+    };
+    sh(&f.daemon_script("app", 2));
+    std::thread::sleep(Duration::from_millis(300));
+    sh(&f.daemon_script("db", 1));
+    let old_app = f.pid_of("app").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = f.run();
+    let log = stdout(&out);
+    assert!(
+        log.contains("app: restarted: db restarted after it; stop command exit 0"),
+        "{log}"
+    );
+    assert_ne!(f.pid_of("app").unwrap(), old_app);
+    assert!(wait_for(Duration::from_secs(2), || !is_running(old_app)));
+    // Now app is newer than db: the next tick leaves both alone.
+    let out = f.run();
+    assert_eq!(stdout(&out), "");
+    assert_eq!(f.journal(), vec!["app", "db", "app"]);
+}

@@ -255,7 +255,11 @@ fn decide_uncached(
                 reason: reason.clone(),
             };
         }
-        Some(Err(reason)) => format!("unhealthy {} times in a row: {reason}", ss.health_failures),
+        Some(Err(reason)) => format!(
+            "unhealthy ({} failed health observation{} in a row): {reason}",
+            ss.health_failures,
+            if ss.health_failures == 1 { "" } else { "s" }
+        ),
         _ => match dep_restarted_after(obs, svc, o) {
             Some(why) => why,
             None => return Verdict::Alive,

@@ -443,7 +443,7 @@ fn an_unhealthy_service_is_restarted_after_n_spaced_observations() {
     assert_eq!(
         verdicts[10],
         Verdict::Restart {
-            reason: "unhealthy 3 times in a row: HTTP 503".into()
+            reason: "unhealthy (3 failed health observations in a row): HTTP 503".into()
         }
     );
     // Healthy again: the count starts over.
@@ -468,7 +468,7 @@ fn a_health_restart_goes_through_the_gate() {
     assert_eq!(
         verdict(&p, "a"),
         Verdict::Unhealthy {
-            reason: "unhealthy 1 times in a row: HTTP 503; its restart is held: waiting on db (dead, starting)".into()
+            reason: "unhealthy (1 failed health observation in a row): HTTP 503; its restart is held: waiting on db (dead, starting)".into()
         }
     );
     // Within grace of its last start: no restart either.

@@ -2,6 +2,7 @@
 //! JSON with the schema documented in README.md "status --json").
 
 pub mod log;
+pub mod order;
 
 use crate::config::{Config, Dep};
 use crate::engine::{Hold, Observation, Plan, Verdict};
