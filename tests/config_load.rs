@@ -91,6 +91,18 @@ fn full_example_loads_every_key() {
     );
     assert_eq!(check.label, "web.check");
     assert_eq!(web.user.as_deref(), Some("root"));
+    assert_eq!(
+        web.health,
+        Some(config::Probe::Http {
+            url: "http://127.0.0.1:8080/ready".into(),
+            timeout: Duration::from_secs(2)
+        })
+    );
+    assert_eq!(web.unhealthy_after, 5);
+    assert_eq!(web.stop.as_deref(), Some("/srv/web/bin/stop.sh"));
+    assert!(web.restart_on_dep_restart);
+    assert_eq!(cfg.settings.unhealthy_after, 3);
+    assert!(!cfg.service("cache").unwrap().restart_on_dep_restart);
 
     let kinds: Vec<&str> = web
         .deps
