@@ -11,6 +11,7 @@
 //! fresh start up to a second early. Otherwise the planner reasons in seconds (grace, backoff
 //! of seconds to minutes), and integers survive a JSON round trip exactly.
 
+use crate::report::io_reason;
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -95,20 +96,6 @@ pub enum StateError {
         path.display(), io_reason(err)
     )]
     Lock { path: PathBuf, err: io::Error },
-}
-
-/// "permission denied" rather than "Permission denied (os error 13)".
-fn io_reason(err: &io::Error) -> String {
-    let text = err.to_string();
-    let text = match text.find(" (os error ") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 fn unix_now() -> u64 {

@@ -50,7 +50,7 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
             line: 0,
             col: 0,
             context: String::new(),
-            message: format!("cannot read the config: {}", io_reason(&e)),
+            message: format!("cannot read the config: {}", crate::report::io_reason(&e)),
             source_line: None,
             width: 0,
             help: Some(
@@ -58,14 +58,6 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
                     .into(),
             ),
         }])),
-    }
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
     }
 }
 
@@ -550,12 +542,7 @@ impl Cx<'_> {
         if self.errors.len() > before {
             return None;
         }
-        let get = |key: &str| {
-            entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| *v)
-        };
+        let get = |key: &str| lookup(&entries, key);
         let timeout = get("timeout")
             .and_then(|n| self.duration(n, svc, "timeout"))
             .unwrap_or(settings.probe_timeout);
@@ -668,12 +655,7 @@ impl Cx<'_> {
             // A misspelt key (`hots`) would make every later complaint about this dep a guess.
             return None;
         }
-        let get = |key: &str| {
-            entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| *v)
-        };
+        let get = |key: &str| lookup(&entries, key);
         let name = get("name").and_then(|n| self.string(n, svc, "name"));
         let host = get("host").and_then(|n| self.string(n, svc, "host"));
         let url = get("url").and_then(|n| self.string(n, svc, "url"));
@@ -903,6 +885,14 @@ impl Cx<'_> {
             );
         }
     }
+}
+
+/// The value of `key` among a mapping's entries.
+fn lookup<'n>(entries: &[(&'n Node, &'n Node)], key: &str) -> Option<&'n Node> {
+    entries
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| *v)
 }
 
 fn node_of<'n>(map: &'n Node, key: &str) -> Option<&'n Node> {

@@ -10,6 +10,7 @@
 //!
 //! What this module must not do: signal, restart or otherwise act on a process. It only reads.
 
+use crate::report::io_reason;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
@@ -287,20 +288,6 @@ fn read_pid_file(path: &Path) -> std::io::Result<(String, Option<SystemTime>)> {
     let mut buf = Vec::new();
     file.take(PID_FILE_MAX).read_to_end(&mut buf)?;
     Ok((String::from_utf8_lossy(&buf).into_owned(), mtime))
-}
-
-/// "permission denied" rather than "Permission denied (os error 13)".
-fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

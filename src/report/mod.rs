@@ -241,3 +241,17 @@ pub fn secs(s: f64) -> String {
         }
     }
 }
+
+/// An io error as a person reads it: "permission denied" rather than "Permission denied (os error 13)".
+pub fn io_reason(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
