@@ -28,17 +28,16 @@ with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
     path = f.name
 
 
+# tick_bench's spawn_clean measures the child's own peak RSS, not Python's (a process spawned
+# straight from Python inherits the interpreter's RSS high-water mark).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tick_bench import set_child_subreaper, spawn_clean  # noqa: E402
+
+set_child_subreaper()
+
+
 def run_once(argv):
-    """Runs argv with output to /dev/null; returns (wall seconds, exit code, peak RSS KiB) of
-    that one child (wait4 gives its own rusage, not the maximum over every child)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    t = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-        (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
-    _, status, usage = os.wait4(pid, 0)
-    wall = time.perf_counter() - t
-    os.close(devnull)
-    return wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss
+    return spawn_clean(argv, os.devnull)
 
 
 walls, peaks = [], []
