@@ -1,0 +1,335 @@
+//! Readiness probes: does a tcp port accept, does a URL answer as expected. One implementation,
+//! used by the YAML deps through [`probe_all`] and by the Lua host's `tcp_probe`/`http_probe`.
+//!
+//! Every probe is bounded by its timeout, name resolution included, and reports failure as a
+//! short reason an operator can act on ("connection refused", "timed out after 3s",
+//! "HTTP 503"), never a Debug dump. Probes only connect and read; they never retry, and a slow
+//! host costs one timeout, not one per dependent.
+//!
+//! HTTP probes ignore `http_proxy`/`https_proxy` from the environment: a readiness check must
+//! reach the service itself, and cron environments rarely carry the same proxy settings as a
+//! login shell.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::defaults::{HTTP_MAX_BODY, HTTP_MAX_REDIRECTS, PROBE_TIMEOUT};
+
+/// Something a dependency can be waiting on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// Ready iff `host:port` accepts a tcp connection.
+    Tcp { host: String, port: u16 },
+    /// Ready iff a GET answers 2xx, redirects followed.
+    Http { url: String },
+}
+
+impl std::fmt::Display for Target {
+    /// `10.0.0.7:80`, `[::1]:80` or the URL, as shown in "waiting on" chains.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Target::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Target::Http { url } => f.write_str(url),
+        }
+    }
+}
+
+/// `Ok(())` = ready; `Err(reason)`, e.g. "connection refused", "timed out after 1s",
+/// "HTTP 503", "no address for host".
+pub type ProbeResult = Result<(), String>;
+
+/// Ready iff a tcp connection to `host:port` can be opened within `timeout`. Every resolved
+/// address is tried in turn with what is left of the timeout, name resolution included.
+pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> ProbeResult {
+    let deadline = Instant::now() + timeout;
+    let addrs = resolve(host, port, timeout)?;
+    let mut failures: Vec<(SocketAddr, String)> = Vec::new();
+    for addr in &addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            failures.push((*addr, timed_out(timeout)));
+            break;
+        }
+        match TcpStream::connect_timeout(addr, left) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                failures.push((*addr, timed_out(timeout)))
+            }
+            Err(e) => failures.push((*addr, io_reason(&e))),
+        }
+    }
+    // One reason when every address failed alike (the usual case); per address otherwise.
+    let first = &failures[0].1;
+    if failures.iter().all(|(_, r)| r == first) {
+        Err(first.clone())
+    } else {
+        Err(failures
+            .iter()
+            .map(|(a, r)| format!("{a}: {r}"))
+            .collect::<Vec<_>>()
+            .join(", "))
+    }
+}
+
+/// Resolves `host`, bounded by `timeout`: getaddrinfo has no timeout of its own, so a name
+/// (not an IP literal) is resolved on a helper thread that is abandoned if it is too slow.
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("autoheal-resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+        })
+        .map_err(|e| format!("cannot resolve {host}: {}", io_reason(&e)))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(_) => Err("no address for host".into()),
+        Err(_) => Err(format!(
+            "timed out after {} resolving {host}",
+            show(timeout)
+        )),
+    }
+}
+
+/// Options of one http probe; every field has a default.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOpts {
+    /// Bound on the whole request, redirects and body included; default
+    /// [`PROBE_TIMEOUT`](crate::defaults::PROBE_TIMEOUT).
+    pub timeout: Option<Duration>,
+    /// Inclusive range of statuses that count as ready; default 200..=299.
+    pub status: Option<(u16, u16)>,
+    /// A substring that must appear in the (bounded) body.
+    pub body: Option<String>,
+    /// Request method; default GET.
+    pub method: Option<String>,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// What an http request got back.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status of the final response, after redirects.
+    pub status: u16,
+    /// At most [`HTTP_MAX_BODY`](crate::defaults::HTTP_MAX_BODY) bytes, invalid utf-8 replaced.
+    pub body: String,
+    /// Response headers, values lossily decoded.
+    pub headers: Vec<(String, String)>,
+}
+
+/// One request: redirects followed up to [`HTTP_MAX_REDIRECTS`], the whole request bounded by
+/// the timeout, the body read up to [`HTTP_MAX_BODY`] bytes (the rest is left unread, not an
+/// error). A non-2xx status is NOT an error here; only failing to get an answer is.
+pub fn http_request(url: &str, opts: &HttpOpts) -> Result<HttpResponse, String> {
+    let timeout = opts.timeout.unwrap_or(PROBE_TIMEOUT);
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .max_redirects(HTTP_MAX_REDIRECTS)
+            .max_redirects_will_error(true)
+            .http_status_as_error(false)
+            .proxy(None)
+            .user_agent(concat!("autoheal/", env!("CARGO_PKG_VERSION")))
+            .build(),
+    );
+    let method = opts.method.as_deref().unwrap_or("GET");
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in &opts.headers {
+        request = request.header(name, value);
+    }
+    let request = request.body(()).map_err(|e| format!("bad request: {e}"))?;
+    let response = agent.run(request).map_err(|e| ureq_reason(&e, timeout))?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (k.as_str().to_string(), v)
+        })
+        .collect();
+    let mut body = Vec::new();
+    response
+        .into_body()
+        .into_reader()
+        .take(HTTP_MAX_BODY)
+        .read_to_end(&mut body)
+        .map_err(|e| body_reason(&e, timeout))?;
+    Ok(HttpResponse {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        headers,
+    })
+}
+
+/// Ready iff the request gets an answer whose status is in range (default 2xx) and whose body
+/// contains `opts.body`, if set.
+pub fn http_probe(url: &str, opts: &HttpOpts) -> ProbeResult {
+    let response = http_request(url, opts)?;
+    let (low, high) = opts.status.unwrap_or((200, 299));
+    if !(low..=high).contains(&response.status) {
+        return Err(format!("HTTP {}", response.status));
+    }
+    if let Some(want) = &opts.body
+        && !response.body.contains(want.as_str())
+    {
+        return Err(format!("HTTP {}, body lacks \"{want}\"", response.status));
+    }
+    Ok(())
+}
+
+/// Probes every distinct target once, in parallel on at most `workers` threads, so the whole
+/// call takes about as long as the slowest probe. A target listed more than once is probed
+/// once, with the largest of its timeouts.
+pub fn probe_all(targets: &[(Target, Duration)], workers: usize) -> HashMap<Target, ProbeResult> {
+    let mut distinct: HashMap<&Target, Duration> = HashMap::new();
+    for (target, timeout) in targets {
+        let t = distinct.entry(target).or_insert(*timeout);
+        *t = (*t).max(*timeout);
+    }
+    let queue = Mutex::new(distinct.into_iter().collect::<Vec<_>>());
+    let workers = workers.clamp(1, queue.lock().map(|q| q.len()).unwrap_or(1).max(1));
+    let results = Mutex::new(HashMap::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                // The queue lock is released as soon as a target is popped. A poisoned lock
+                // cannot happen (nothing panics while holding it) and would only end a worker.
+                let next = || queue.lock().ok().and_then(|mut q| q.pop());
+                while let Some((target, timeout)) = next() {
+                    let result = probe(target, timeout);
+                    if let Ok(mut r) = results.lock() {
+                        r.insert(target.clone(), result);
+                    }
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_default()
+}
+
+/// One target, with default http options apart from the timeout.
+fn probe(target: &Target, timeout: Duration) -> ProbeResult {
+    match target {
+        Target::Tcp { host, port } => tcp_probe(host, *port, timeout),
+        Target::Http { url } => http_probe(
+            url,
+            &HttpOpts {
+                timeout: Some(timeout),
+                ..HttpOpts::default()
+            },
+        ),
+    }
+}
+
+/// A ureq error as a short reason.
+fn ureq_reason(e: &ureq::Error, timeout: Duration) -> String {
+    use ureq::Error as E;
+    match e {
+        E::Timeout(_) => timed_out(timeout),
+        E::HostNotFound => "no address for host".into(),
+        E::Io(io) if io.kind() == io::ErrorKind::TimedOut => timed_out(timeout),
+        E::Io(io) => io_reason(io),
+        E::ConnectionFailed => "connection failed".into(),
+        E::TooManyRedirects => format!("too many redirects (more than {HTTP_MAX_REDIRECTS})"),
+        E::RedirectFailed => "redirect failed".into(),
+        E::BadUri(uri) => format!("bad url: {uri}"),
+        E::Http(e) => format!("bad request: {e}"),
+        E::Protocol(e) => format!("bad HTTP answer: {e}"),
+        E::LargeResponseHeader(..) => "response headers too large".into(),
+        other => other.to_string(),
+    }
+}
+
+/// An error while reading the body; ureq wraps its own errors (a timeout) in io::Error.
+fn body_reason(e: &io::Error, timeout: Duration) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    {
+        Some(inner) => format!("reading body: {}", ureq_reason(inner, timeout)),
+        None if e.kind() == io::ErrorKind::TimedOut => {
+            format!("reading body: {}", timed_out(timeout))
+        }
+        None => format!("reading body: {}", io_reason(e)),
+    }
+}
+
+fn timed_out(timeout: Duration) -> String {
+    format!("timed out after {}", show(timeout))
+}
+
+/// `3s`, `1500ms`: how a duration reads in a reason.
+fn show(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// "connection refused" rather than "Connection refused (os error 111)".
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+        io::ErrorKind::ConnectionReset => return "connection reset".into(),
+        io::ErrorKind::UnexpectedEof => return "connection closed before an answer".into(),
+        _ => {}
+    }
+    let text = e.to_string();
+    let text = text
+        .find(" (os error")
+        .map_or(text.as_str(), |i| &text[..i]);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "unknown error".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_short() {
+        assert_eq!(show(Duration::from_secs(3)), "3s");
+        assert_eq!(show(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(show(Duration::from_millis(200)), "200ms");
+    }
+
+    #[test]
+    fn targets_display_as_in_status_lines() {
+        let tcp = |h: &str| Target::Tcp {
+            host: h.into(),
+            port: 80,
+        };
+        assert_eq!(tcp("10.0.0.7").to_string(), "10.0.0.7:80");
+        assert_eq!(tcp("::1").to_string(), "[::1]:80");
+        let http = Target::Http {
+            url: "http://x/check".into(),
+        };
+        assert_eq!(http.to_string(), "http://x/check");
+    }
+
+    #[test]
+    fn io_reasons_are_short() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(io_reason(&refused), "connection refused");
+        assert_eq!(
+            io_reason(&io::Error::from_raw_os_error(101)),
+            "network is unreachable"
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! The process table: one read of `/proc` per observation, and the two liveness questions the
+//! config can ask of it (`pname:` with pgrep -f semantics, `pid_file:`).
+//!
+//! Why `/proc` directly and not sysinfo: measured on the 2-core dev machine with 300
+//! processes (`cargo test --release --test observe_bench -- --ignored --nocapture`, median of
+//! 50, three runs), one snapshot took 4.4–4.6 ms reading /proc here against 9.4–11.0 ms with
+//! sysinfo refreshing only cmd (+ the start time it always reads): about 2x faster. We need
+//! four fields per process; two small reads per pid (`stat`, `cmdline`) give them exactly,
+//! including the zombie state, with no extra machinery.
+//!
+//! What this module must not do: signal, restart or otherwise act on a process. It only reads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A pid file may be written up to this long before its process's recorded start time and still
+/// count: the boot time in `/proc/stat` has one-second granularity.
+const PID_FILE_SLACK: Duration = Duration::from_secs(1);
+
+/// At most this many bytes of a pid file are read; a pid is a handful of digits.
+const PID_FILE_MAX: u64 = 4096;
+
+/// What one snapshot knows about one process.
+#[derive(Debug, Clone)]
+struct Proc {
+    ppid: u32,
+    /// Arguments joined by spaces, as `pgrep -f` sees them; empty for kernel threads.
+    cmdline: String,
+    started: Option<SystemTime>,
+    zombie: bool,
+}
+
+/// Whether a service's process is there.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Liveness {
+    /// The process that makes the service alive, and when it started (if known).
+    Alive {
+        pid: u32,
+        started: Option<SystemTime>,
+    },
+    /// Why the service counts as dead, short enough for a status line.
+    Dead { reason: String },
+}
+
+impl Liveness {
+    /// True for [`Liveness::Alive`].
+    pub fn is_alive(&self) -> bool {
+        matches!(self, Liveness::Alive { .. })
+    }
+
+    fn dead(reason: impl Into<String>) -> Liveness {
+        Liveness::Dead {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One snapshot of the process table, taken once per observation so that every liveness check
+/// of a tick sees the same world.
+#[derive(Debug, Clone, Default)]
+pub struct ProcTable {
+    /// Ordered by pid so that lookups are deterministic.
+    procs: BTreeMap<u32, Proc>,
+    /// autoheal's own tree: itself, its ancestors, its descendants. Never matched by `pname`.
+    own_tree: HashSet<u32>,
+}
+
+impl ProcTable {
+    /// One read of /proc. Processes in autoheal's own tree are excluded from pname matching:
+    /// our own pid, all our ancestors (the cron shell that runs us), and all our descendants
+    /// (scripts we run, until they daemonize and leave our tree).
+    ///
+    /// Processes that vanish while being read are left out; a `/proc` that cannot be read at all
+    /// gives an empty table, in which every service is dead.
+    pub fn snapshot() -> ProcTable {
+        Self::read(Path::new("/proc"), std::process::id())
+    }
+
+    fn read(proc_root: &Path, own_pid: u32) -> ProcTable {
+        let boot = boot_time(proc_root);
+        let ticks = clock_ticks(proc_root);
+        let mut procs = BTreeMap::new();
+        if let Ok(dir) = fs::read_dir(proc_root) {
+            for entry in dir.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if let Some(p) = read_proc(&entry.path(), boot, ticks) {
+                    procs.insert(pid, p);
+                }
+            }
+        }
+        let own_tree = own_tree(&procs, own_pid);
+        ProcTable { procs, own_tree }
+    }
+
+    /// pgrep -f semantics: the first non-excluded, non-zombie process whose full command line
+    /// matches `re`. "First" is the earliest started (then lowest pid): for a service with a
+    /// master and workers that is the master.
+    pub fn find_pname(&self, re: &regex::Regex) -> Liveness {
+        let found = self
+            .procs
+            .iter()
+            .filter(|(pid, p)| {
+                !p.zombie
+                    && !p.cmdline.is_empty()
+                    && !self.own_tree.contains(pid)
+                    && re.is_match(&p.cmdline)
+            })
+            .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), **pid));
+        match found {
+            Some((&pid, p)) => Liveness::Alive {
+                pid,
+                started: p.started,
+            },
+            None => Liveness::dead(format!("no process matches \"{}\"", re.as_str())),
+        }
+    }
+
+    /// Alive iff the file holds a pid of a live, non-zombie process that started no later than
+    /// the file's mtime (plus one second of slack for clock granularity): a pid file left over
+    /// from before a reboot whose pid now belongs to some other process is stale, not alive.
+    pub fn check_pid_file(&self, path: &Path) -> Liveness {
+        let shown = path.display();
+        let (text, mtime) = match read_pid_file(path) {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Liveness::dead(format!("pid file {shown} missing"));
+            }
+            Err(e) => {
+                return Liveness::dead(format!("pid file {shown} unreadable: {}", io_reason(&e)));
+            }
+        };
+        let pid = match text.split_whitespace().next().map(str::parse::<u32>) {
+            Some(Ok(pid)) if pid > 0 => pid,
+            _ => return Liveness::dead(format!("pid file {shown} holds no pid")),
+        };
+        let Some(p) = self.procs.get(&pid) else {
+            return Liveness::dead(format!("pid {pid} not running"));
+        };
+        if p.zombie {
+            return Liveness::dead(format!("pid {pid} is a zombie"));
+        }
+        if let (Some(started), Some(mtime)) = (p.started, mtime)
+            && started > mtime + PID_FILE_SLACK
+        {
+            return Liveness::dead(format!(
+                "stale pid file {shown}: pid {pid} started after the file was written"
+            ));
+        }
+        Liveness::Alive {
+            pid,
+            started: p.started,
+        }
+    }
+
+    /// When the process started, if it is in the table and its start time could be read.
+    pub fn start_time(&self, pid: u32) -> Option<SystemTime> {
+        self.procs.get(&pid).and_then(|p| p.started)
+    }
+
+    /// The command line as pname matching sees it (arguments joined by spaces).
+    pub fn cmdline(&self, pid: u32) -> Option<&str> {
+        self.procs.get(&pid).map(|p| p.cmdline.as_str())
+    }
+
+    /// True if `pid` is autoheal itself, one of its ancestors or one of its descendants.
+    pub fn is_own_tree(&self, pid: u32) -> bool {
+        self.own_tree.contains(&pid)
+    }
+
+    /// Number of processes in the snapshot.
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// True if the snapshot holds no process (e.g. /proc was unreadable).
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+}
+
+/// Reads `/proc/PID/stat` and `/proc/PID/cmdline`; `None` if the process vanished meanwhile.
+fn read_proc(dir: &Path, boot: Option<SystemTime>, ticks: u64) -> Option<Proc> {
+    let stat = fs::read(dir.join("stat")).ok()?;
+    let stat = String::from_utf8_lossy(&stat);
+    let (state, ppid, start_ticks) = parse_stat(&stat)?;
+    let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
+    let started = boot.map(|b| b + Duration::from_millis(start_ticks.saturating_mul(1000) / ticks));
+    Some(Proc {
+        ppid,
+        cmdline: join_cmdline(&cmdline),
+        started,
+        // X (dead) is only seen for an instant, but it is no more alive than a zombie.
+        zombie: matches!(state, 'Z' | 'X'),
+    })
+}
+
+/// (state, ppid, starttime in clock ticks since boot) from the text of `/proc/PID/stat`.
+/// The command name (field 2) is in parentheses and may itself hold spaces and ')', so the
+/// fields are counted from the last ')'.
+fn parse_stat(stat: &str) -> Option<(char, u32, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 of proc(5), so field N is fields[N - 3].
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(22 - 3)?.parse().ok()?;
+    Some((state, ppid, start))
+}
+
+/// NUL-separated arguments → one string joined by spaces, as pgrep -f matches it.
+fn join_cmdline(raw: &[u8]) -> String {
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    let joined: Vec<u8> = raw.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
+    String::from_utf8_lossy(&joined).into_owned()
+}
+
+/// The pids of our own tree: ourselves, every ancestor, every descendant.
+fn own_tree(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
+    let mut tree = HashSet::from([own_pid]);
+    let mut pid = own_pid;
+    while let Some(p) = procs.get(&pid) {
+        // A pid already in the tree means a ppid loop (pids reused while /proc was read).
+        if p.ppid == 0 || !tree.insert(p.ppid) {
+            break;
+        }
+        pid = p.ppid;
+    }
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (&pid, p) in procs {
+        children.entry(p.ppid).or_default().push(pid);
+    }
+    let mut todo = vec![own_pid];
+    let mut seen = HashSet::from([own_pid]);
+    while let Some(pid) = todo.pop() {
+        for &child in children.get(&pid).into_iter().flatten() {
+            if seen.insert(child) {
+                tree.insert(child);
+                todo.push(child);
+            }
+        }
+    }
+    tree
+}
+
+/// Boot time from the `btime` line of `/proc/stat` (whole seconds since the epoch).
+fn boot_time(proc_root: &Path) -> Option<SystemTime> {
+    let stat = fs::read_to_string(proc_root.join("stat")).ok()?;
+    let secs = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), read from the `AT_CLKTCK` entry of our
+/// auxiliary vector so that no libc call is needed; 100 (Linux's USER_HZ) if that fails.
+fn clock_ticks(proc_root: &Path) -> u64 {
+    const AT_CLKTCK: usize = 17;
+    const WORD: usize = std::mem::size_of::<usize>();
+    let auxv = fs::read(proc_root.join("self/auxv")).unwrap_or_default();
+    auxv.chunks_exact(2 * WORD)
+        .map(|pair| {
+            let word = |b: &[u8]| usize::from_ne_bytes(b.try_into().unwrap_or([0; WORD]));
+            (word(&pair[..WORD]), word(&pair[WORD..]))
+        })
+        .find(|&(key, _)| key == AT_CLKTCK)
+        .map(|(_, value)| value as u64)
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// The first bytes of a pid file and its mtime.
+fn read_pid_file(path: &Path) -> std::io::Result<(String, Option<SystemTime>)> {
+    let file = fs::File::open(path)?;
+    let mtime = file.metadata()?.modified().ok();
+    let mut buf = Vec::new();
+    file.take(PID_FILE_MAX).read_to_end(&mut buf)?;
+    Ok((String::from_utf8_lossy(&buf).into_owned(), mtime))
+}
+
+/// "permission denied" rather than "Permission denied (os error 13)".
+fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_comm_with_spaces_and_parens() {
+        let stat = "4242 (my) (odd) name) S 17 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 \
+                    123456 1000 50 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0";
+        assert_eq!(parse_stat(stat), Some(('S', 17, 123456)));
+        assert_eq!(parse_stat("12 (z) Z 1 0"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn cmdline_is_joined_by_spaces() {
+        assert_eq!(
+            join_cmdline(b"python3\0app.py\0--port\08080\0"),
+            "python3 app.py --port 8080"
+        );
+        assert_eq!(
+            join_cmdline(b"nginx: master process"),
+            "nginx: master process"
+        );
+        assert_eq!(join_cmdline(b""), "");
+    }
+
+    #[test]
+    fn own_tree_has_ancestors_and_descendants_but_not_siblings() {
+        let p = |ppid| Proc {
+            ppid,
+            cmdline: "x".into(),
+            started: None,
+            zombie: false,
+        };
+        // 1 ─ 10 (cron) ─ 20 (us) ─ 30 ─ 40 ; 1 ─ 50 (daemonized) ; 10 ─ 21 (sibling)
+        let procs = BTreeMap::from([
+            (1, p(0)),
+            (10, p(1)),
+            (20, p(10)),
+            (30, p(20)),
+            (40, p(30)),
+            (50, p(1)),
+            (21, p(10)),
+        ]);
+        let tree = own_tree(&procs, 20);
+        let mut tree: Vec<_> = tree.into_iter().collect();
+        tree.sort();
+        assert_eq!(tree, vec![1, 10, 20, 30, 40]);
+    }
+
+    #[test]
+    fn clock_ticks_from_our_auxv() {
+        assert!(clock_ticks(Path::new("/proc")) > 0);
+        assert_eq!(clock_ticks(Path::new("/nonexistent")), 100);
+    }
+
+    #[test]
+    fn io_reasons_are_short() {
+        let e = std::io::Error::from_raw_os_error(13);
+        assert_eq!(io_reason(&e), "permission denied");
+    }
+}

@@ -1,0 +1,247 @@
+//! The process table against real processes: pname matching (with our own tree excluded) and
+//! pid files (live, stale, missing, garbage, zombie). Only processes these tests start are
+//! ever signalled, by their pid.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use autoheal::observe::procs::{Liveness, ProcTable};
+use regex::Regex;
+
+/// A number no other process's command line will hold: `30.<our pid><nanos>`, a valid
+/// argument for sleep(1).
+fn unique_sleep_arg() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("3000.{}{nanos}", std::process::id())
+}
+
+fn exact(cmdline: &str) -> Regex {
+    Regex::new(&format!("^{}$", regex::escape(cmdline))).unwrap()
+}
+
+fn sleep_child(arg: &str) -> Child {
+    Command::new("sleep")
+        .arg(arg)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sleep")
+}
+
+/// Kills, by pid, a process this test started, when dropped (also when an assert fails).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        kill(self.0);
+    }
+}
+
+fn kill(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Polls fresh snapshots until `f` holds, for at most 5 s.
+fn eventually(what: &str, f: impl Fn(&ProcTable) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f(&ProcTable::snapshot()) {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pid_file(dir: &Path, content: &str) -> PathBuf {
+    let path = dir.join("svc.pid");
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn pname_finds_a_daemonized_process_and_loses_it_once_killed() {
+    // Daemonize like a service's startup script does: the shell exits, sleep is reparented
+    // out of our tree, so own-tree exclusion does not hide it.
+    let arg = unique_sleep_arg();
+    let mut sh = Command::new("sh")
+        .arg("-c")
+        .arg(format!("sleep {arg} </dev/null >/dev/null 2>&1 & echo $!"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    sh.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    sh.wait().unwrap();
+    let pid: u32 = out.trim().parse().unwrap();
+    let _guard = KillOnDrop(pid);
+
+    let re = exact(&format!("sleep {arg}"));
+    let table = ProcTable::snapshot();
+    assert!(!table.is_own_tree(pid), "sleep should have left our tree");
+    match table.find_pname(&re) {
+        Liveness::Alive {
+            pid: found,
+            started,
+        } => {
+            assert_eq!(found, pid);
+            let started = started.expect("start time known");
+            let age = SystemTime::now()
+                .duration_since(started)
+                .unwrap_or_default();
+            assert!(age < Duration::from_secs(60), "started {age:?} ago");
+            assert_eq!(table.start_time(pid), Some(started));
+        }
+        dead => panic!("expected alive, got {dead:?}"),
+    }
+
+    kill(pid);
+    // Once killed it is gone, or a zombie until its new parent reaps it: dead either way.
+    eventually("killed sleep to be dead", |t| !t.find_pname(&re).is_alive());
+    let Liveness::Dead { reason } = ProcTable::snapshot().find_pname(&re) else {
+        unreachable!()
+    };
+    assert!(reason.starts_with("no process matches"), "{reason}");
+}
+
+#[test]
+fn pname_never_matches_our_own_descendants() {
+    let arg = unique_sleep_arg();
+    let mut child = sleep_child(&arg);
+    let _guard = KillOnDrop(child.id());
+    let re = exact(&format!("sleep {arg}"));
+
+    eventually("child to have exec'd sleep", |t| {
+        t.cmdline(child.id()).is_some_and(|c| re.is_match(c))
+    });
+    let table = ProcTable::snapshot();
+    // It is there and matches: only the exclusion can hide it.
+    assert!(table.is_own_tree(child.id()));
+    assert!(!table.find_pname(&re).is_alive());
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn pname_never_matches_ourselves_or_our_ancestors() {
+    let table = ProcTable::snapshot();
+    let me = std::process::id();
+    let parent = std::os::unix::process::parent_id();
+    assert!(table.is_own_tree(me));
+    assert!(
+        table.is_own_tree(parent),
+        "parent {parent} (cargo or a shell)"
+    );
+
+    let own = table.cmdline(me).expect("our own cmdline").to_string();
+    let re = exact(&own);
+    assert!(re.is_match(&own));
+    // Only another run of this very test binary with the same arguments could match here.
+    assert_eq!(
+        table.find_pname(&re),
+        Liveness::Dead {
+            reason: format!("no process matches \"{}\"", re.as_str())
+        }
+    );
+}
+
+#[test]
+fn pid_file_written_after_start_is_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sleep_child(&unique_sleep_arg());
+    let _guard = KillOnDrop(child.id());
+    let path = pid_file(dir.path(), &format!("{}\n", child.id()));
+
+    match ProcTable::snapshot().check_pid_file(&path) {
+        Liveness::Alive { pid, started } => {
+            assert_eq!(pid, child.id());
+            assert!(started.is_some());
+        }
+        dead => panic!("expected alive, got {dead:?}"),
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        ProcTable::snapshot().check_pid_file(&path),
+        Liveness::Dead {
+            reason: format!("pid {} not running", child.id())
+        }
+    );
+}
+
+#[test]
+fn pid_file_older_than_its_process_is_stale() {
+    // As after a reboot: the file was written long ago, its pid now belongs to a new process.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sleep_child(&unique_sleep_arg());
+    let _guard = KillOnDrop(child.id());
+    let path = pid_file(dir.path(), &child.id().to_string());
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+
+    assert_eq!(
+        ProcTable::snapshot().check_pid_file(&path),
+        Liveness::Dead {
+            reason: format!(
+                "stale pid file {}: pid {} started after the file was written",
+                path.display(),
+                child.id()
+            )
+        }
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn pid_file_missing_garbage_or_unreadable_is_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = ProcTable::snapshot();
+    let dead = |reason: String| Liveness::Dead { reason };
+
+    let missing = dir.path().join("nope.pid");
+    assert_eq!(
+        table.check_pid_file(&missing),
+        dead(format!("pid file {} missing", missing.display()))
+    );
+    for garbage in ["", "\n", "hello", "-5", "0", "12abc"] {
+        let path = pid_file(dir.path(), garbage);
+        assert_eq!(
+            table.check_pid_file(&path),
+            dead(format!("pid file {} holds no pid", path.display())),
+            "content {garbage:?}"
+        );
+    }
+    // A directory opens but cannot be read.
+    assert_eq!(
+        table.check_pid_file(dir.path()),
+        dead(format!(
+            "pid file {} unreadable: is a directory",
+            dir.path().display()
+        ))
+    );
+}
+
+#[test]
+fn pid_of_a_zombie_is_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("true").spawn().unwrap();
+    // Not waited for: once it exits it stays a zombie until we reap it below.
+    let path = pid_file(dir.path(), &child.id().to_string());
+    let zombie = Liveness::Dead {
+        reason: format!("pid {} is a zombie", child.id()),
+    };
+    eventually("child to become a zombie", |t| {
+        t.check_pid_file(&path) == zombie
+    });
+    child.wait().unwrap();
+}
