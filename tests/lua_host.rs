@@ -574,6 +574,34 @@ fn endless_loop_is_cut_at_the_time_limit() {
 }
 
 #[test]
+fn finalizers_cannot_hang_the_tick() {
+    // A __gc would run when the state is closed, after the deadline and out of the hook's reach.
+    let start = Instant::now();
+    let err = run_with(
+        "setmetatable({}, {__gc = function() while true do end end}) return true",
+        Duration::from_millis(300),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "conf.yaml:7: web.check: __gc metamethods are not available in autoheal's sandbox"
+    );
+    // Adding __gc after setmetatable does not mark the table for finalization (Lua 5.4).
+    let r = run_with(
+        "local mt = {} setmetatable({}, mt) mt.__gc = function() while true do end end collectgarbage() return true",
+        Duration::from_millis(300),
+        &TestWorld::default(),
+    );
+    assert_eq!(r, Ok(()));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn memory_bomb_hits_the_memory_limit() {
     let err = run("local t = {} while true do t[#t+1] = string.rep('x', 1e6) end").unwrap_err();
     assert_eq!(err, "memory limit of 64 MiB exceeded");

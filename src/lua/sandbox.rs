@@ -24,7 +24,8 @@ pub(crate) const PRIMITIVES: &str = "autoheal";
 ///
 /// `load` keeps working on source text; bytecode (which can crash the VM) is refused. `pcall`,
 /// `xpcall` and `coroutine.resume` re-raise an error caught after the deadline, so a chunk
-/// cannot catch its own timeout and carry on.
+/// cannot catch its own timeout and carry on. `__gc` metamethods are refused: finalizers run
+/// when the state is closed, after the chunk, where no deadline hook can stop them.
 const PRELUDE: &str = r#"
 local timed_out = ...
 local rawload, rawpcall, rawxpcall, resume, error = load, pcall, xpcall, coroutine.resume, error
@@ -36,6 +37,13 @@ end
 pcall = function(...) return pass(rawpcall(...)) end
 xpcall = function(...) return pass(rawxpcall(...)) end
 coroutine.resume = function(...) return pass(resume(...)) end
+local rawsetmetatable, rawget, type = setmetatable, rawget, type
+setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not available in autoheal's sandbox", 2)
+  end
+  return rawsetmetatable(t, mt)
+end
 "#;
 
 /// What the primitives of one run share: its deadline, where modules live, where relative
