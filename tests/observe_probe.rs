@@ -122,10 +122,12 @@ fn tcp_listener_is_ready_and_closed_port_is_refused() {
 
 #[test]
 fn tcp_unknown_host_has_no_address() {
-    // .invalid never resolves (RFC 6761); without working DNS the lookup may time out instead.
+    // .invalid never resolves (RFC 6761); without working DNS the lookup fails or times out.
     let err = tcp_probe("no-such-host.invalid", 80, SHORT).unwrap_err();
     assert!(
-        err == "no address for host" || err.starts_with("timed out after 2s"),
+        err == "no address for host"
+            || err.starts_with("name lookup failed")
+            || err.starts_with("timed out after 2s"),
         "{err}"
     );
 }
@@ -325,4 +327,16 @@ fn probe_all_with_one_worker_and_nothing_to_do() {
     let results = probe_all(&[(tcp.clone(), SHORT), (tcp.clone(), SHORT)], 0);
     assert_eq!(results.len(), 1);
     assert_eq!(results[&tcp], Ok(()));
+}
+
+#[test]
+fn http_unknown_host_has_no_address() {
+    // Same reason as for tcp, although ureq resolves the name itself.
+    let err = http_probe("http://no-such-host.invalid/", &opts(SHORT)).unwrap_err();
+    assert!(
+        err == "no address for host"
+            || err.starts_with("name lookup failed")
+            || err.starts_with("timed out after 2s"),
+        "{err}"
+    );
 }

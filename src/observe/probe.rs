@@ -64,7 +64,9 @@ pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> ProbeResult {
         }
     }
     // One reason when every address failed alike (the usual case); per address otherwise.
-    let first = &failures[0].1;
+    let Some((_, first)) = failures.first() else {
+        return Err("no address for host".into());
+    };
     if failures.iter().all(|(_, r)| r == first) {
         Err(first.clone())
     } else {
@@ -93,7 +95,8 @@ fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, 
         .map_err(|e| format!("cannot resolve {host}: {}", io_reason(&e)))?;
     match rx.recv_timeout(timeout) {
         Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(_) => Err("no address for host".into()),
+        Ok(Ok(_)) => Err("no address for host".into()),
+        Ok(Err(e)) => Err(io_reason(&e)),
         Err(_) => Err(format!(
             "timed out after {} resolving {host}",
             show(timeout)
@@ -288,6 +291,15 @@ fn io_reason(e: &io::Error) -> String {
         _ => {}
     }
     let text = e.to_string();
+    // std reports getaddrinfo failures as "failed to lookup address information: <gai_strerror>".
+    if let Some(why) = text.strip_prefix("failed to lookup address information: ") {
+        return match why {
+            "Name or service not known" | "No address associated with hostname" => {
+                "no address for host".into()
+            }
+            other => format!("name lookup failed: {}", other.to_lowercase()),
+        };
+    }
     let text = text
         .find(" (os error")
         .map_or(text.as_str(), |i| &text[..i]);
