@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,11 +58,18 @@ fn wait_port(port: u16, within: Duration) -> bool {
     false
 }
 
-/// A child process killed (by its pid) and reaped when the test ends, pass or fail.
-struct Server(Child);
+/// A child process stopped (by its pid) and reaped when the test ends, pass or fail: first
+/// with its own signal (postgres wants SIGINT, a fast shutdown that takes its children along),
+/// SIGKILL if it is still there after 5 s.
+struct Server(Child, i32);
 
 impl Drop for Server {
     fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, self.1) };
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -75,7 +83,7 @@ fn start(program: &str, args: &[&str]) -> Option<Server> {
         .stderr(Stdio::null())
         .spawn()
     {
-        Ok(c) => Some(Server(c)),
+        Ok(c) => Some(Server(c, libc::SIGKILL)),
         Err(e) => {
             eprintln!(
                 "note: skipped, cannot start {program}: {e} (apt-get install redis-server memcached)"
@@ -181,16 +189,29 @@ fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
     let bin = postgres_bin()?;
     let as_root = rustix::process::geteuid().is_root();
     let data = dir.join("data");
-    let run = |program: PathBuf, args: Vec<String>| {
-        let mut c = if as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program).args(args);
-            c
-        } else {
-            let mut c = Command::new(program);
-            c.args(args);
-            c
+    // As root, run as `postgres` directly (not through runuser, so the child we stop at the
+    // end is the postmaster itself).
+    let ids = if as_root {
+        let id = |flag: &str| -> Option<u32> {
+            let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok()
         };
+        match (id("-u"), id("-g")) {
+            (Some(u), Some(g)) => Some((u, g)),
+            _ => {
+                eprintln!("note: no `postgres` user; postgres test skipped");
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    let run = |program: PathBuf, args: Vec<String>| {
+        let mut c = Command::new(program);
+        c.args(args);
+        if let Some((uid, gid)) = ids {
+            c.uid(uid).gid(gid).env("HOME", dir);
+        }
         c.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -238,7 +259,7 @@ fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
     )
     .spawn()
     .ok()?;
-    Some(Server(child))
+    Some(Server(child, libc::SIGINT))
 }
 
 #[test]
