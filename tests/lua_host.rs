@@ -187,6 +187,32 @@ fn syntax_errors_name_the_conf_yaml_line() {
 }
 
 #[test]
+fn long_labels_still_map_lines() {
+    let long = "a_service_with_a_rather_long_name";
+    let yaml = format!(
+        "{long}:\n  pname: x\n  script: \"true\"\n  dep:\n    - name: a_dependency_with_an_even_longer_name\n      lua: |\n        local x = 1\n        return x.y\n"
+    );
+    let config = config::load_str(&yaml, Path::new("conf.yaml")).unwrap();
+    let autoheal::config::Dep::Lua { chunk, .. } = &config.services[0].deps[0] else {
+        panic!()
+    };
+    let err = lua::run_chunk(
+        &config,
+        chunk,
+        Duration::from_secs(1),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "conf.yaml:8: {}: attempt to index a number value (local 'x')",
+            chunk.label
+        )
+    );
+}
+
+#[test]
 fn syntax_error_in_a_dep_chunk() {
     let yaml = "web:\n  pname: x\n  script: \"true\"\n  dep:\n    - name: queue\n      lua: return tcp_probe(\"10.0.0.9\" 5672)\n";
     let config = config::load_str(yaml, Path::new("/etc/autoheal/conf.yaml")).unwrap();
@@ -217,6 +243,29 @@ fn check_config_resolves_modules() {
     let diags = lua::check_config(&config);
     assert_eq!(diags.len(), 1, "{diags:?}");
     assert_eq!(diags[0].line, 7);
+
+    // A module that does not compile: reported in its own file, named by the chunk using it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.lua"),
+        "local M = {}\nfunction M.f(\nreturn M\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "settings:\n  lua_path: {}\nweb:\n  pname: x\n  script: \"true\"\n  check: broken.f()\n",
+        dir.path().display()
+    );
+    let config = config::load_str(&yaml, Path::new("conf.yaml")).unwrap();
+    let diags = lua::check_config(&config);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let broken = dir.path().join("broken.lua");
+    assert_eq!(
+        diags[0].headline(),
+        format!(
+            "{}:3: web.check: <name> or '...' expected near 'return'",
+            broken.display()
+        )
+    );
 
     for ok in [
         "redis.ping{port=6379}",

@@ -179,7 +179,14 @@ impl Checker<'_> {
 /// A syntax error inside a module file: positioned in that file, named by the chunk using it.
 fn module_diag(path: &Path, message: &str, chunk: &LuaChunk) -> Diagnostic {
     let shown = path.display().to_string();
-    let (line, message) = sandbox::split_position(message, &shown).unwrap_or((0, message.into()));
+    // Lua shortens a long file name to "...tail" in its messages: take the position from the
+    // first ":N: " whatever comes before it.
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| Regex::new(r"(?s)^.*?:(\d+): (.*)$").expect("regex"));
+    let (line, message) = match re.captures(message) {
+        Some(c) => (c[1].parse().unwrap_or(0), c[2].to_string()),
+        None => (0, message.to_string()),
+    };
     Diagnostic {
         severity: Severity::Error,
         file: shown,

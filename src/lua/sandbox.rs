@@ -288,7 +288,7 @@ fn require(lua: &Lua, ctx: &Ctx, name: &str) -> mlua::Result<Value> {
 /// other chunk as it is. On a syntax error: the chunk's line and Lua's message without the
 /// `label:N:` prefix.
 pub(crate) fn compile(lua: &Lua, chunk: &LuaChunk) -> Result<Function, (usize, String)> {
-    let name = format!("={}", chunk.label);
+    let name = format!("={}", lua_name(chunk));
     let wrapped = format!("return {}", chunk.source);
     if let Ok(f) = lua
         .load(wrapped)
@@ -307,11 +307,22 @@ pub(crate) fn compile(lua: &Lua, chunk: &LuaChunk) -> Result<Function, (usize, S
                 mlua::Error::SyntaxError { message, .. } => message,
                 other => other.to_string(),
             };
-            split_position(&message, &chunk.label).unwrap_or((1, message))
+            split_position(&message, lua_name(chunk)).unwrap_or((1, message))
         })
 }
 
-/// The expression a one-expression chunk consists of, if it is one.
+/// The name Lua knows a chunk by, which starts its error messages (`web.check:3: ...`), so
+/// that they can be recognised and mapped. Lua cuts names longer than its LUA_IDSIZE (60), so a
+/// long label is replaced by "chunk".
+fn lua_name(chunk: &LuaChunk) -> &str {
+    if chunk.label.len() <= 50 {
+        &chunk.label
+    } else {
+        "chunk"
+    }
+}
+
+/// Whether `source` is a single expression (so it runs as `return <source>`).
 pub(crate) fn is_expression(lua: &Lua, source: &str) -> bool {
     lua.load(format!("return {source}"))
         .set_mode(mlua::chunk::ChunkMode::Text)
@@ -398,12 +409,12 @@ fn describe_error(config: &Config, chunk: &LuaChunk, ctx: &Ctx, e: &mlua::Error)
     {
         return format!("memory limit of {} MiB exceeded", LUA_MEMORY >> 20);
     }
-    if let Some((n, rest)) = split_position(&message, &chunk.label) {
+    if let Some((n, rest)) = split_position(&message, lua_name(chunk)) {
         return at(config, chunk, n, &rest);
     }
     // An error raised elsewhere (a module, a primitive): find the chunk's frame in the
     // traceback for the line.
-    let needle = format!("\t{}:", chunk.label);
+    let needle = format!("\t{}:", lua_name(chunk));
     let line = traceback.lines().find_map(|l| {
         let l = format!("\t{}", l.trim_start());
         let rest = l.strip_prefix(&needle)?;
