@@ -1,1 +1,90 @@
-//! Lua host (to be written)
+//! The embedded Lua host: runs the inline chunks of conf.yaml (`check:`, a dep's `lua:`) and
+//! the modules of the `lua/` library in a sandboxed Lua 5.4, on the Rust core's primitives.
+//!
+//! What it owns:
+//! - the sandbox ([`sandbox`]): which standard libraries exist (base, table, string, math, utf8,
+//!   coroutine, and an `os` reduced to `time`/`clock`/`date`/`getenv`), a text-only `load`, and a
+//!   `require` that only reads `NAME.lua` files from the `lua/` directories
+//!   (`settings.lua_path`, then the install prefix's, then the source tree's in development);
+//! - the limits of one run: a deadline checked by an instruction-count hook, a memory limit
+//!   ([`crate::defaults::LUA_MEMORY`]), and every blocking primitive bounded by the time the
+//!   chunk has left;
+//! - the primitives ([`prims`]): thin wrappers over the same probe and process-table functions
+//!   the engine uses (`crate::observe`), plus `exec`, `sleep`, `json`, `tcp_exchange`...;
+//! - the mapping of a chunk's line to its line in conf.yaml, for syntax and runtime errors.
+//!
+//! What it must not do: decide anything about a service (a chunk's verdict goes back to the
+//! engine), restart anything by itself (`restart()` goes through [`World::restart`], the
+//! engine's gate), panic, or block past a chunk's time limit. Each run gets a fresh Lua state,
+//! so chunks never see each other's globals and can run on several threads at once.
+
+mod check;
+mod json;
+mod prims;
+mod sandbox;
+
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Diagnostic, LuaChunk};
+
+pub use sandbox::{lua_dirs, module_path};
+
+/// What a chunk may ask of the tick. The engine implements it (`Sync`: chunks run on several
+/// threads).
+pub trait World: Sync {
+    /// Liveness (and health, for a service of this file with `check:`) of a service of this
+    /// file. `Err` = unknown service name.
+    fn alive(&self, service: &str) -> Result<bool, String>;
+    /// Ask for a restart through the engine's gate (deps ready, grace, backoff, lock, dry-run).
+    /// `Ok(())` = accepted; `Err(reason)` otherwise.
+    fn restart(&self, service: &str) -> Result<(), String>;
+    /// Log one line on behalf of a chunk.
+    fn log(&self, label: &str, msg: &str);
+}
+
+/// Compiles every chunk of the config (checks, dep lua) and resolves every module they name
+/// (`require "x"` / `require("x")` literally, and `x.f{...}` in a one-expression chunk),
+/// compiling the module files found, without running anything. Returns every error as a
+/// [`Diagnostic`] with its conf.yaml line; empty means every chunk is fine. `autoheal check`
+/// calls this.
+pub fn check_config(config: &Config) -> Vec<Diagnostic> {
+    check::check_config(config)
+}
+
+/// Runs one chunk in a fresh sandbox under `timeout` and the memory limit.
+///
+/// `Ok(())` if it returned a truthy value. `Err(reason)` for a falsy result (`"returned
+/// false"`, `"returned nil"`, or the second value of `false, "why"`), a runtime error with its
+/// conf.yaml line (`"conf.yaml:23: web.check: attempt to index a nil value (global 'resp')"`),
+/// a timeout (`"timed out after 5s"`) or the memory limit (`"memory limit of 64 MiB
+/// exceeded"`). Never panics.
+pub fn run_chunk(
+    config: &Config,
+    chunk: &LuaChunk,
+    timeout: Duration,
+    world: &dyn World,
+) -> Result<(), String> {
+    let run = std::panic::AssertUnwindSafe(|| sandbox::run(config, chunk, timeout, world));
+    std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        Err(format!(
+            "{}: internal error in the Lua host (please report it)",
+            chunk.label
+        ))
+    })
+}
+
+/// How a duration reads in messages: "5s", "300ms", "1.5s".
+pub(crate) fn show(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The time left before `deadline`.
+pub(crate) fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}

@@ -1,0 +1,581 @@
+//! The primitives a chunk calls: thin wrappers over the Rust core (`crate::observe` probes and
+//! process table, the engine's [`World`]), each bounded by the chunk's remaining time.
+//!
+//! Conventions: a check-like primitive returns `true` or `false, reason`; a primitive that
+//! fetches something returns the value or `nil, err`; a misuse (wrong argument type, port out of
+//! range, unknown service) raises a Lua error, which names the chunk's conf.yaml line.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mlua::{Lua, Scope, Table, Value};
+
+use super::sandbox::{Ctx, PRIMITIVES};
+use super::{World, json, left, show};
+use crate::defaults::PROBE_TIMEOUT;
+use crate::observe::probe::{self, HttpOpts};
+use crate::observe::procs::{Liveness, ProcTable};
+
+/// Default bound of `tcp_exchange`'s reply and of `exec`'s captured output.
+pub(crate) const MAX_REPLY: usize = 64 * 1024;
+/// Default time limit of `exec` (still cut to what the chunk has left).
+const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Check = (bool, Option<String>);
+
+fn check(r: Result<(), String>) -> Check {
+    match r {
+        Ok(()) => (true, None),
+        Err(reason) => (false, Some(reason)),
+    }
+}
+
+fn misuse(msg: impl Into<String>) -> mlua::Error {
+    mlua::Error::runtime(msg.into())
+}
+
+/// `opts.timeout` in seconds (default `default`), cut to the chunk's remaining time.
+fn timeout(ctx: &Ctx, opts: Option<&Table>, default: Duration) -> mlua::Result<Duration> {
+    let want = match opts
+        .map(|o| o.get::<Option<f64>>("timeout"))
+        .transpose()?
+        .flatten()
+    {
+        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s.min(1e6)),
+        Some(s) => {
+            return Err(misuse(format!(
+                "timeout must be a positive number of seconds, not {s}"
+            )));
+        }
+        None => default,
+    };
+    ctx.budget(want)
+}
+
+fn port(p: i64) -> mlua::Result<u16> {
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| misuse(format!("port must be 1..65535, not {p}")))
+}
+
+/// Installs the primitives that need no [`World`] as globals (and `json`), and returns the
+/// table `require "autoheal"` gives.
+pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
+    let ah = lua.create_table()?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "tcp_probe",
+        lua.create_function(move |_, (host, p, opts): (String, i64, Option<Table>)| {
+            let t = timeout(&c, opts.as_ref(), PROBE_TIMEOUT)?;
+            Ok(check(probe::tcp_probe(&host, port(p)?, t)))
+        })?,
+    )?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "http_probe",
+        lua.create_function(move |_, (url, opts): (String, Option<Table>)| {
+            let o = http_opts(&c, opts.as_ref())?;
+            Ok(check(probe::http_probe(&url, &o)))
+        })?,
+    )?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "http_get",
+        lua.create_function(move |lua, (url, opts): (String, Option<Table>)| {
+            let o = http_opts(&c, opts.as_ref())?;
+            match probe::http_request(&url, &o) {
+                Ok(r) => {
+                    let t = lua.create_table()?;
+                    t.set("status", r.status)?;
+                    t.set("body", r.body)?;
+                    let h = lua.create_table()?;
+                    for (k, v) in r.headers {
+                        h.set(k.to_ascii_lowercase(), v)?;
+                    }
+                    t.set("headers", h)?;
+                    Ok((Value::Table(t), None))
+                }
+                Err(e) => Ok((Value::Nil, Some(e))),
+            }
+        })?,
+    )?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "tcp_exchange",
+        lua.create_function(
+            move |lua, (host, p, request, opts): (String, i64, mlua::LuaString, Option<Table>)| {
+                let t = timeout(&c, opts.as_ref(), PROBE_TIMEOUT)?;
+                let max = match opts
+                    .as_ref()
+                    .map(|o| o.get::<Option<i64>>("max"))
+                    .transpose()?
+                    .flatten()
+                {
+                    Some(m) if m > 0 => {
+                        usize::try_from(m).unwrap_or(usize::MAX).min(MAX_REPLY * 16)
+                    }
+                    Some(m) => {
+                        return Err(misuse(format!(
+                            "max must be a positive number of bytes, not {m}"
+                        )));
+                    }
+                    None => MAX_REPLY,
+                };
+                // `stop` (`until` is a Lua keyword, but `["until"]=` is accepted too).
+                let mut until = None;
+                if let Some(o) = &opts {
+                    for key in ["stop", "until"] {
+                        if let Some(s) = o.get::<Option<mlua::LuaString>>(key)? {
+                            until = Some(s.as_bytes().to_vec()).filter(|s| !s.is_empty());
+                        }
+                    }
+                }
+                match exchange(
+                    &host,
+                    port(p)?,
+                    &request.as_bytes(),
+                    t,
+                    max,
+                    until.as_deref(),
+                ) {
+                    Ok(reply) => Ok((Value::String(lua.create_string(reply)?), None)),
+                    Err(e) => Ok((Value::Nil, Some(e))),
+                }
+            },
+        )?,
+    )?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "exec",
+        lua.create_function(move |lua, (cmd, opts): (String, Option<Table>)| {
+            let t = timeout(&c, opts.as_ref(), EXEC_TIMEOUT)?;
+            let run = exec(&cmd, t);
+            Ok((
+                run.code == Some(0),
+                run.code,
+                lua.create_string(run.output)?,
+                run.failure,
+            ))
+        })?,
+    )?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "sleep",
+        lua.create_function(move |_, secs: f64| {
+            if !secs.is_finite() || secs < 0.0 {
+                return Err(misuse(format!("sleep takes seconds ≥ 0, not {secs}")));
+            }
+            let want = Duration::from_secs_f64(secs.min(1e6));
+            let t = c.budget(want)?;
+            std::thread::sleep(t);
+            if t < want {
+                return Err(c.timeout_error());
+            }
+            Ok(())
+        })?,
+    )?;
+
+    ah.set(
+        "env",
+        lua.create_function(|_, name: String| Ok(std::env::var(name).ok()))?,
+    )?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "file_age",
+        lua.create_function(move |_, path: String| {
+            let p = c.path(&path);
+            let age = std::fs::metadata(&p).and_then(|m| m.modified()).map(|m| {
+                SystemTime::now()
+                    .duration_since(m)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0)
+            });
+            Ok(match age {
+                Ok(a) => (Some(a), None),
+                Err(e) => (None, Some(format!("{}: {}", p.display(), io_reason(&e)))),
+            })
+        })?,
+    )?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "disk_free",
+        lua.create_function(move |_, path: String| {
+            let p = c.path(&path);
+            Ok(match rustix::fs::statvfs(&p) {
+                Ok(s) => {
+                    let bytes = s.f_bavail.saturating_mul(s.f_frsize);
+                    (Some(i64::try_from(bytes).unwrap_or(i64::MAX)), None)
+                }
+                Err(e) => (
+                    None,
+                    Some(format!("{}: {}", p.display(), io_reason(&e.into()))),
+                ),
+            })
+        })?,
+    )?;
+
+    ah.set("json", json::table(lua)?)?;
+
+    let g = lua.globals();
+    for pair in ah.pairs::<String, Value>() {
+        let (k, v) = pair?;
+        g.set(k, v)?;
+    }
+    g.set(PRIMITIVES, Value::Nil)?;
+    Ok(ah)
+}
+
+/// Installs the primitives that reach the engine (`alive`, `restart`, `log`, and `print` as
+/// `log`), valid for one run only.
+pub(crate) fn install_world<'scope>(
+    lua: &Lua,
+    scope: &'scope Scope<'scope, '_>,
+    world: &'scope dyn World,
+    label: &'scope str,
+    ctx: &Arc<Ctx>,
+) -> mlua::Result<()> {
+    let loaded: Table = lua.named_registry_value("autoheal.loaded")?;
+    let ah: Table = loaded.get(PRIMITIVES)?;
+    let g = lua.globals();
+
+    let c = Arc::clone(ctx);
+    let alive = scope.create_function(move |_, spec: Value| -> mlua::Result<Check> {
+        match spec {
+            Value::String(name) => {
+                let name = name.to_str()?.to_string();
+                match world.alive(&name) {
+                    Ok(true) => Ok((true, None)),
+                    Ok(false) => Ok((false, Some(format!("{name} is dead")))),
+                    Err(e) => Err(misuse(format!("alive: {e}"))),
+                }
+            }
+            Value::Table(t) => alive_spec(&c, &t),
+            other => Err(misuse(format!(
+                "alive takes a service name or {{pname=...}} / {{pid_file=...}}, not a {}",
+                other.type_name()
+            ))),
+        }
+    })?;
+    let restart = scope.create_function(move |_, name: String| Ok(check(world.restart(&name))))?;
+    let log = scope.create_function(move |_, msg: Value| {
+        world.log(label, &display(&msg));
+        Ok(())
+    })?;
+    let print = scope.create_function(move |_, args: mlua::Variadic<Value>| {
+        let line: Vec<String> = args.iter().map(display).collect();
+        world.log(label, &line.join("\t"));
+        Ok(())
+    })?;
+    for (name, f) in [("alive", &alive), ("restart", &restart), ("log", &log)] {
+        ah.set(name, f.clone())?;
+        g.set(name, f.clone())?;
+    }
+    g.set("print", print)?;
+    Ok(())
+}
+
+fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Nil => "nil".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.type_name().to_string(),
+    }
+}
+
+/// `{pname=".."}` / `{pid_file=".."}` (both: both must hold) on a fresh process-table snapshot.
+fn alive_spec(ctx: &Ctx, t: &Table) -> mlua::Result<Check> {
+    let pname: Option<String> = t.get("pname")?;
+    let pid_file: Option<String> = t.get("pid_file")?;
+    if pname.is_none() && pid_file.is_none() {
+        return Err(misuse("alive{} needs pname= or pid_file="));
+    }
+    let regex = pname
+        .map(|p| regex::Regex::new(&p).map_err(|e| misuse(format!("alive: bad pname regex: {e}"))))
+        .transpose()?;
+    let table = ProcTable::snapshot();
+    if let Some(re) = regex
+        && let Liveness::Dead { reason } = table.find_pname(&re)
+    {
+        return Ok((false, Some(reason)));
+    }
+    if let Some(p) = pid_file
+        && let Liveness::Dead { reason } = table.check_pid_file(&ctx.path(&p))
+    {
+        return Ok((false, Some(reason)));
+    }
+    Ok((true, None))
+}
+
+fn http_opts(ctx: &Ctx, opts: Option<&Table>) -> mlua::Result<HttpOpts> {
+    let mut o = HttpOpts {
+        timeout: Some(timeout(ctx, opts, PROBE_TIMEOUT)?),
+        ..HttpOpts::default()
+    };
+    let Some(opts) = opts else {
+        return Ok(o);
+    };
+    o.status = match opts.get::<Value>("status")? {
+        Value::Nil => None,
+        Value::Integer(n) => {
+            let n = status(n)?;
+            Some((n, n))
+        }
+        Value::Table(t) => Some((status(t.get(1)?)?, status(t.get(2)?)?)),
+        other => {
+            return Err(misuse(format!(
+                "status must be a code or {{low, high}}, not a {}",
+                other.type_name()
+            )));
+        }
+    };
+    o.body = opts.get("body")?;
+    o.method = opts
+        .get::<Option<String>>("method")?
+        .map(|m| m.to_ascii_uppercase());
+    if let Some(h) = opts.get::<Option<Table>>("headers")? {
+        for pair in h.pairs::<String, String>() {
+            o.headers.push(pair?);
+        }
+    }
+    Ok(o)
+}
+
+fn status(n: i64) -> mlua::Result<u16> {
+    u16::try_from(n)
+        .ok()
+        .filter(|s| (100..=999).contains(s))
+        .ok_or_else(|| misuse(format!("status must be an HTTP code, not {n}")))
+}
+
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        _ => {
+            let s = e.to_string();
+            // "Connection refused (os error 111)" → "connection refused"
+            let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+            let mut c = s.chars();
+            match c.next() {
+                Some(f) => f.to_lowercase().chain(c).collect(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// Addresses of `host`, bounded by `timeout` (getaddrinfo has none: a name is resolved on a
+/// helper thread that is abandoned if too slow).
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("autoheal-resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+        })
+        .map_err(|e| format!("cannot resolve {host}: {}", io_reason(&e)))?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(_) => Err(format!("no address for {host}")),
+        Err(_) => Err(format!(
+            "timed out after {} resolving {host}",
+            show(timeout)
+        )),
+    }
+}
+
+/// Connects, sends `request`, and reads the reply until EOF, `max` bytes, `until` (opts.stop) seen, or the
+/// timeout. Without `until`, a timeout after some bytes arrived returns them (servers keep
+/// connections open); with `until`, it is an error.
+fn exchange(
+    host: &str,
+    port: u16,
+    request: &[u8],
+    timeout: Duration,
+    max: usize,
+    until: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
+    let deadline = Instant::now() + timeout;
+    let timed_out = || format!("timed out after {}", show(timeout));
+    let mut stream = None;
+    let mut last = String::from("no address");
+    for addr in resolve(host, port, timeout)? {
+        let l = left(deadline);
+        if l.is_zero() {
+            return Err(timed_out());
+        }
+        match TcpStream::connect_timeout(&addr, l) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = timed_out(),
+            Err(e) => last = io_reason(&e),
+        }
+    }
+    let mut stream = stream.ok_or(last)?;
+    if !request.is_empty() {
+        stream
+            .set_write_timeout(Some(left(deadline).max(Duration::from_millis(1))))
+            .map_err(|e| io_reason(&e))?;
+        stream.write_all(request).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timed_out(),
+            _ => format!("sending: {}", io_reason(&e)),
+        })?;
+    }
+    let mut reply = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let l = left(deadline);
+        let waited_out = |reply: &Vec<u8>| {
+            if until.is_none() && !reply.is_empty() {
+                Ok(())
+            } else if reply.is_empty() {
+                Err(format!("{} waiting for a reply", timed_out()))
+            } else {
+                Err(format!(
+                    "{} (got {} bytes: {:?})",
+                    timed_out(),
+                    reply.len(),
+                    String::from_utf8_lossy(&reply[..reply.len().min(60)])
+                ))
+            }
+        };
+        if l.is_zero() {
+            waited_out(&reply)?;
+            break;
+        }
+        stream
+            .set_read_timeout(Some(l))
+            .map_err(|e| io_reason(&e))?;
+        let want = (max - reply.len()).min(buf.len());
+        match stream.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => {
+                let from = reply.len().saturating_sub(until.map_or(0, |u| u.len() - 1));
+                reply.extend_from_slice(&buf[..n]);
+                if reply.len() >= max {
+                    break;
+                }
+                if let Some(u) = until
+                    && reply[from..].windows(u.len()).any(|w| w == u)
+                {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                waited_out(&reply)?;
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if reply.is_empty() => return Err(format!("reading: {}", io_reason(&e))),
+            Err(_) => break,
+        }
+    }
+    Ok(reply)
+}
+
+/// How one `exec` ended.
+struct ExecRun {
+    /// Exit code; `None` if killed by a signal, timed out, or never started.
+    code: Option<i32>,
+    /// stdout and stderr interleaved, at most [`MAX_REPLY`] bytes.
+    output: Vec<u8>,
+    /// Why there is no exit code.
+    failure: Option<String>,
+}
+
+/// `/bin/sh -c cmd` in its own process group, stdin from /dev/null, stdout and stderr into an
+/// anonymous memory file (not a pipe: a daemon the command leaves behind could hold a pipe open
+/// forever); past the timeout the whole group is killed.
+fn exec(cmd: &str, timeout: Duration) -> ExecRun {
+    let fail = |why: String| ExecRun {
+        code: None,
+        output: Vec::new(),
+        failure: Some(why),
+    };
+    let out = match rustix::fs::memfd_create("autoheal-exec", rustix::fs::MemfdFlags::CLOEXEC) {
+        Ok(fd) => File::from(fd),
+        Err(e) => return fail(format!("cannot capture output: {}", io_reason(&e.into()))),
+    };
+    let (Ok(stdout), Ok(stderr)) = (out.try_clone(), out.try_clone()) else {
+        return fail("cannot capture output".into());
+    };
+    let start = Instant::now();
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot start /bin/sh: {}", io_reason(&e))),
+    };
+    let pgid = rustix::process::Pid::from_child(&child);
+    let mut pause = Duration::from_millis(2);
+    let (code, failure) = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => match (status.code(), status.signal()) {
+                (Some(c), _) => break (Some(c), None),
+                (None, Some(s)) => break (None, Some(format!("killed by signal {s}"))),
+                _ => break (None, Some("ended abnormally".into())),
+            },
+            Ok(None) => {}
+            Err(e) => break (None, Some(format!("cannot wait: {}", io_reason(&e)))),
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            // SIGKILL cannot be caught; reaping is quick unless the process is stuck in the
+            // kernel, and then we move on rather than hang.
+            let reap_by = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < reap_by && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            break (None, Some(format!("timed out after {}", show(timeout))));
+        }
+        std::thread::sleep(pause.min(timeout - elapsed));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    };
+    let mut output = vec![0u8; MAX_REPLY];
+    let n = rustix::io::pread(&out, &mut output, 0).unwrap_or(0);
+    output.truncate(n);
+    ExecRun {
+        code,
+        output,
+        failure,
+    }
+}

@@ -1,0 +1,451 @@
+//! One sandboxed Lua state: the libraries it has, `require` limited to the `lua/` directories,
+//! the time and memory limits, and compiling and running a conf.yaml chunk with its errors
+//! mapped back to conf.yaml lines.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+
+use super::{World, left, prims, show};
+use crate::config::{Config, LuaChunk};
+use crate::defaults::LUA_MEMORY;
+
+/// The deadline hook runs every this many VM instructions (about 10-50 µs of Lua code).
+const HOOK_EVERY: u32 = 1000;
+/// Registry key of the table of loaded modules.
+const LOADED: &str = "autoheal.loaded";
+/// The module name under which the primitives are found.
+pub(crate) const PRIMITIVES: &str = "autoheal";
+
+/// Run once in every new state, before anything else.
+///
+/// `load` keeps working on source text; bytecode (which can crash the VM) is refused. `pcall`,
+/// `xpcall` and `coroutine.resume` re-raise an error caught after the deadline, so a chunk
+/// cannot catch its own timeout and carry on. `__gc` metamethods are refused: finalizers run
+/// when the state is closed, after the chunk, where no deadline hook can stop them.
+const PRELUDE: &str = r#"
+local timed_out = ...
+local rawload, rawpcall, rawxpcall, resume, error = load, pcall, xpcall, coroutine.resume, error
+load = function(chunk, name, _, ...) return rawload(chunk, name, "t", ...) end
+local function pass(ok, ...)
+  if not ok and timed_out() then error((...), 0) end
+  return ok, ...
+end
+pcall = function(...) return pass(rawpcall(...)) end
+xpcall = function(...) return pass(rawxpcall(...)) end
+coroutine.resume = function(...) return pass(resume(...)) end
+local rawsetmetatable, rawget, type = setmetatable, rawget, type
+setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not available in autoheal's sandbox", 2)
+  end
+  return rawsetmetatable(t, mt)
+end
+"#;
+
+/// What the primitives of one run share: its deadline, where modules live, where relative
+/// paths resolve.
+pub(crate) struct Ctx {
+    pub deadline: Instant,
+    pub timeout: Duration,
+    /// Set once the deadline has been hit, so a timeout caught by `pcall` is still reported as
+    /// a timeout.
+    pub timed_out: AtomicBool,
+    pub dirs: Vec<PathBuf>,
+    /// The config file's directory: relative paths in chunks resolve against it.
+    pub base: PathBuf,
+}
+
+impl Ctx {
+    pub(crate) fn new(config: &Config, timeout: Duration) -> Ctx {
+        Ctx {
+            deadline: Instant::now() + timeout,
+            timeout,
+            timed_out: AtomicBool::new(false),
+            dirs: lua_dirs(config),
+            base: config
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn timeout_error(&self) -> mlua::Error {
+        self.timed_out.store(true, Ordering::Relaxed);
+        mlua::Error::runtime(self.timeout_message())
+    }
+
+    fn timeout_message(&self) -> String {
+        format!("timed out after {}", show(self.timeout))
+    }
+
+    /// The time a blocking primitive may take: `want`, cut to what the chunk has left. Errors
+    /// with the chunk's timeout when nothing is left.
+    pub(crate) fn budget(&self, want: Duration) -> mlua::Result<Duration> {
+        let left = left(self.deadline);
+        if left.is_zero() {
+            return Err(self.timeout_error());
+        }
+        Ok(want.min(left))
+    }
+
+    /// A path from a chunk, resolved against the config file's directory.
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
+        crate::config::resolve_path(&self.base, p)
+    }
+}
+
+/// The directories `require` searches, in order: `settings.lua_path`, then the library shipped
+/// with the binary (`<exe dir>/../share/autoheal/lua`, `<exe dir>/../lua`, `<exe dir>/lua`),
+/// then, as a fallback for development, the source tree's `lua/`. Only `lua_path` is listed
+/// when it does not exist (so a typo in it shows up in "searched:").
+pub fn lua_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(p) = &config.settings.lua_path {
+        dirs.push(p.clone());
+    }
+    let mut shipped = Vec::new();
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        shipped.push(bin.join("../share/autoheal/lua"));
+        shipped.push(bin.join("../lua"));
+        shipped.push(bin.join("lua"));
+    }
+    shipped.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/lua")));
+    for dir in shipped {
+        if dir.is_dir() {
+            let dir = dir.canonicalize().unwrap_or(dir);
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
+}
+
+/// A module name is dotted identifiers (`redis`, `site.checks`); nothing else can name a file,
+/// so `require` cannot leave the `lua/` directories.
+pub(crate) fn valid_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// The file of module `name` (`a.b` → `a/b.lua`) in the first directory that has it.
+pub fn module_path(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    if !valid_module_name(name) {
+        return None;
+    }
+    let rel = format!("{}.lua", name.replace('.', "/"));
+    dirs.iter().map(|d| d.join(&rel)).find(|p| p.is_file())
+}
+
+/// "no Lua module `x` (searched: a, b)".
+pub(crate) fn no_module(name: &str, dirs: &[PathBuf]) -> String {
+    if !valid_module_name(name) {
+        return format!(
+            "bad module name `{name}`: a module is named by dotted identifiers (`redis`, `site.checks`), not a path"
+        );
+    }
+    let searched = if dirs.is_empty() {
+        "no lua directory found".to_string()
+    } else {
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("no Lua module `{name}` (searched: {searched})")
+}
+
+/// A new sandboxed state for one run: libraries, primitives (those that need no [`World`]),
+/// `require`, auto-require of modules on first use of their name, limits.
+pub(crate) fn new_state(ctx: &Arc<Ctx>) -> mlua::Result<Lua> {
+    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE;
+    let lua = Lua::new_with(libs | StdLib::OS, LuaOptions::new())?;
+    let g = lua.globals();
+
+    // os: only what reads the clock and the environment; no exit, execute, remove, rename...
+    let full_os: Table = g.get("os")?;
+    let os = lua.create_table()?;
+    for name in ["time", "clock", "date", "getenv"] {
+        os.set(name, full_os.get::<Function>(name)?)?;
+    }
+    g.set("os", os)?;
+    for name in ["dofile", "loadfile"] {
+        g.set(name, Value::Nil)?;
+    }
+    let string: Table = g.get("string")?;
+    string.set("dump", Value::Nil)?;
+    let timed_out = {
+        let ctx = Arc::clone(ctx);
+        lua.create_function(move |_, ()| {
+            if Instant::now() >= ctx.deadline {
+                ctx.timed_out.store(true, Ordering::Relaxed);
+            }
+            Ok(ctx.timed_out.load(Ordering::Relaxed))
+        })?
+    };
+    lua.load(PRELUDE)
+        .set_name("=autoheal.sandbox")
+        .call::<()>(timed_out)?;
+
+    let primitives = prims::install(&lua, ctx)?;
+    let loaded = lua.create_table()?;
+    loaded.set(PRIMITIVES, primitives)?;
+    lua.set_named_registry_value(LOADED, loaded)?;
+
+    let require_fn = {
+        let ctx = Arc::clone(ctx);
+        lua.create_function(move |lua, name: String| require(lua, &ctx, &name))?
+    };
+    g.set("require", require_fn)?;
+
+    // A global name nobody defined that names a module is that module: `redis.ping{}` works
+    // without `local redis = require "redis"`.
+    let meta = lua.create_table()?;
+    let auto = {
+        let ctx = Arc::clone(ctx);
+        lua.create_function(move |lua, (g, key): (Table, Value)| {
+            let Value::String(key) = key else {
+                return Ok(Value::Nil);
+            };
+            let Ok(name) = key.to_str().map(|s| s.to_string()) else {
+                return Ok(Value::Nil);
+            };
+            if name != PRIMITIVES && module_path(&ctx.dirs, &name).is_none() {
+                return Ok(Value::Nil);
+            }
+            let module = require(lua, &ctx, &name)?;
+            g.raw_set(name, module.clone())?;
+            Ok(module)
+        })?
+    };
+    meta.set("__index", auto)?;
+    g.set_metatable(Some(meta))?;
+
+    lua.set_memory_limit(LUA_MEMORY)?;
+    let hook_ctx = Arc::clone(ctx);
+    lua.set_global_hook(
+        HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+        move |_, _| {
+            if Instant::now() >= hook_ctx.deadline {
+                Err(hook_ctx.timeout_error())
+            } else {
+                Ok(VmState::Continue)
+            }
+        },
+    )?;
+    Ok(lua)
+}
+
+/// `require(name)`: the primitives for "autoheal", else `NAME.lua` from the lua dirs, run once
+/// per state in the same sandbox and under the same limits.
+fn require(lua: &Lua, ctx: &Ctx, name: &str) -> mlua::Result<Value> {
+    let loaded: Table = lua.named_registry_value(LOADED)?;
+    match loaded.raw_get::<Value>(name)? {
+        Value::Nil => {}
+        Value::Boolean(false) => {
+            return Err(mlua::Error::runtime(format!(
+                "module `{name}` requires itself (a require loop)"
+            )));
+        }
+        v => return Ok(v),
+    }
+    let Some(path) = module_path(&ctx.dirs, name) else {
+        return Err(mlua::Error::runtime(no_module(name, &ctx.dirs)));
+    };
+    let source = std::fs::read(&path)
+        .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", path.display())))?;
+    loaded.raw_set(name, false)?;
+    let func = lua
+        .load(source)
+        .set_name(format!("@{}", path.display()))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()?;
+    let value = match func.call::<Value>(name) {
+        Ok(Value::Nil) => Value::Boolean(true),
+        Ok(v) => v,
+        Err(e) => {
+            loaded.raw_set(name, Value::Nil)?;
+            return Err(e);
+        }
+    };
+    loaded.raw_set(name, value.clone())?;
+    Ok(value)
+}
+
+/// A chunk that is one expression (`redis.ping{port=6379}`) is run as `return <expr>`; any
+/// other chunk as it is. On a syntax error: the chunk's line and Lua's message without the
+/// `label:N:` prefix.
+pub(crate) fn compile(lua: &Lua, chunk: &LuaChunk) -> Result<Function, (usize, String)> {
+    let name = format!("={}", lua_name(chunk));
+    let wrapped = format!("return {}", chunk.source);
+    if let Ok(f) = lua
+        .load(wrapped)
+        .set_name(name.clone())
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()
+    {
+        return Ok(f);
+    }
+    lua.load(chunk.source.as_str())
+        .set_name(name)
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()
+        .map_err(|e| {
+            let message = match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                other => other.to_string(),
+            };
+            split_position(&message, lua_name(chunk)).unwrap_or((1, message))
+        })
+}
+
+/// The name Lua knows a chunk by, which starts its error messages (`web.check:3: ...`), so
+/// that they can be recognised and mapped. Lua cuts names longer than its LUA_IDSIZE (60), so a
+/// long label is replaced by "chunk".
+fn lua_name(chunk: &LuaChunk) -> &str {
+    if chunk.label.len() <= 50 {
+        &chunk.label
+    } else {
+        "chunk"
+    }
+}
+
+/// Whether `source` is a single expression (so it runs as `return <source>`).
+pub(crate) fn is_expression(lua: &Lua, source: &str) -> bool {
+    lua.load(format!("return {source}"))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()
+        .is_ok()
+}
+
+/// `label:N: rest` → (N, rest).
+pub(crate) fn split_position(message: &str, label: &str) -> Option<(usize, String)> {
+    let rest = message.strip_prefix(label)?.strip_prefix(':')?;
+    let (n, rest) = rest.split_once(':')?;
+    let n = n.parse().ok()?;
+    Some((n, rest.strip_prefix(' ').unwrap_or(rest).to_string()))
+}
+
+/// A position in conf.yaml: `file:line: label: message`.
+fn at(config: &Config, chunk: &LuaChunk, lua_line: usize, message: &str) -> String {
+    format!(
+        "{}:{}: {}: {}",
+        config.path.display(),
+        file_line(chunk, lua_line),
+        chunk.label,
+        message
+    )
+}
+
+/// The conf.yaml line of line `lua_line` of `chunk`. Lua puts "near <eof>" one line past a
+/// chunk that ends in a newline (as a YAML block scalar does): that is its last line.
+pub(crate) fn file_line(chunk: &LuaChunk, lua_line: usize) -> usize {
+    let last = chunk.source.lines().count().max(1);
+    chunk.line + lua_line.clamp(1, last) - 1
+}
+
+/// One run of `chunk`; see [`super::run_chunk`].
+pub(crate) fn run(
+    config: &Config,
+    chunk: &LuaChunk,
+    timeout: Duration,
+    world: &dyn World,
+) -> Result<(), String> {
+    let ctx = Arc::new(Ctx::new(config, timeout));
+    let lua = new_state(&ctx).map_err(|e| format!("{}: cannot start Lua: {e}", chunk.label))?;
+    let func = compile(&lua, chunk).map_err(|(n, msg)| at(config, chunk, n, &msg))?;
+    let result = lua.scope(|scope| {
+        prims::install_world(&lua, scope, world, &chunk.label, &ctx)?;
+        func.call::<MultiValue>(())
+    });
+    match result {
+        Ok(values) => verdict(values),
+        Err(e) => {
+            if std::env::var_os("AUTOHEAL_LUA_DEBUG").is_some() {
+                eprintln!("{e:#?}");
+            }
+            Err(describe_error(config, chunk, &ctx, &e))
+        }
+    }
+}
+
+/// Truthy → ready; `false, "why"` → "why"; plain false or nil → "returned false/nil".
+fn verdict(values: MultiValue) -> Result<(), String> {
+    let mut values = values.into_iter();
+    let first = values.next().unwrap_or(Value::Nil);
+    match first {
+        Value::Nil | Value::Boolean(false) => {}
+        _ => return Ok(()),
+    }
+    match values.next() {
+        Some(Value::String(s)) => Err(s.to_string_lossy()),
+        Some(Value::Integer(n)) => Err(n.to_string()),
+        Some(Value::Number(n)) => Err(n.to_string()),
+        _ if first == Value::Nil => Err("returned nil".into()),
+        _ => Err("returned false".into()),
+    }
+}
+
+/// A runtime error as an operator reads it, at its conf.yaml line when it happened in the chunk
+/// itself (or, for an error inside a module, at the chunk's line that called into it).
+fn describe_error(config: &Config, chunk: &LuaChunk, ctx: &Ctx, e: &mlua::Error) -> String {
+    if ctx.timed_out.load(Ordering::Relaxed) {
+        return ctx.timeout_message();
+    }
+    let (message, traceback) = flatten(e);
+    if matches!(innermost(e), mlua::Error::MemoryError(_)) || message.contains("not enough memory")
+    {
+        return format!("memory limit of {} MiB exceeded", LUA_MEMORY >> 20);
+    }
+    if let Some((n, rest)) = split_position(&message, lua_name(chunk)) {
+        return at(config, chunk, n, &rest);
+    }
+    // An error raised elsewhere (a module, a primitive): find the chunk's frame in the
+    // traceback for the line.
+    let needle = format!("\t{}:", lua_name(chunk));
+    let line = traceback.lines().find_map(|l| {
+        let l = format!("\t{}", l.trim_start());
+        let rest = l.strip_prefix(&needle)?;
+        rest.split(':').next()?.parse::<usize>().ok()
+    });
+    at(config, chunk, line.unwrap_or(1), &message)
+}
+
+fn innermost(e: &mlua::Error) -> &mlua::Error {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => innermost(cause),
+        mlua::Error::WithContext { cause, .. } => innermost(cause),
+        other => other,
+    }
+}
+
+/// The message of an error without its traceback, and the traceback(s) it carries.
+fn flatten(e: &mlua::Error) -> (String, String) {
+    match e {
+        mlua::Error::CallbackError { traceback, cause } => {
+            let (message, inner) = flatten(cause);
+            (message, format!("{inner}\n{traceback}"))
+        }
+        mlua::Error::WithContext { cause, .. } => flatten(cause),
+        mlua::Error::RuntimeError(s) | mlua::Error::MemoryError(s) => {
+            match s.split_once("\nstack traceback:") {
+                Some((m, tb)) => (m.to_string(), tb.to_string()),
+                None => (s.clone(), String::new()),
+            }
+        }
+        mlua::Error::BadArgument { .. } => (e.to_string(), String::new()),
+        other => (other.to_string(), String::new()),
+    }
+}

@@ -1,0 +1,802 @@
+//! The Lua host against real things on loopback: every primitive, verdicts, the conf.yaml line
+//! mapping of syntax and runtime errors, and the limits (endless loop, memory bomb, recursion,
+//! os.exit, io, huge replies, require outside lua dirs).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use autoheal::config::{self, Config, LuaChunk};
+use autoheal::lua::{self, World};
+
+/// A world of named services, some alive, with a restart gate that refuses what the test says.
+#[derive(Default)]
+struct TestWorld {
+    alive: HashMap<String, bool>,
+    refuse: HashMap<String, String>,
+    restarted: Mutex<Vec<String>>,
+    logs: Mutex<Vec<String>>,
+}
+
+impl World for TestWorld {
+    fn alive(&self, service: &str) -> Result<bool, String> {
+        self.alive
+            .get(service)
+            .copied()
+            .ok_or_else(|| format!("no service `{service}` in this file"))
+    }
+    fn restart(&self, service: &str) -> Result<(), String> {
+        if let Some(why) = self.refuse.get(service) {
+            return Err(why.clone());
+        }
+        self.restarted.lock().unwrap().push(service.to_string());
+        Ok(())
+    }
+    fn log(&self, label: &str, msg: &str) {
+        self.logs.lock().unwrap().push(format!("{label}: {msg}"));
+    }
+}
+
+/// A config whose service `web` has `src` as its `check:`, starting at line 5 of conf.yaml.
+fn config_with(src: &str) -> Config {
+    let mut yaml = String::from(
+        "settings:\n  state_dir: /tmp\nweb:\n  pname: web-nothing\n  script: \"true\"\n  check: |\n",
+    );
+    for line in src.lines() {
+        yaml.push_str("    ");
+        yaml.push_str(line);
+        yaml.push('\n');
+    }
+    config::load_str(&yaml, Path::new("conf.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn check_of(config: &Config) -> &LuaChunk {
+    config.services[0].check.as_ref().unwrap()
+}
+
+fn run_with(src: &str, timeout: Duration, world: &TestWorld) -> Result<(), String> {
+    let config = config_with(src);
+    lua::run_chunk(&config, check_of(&config), timeout, world)
+}
+
+fn run(src: &str) -> Result<(), String> {
+    run_with(src, Duration::from_secs(5), &TestWorld::default())
+}
+
+/// A listener on a free loopback port that answers each connection with `reply(request)`.
+fn server(reply: impl Fn(&[u8]) -> Vec<u8> + Send + 'static) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let _ = s.write_all(&reply(&buf[..n]));
+        }
+    });
+    port
+}
+
+/// A tiny HTTP/1.0 server: GET /json → JSON body, /down → 503, anything else → 200 "hello".
+fn http_server() -> u16 {
+    server(|req| {
+        let req = String::from_utf8_lossy(req);
+        let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let method = req.split_whitespace().next().unwrap_or("").to_string();
+        let (status, body, ctype) = match path.as_str() {
+            "/json" => (
+                "200 OK",
+                r#"{"status":"UP","db":{"ok":true},"n":[1,2,3]}"#.to_string(),
+                "application/json",
+            ),
+            "/down" => ("503 Service Unavailable", "down".to_string(), "text/plain"),
+            "/echo" => (
+                "200 OK",
+                format!("method={method} auth={}", req.contains("x-token: abc")),
+                "text/plain",
+            ),
+            _ => ("200 OK", "hello".to_string(), "text/plain"),
+        };
+        format!(
+            "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+}
+
+/// A port on which nothing listens.
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn verdicts() {
+    assert_eq!(run("return true"), Ok(()));
+    assert_eq!(run("return 0"), Ok(()));
+    assert_eq!(run("return false"), Err("returned false".into()));
+    assert_eq!(run("return nil"), Err("returned nil".into()));
+    assert_eq!(run("local x = 1"), Err("returned nil".into()));
+    assert_eq!(run("return false, \"not yet\""), Err("not yet".into()));
+    assert_eq!(run("return nil, 'gone'"), Err("gone".into()));
+    // A one-expression chunk is its own return value.
+    assert_eq!(run("1 == 1"), Ok(()));
+    assert_eq!(run("1 == 2"), Err("returned false".into()));
+}
+
+#[test]
+fn runtime_errors_name_the_conf_yaml_line() {
+    // The chunk starts at line 7 of conf.yaml; its line 2 is line 8.
+    assert_eq!(
+        run("local x = 1\nreturn resp.status == 200"),
+        Err("conf.yaml:8: web.check: attempt to index a nil value (global 'resp')".into())
+    );
+    assert_eq!(
+        run("local a = 1\nlocal b = 2\nerror(\"boom\")"),
+        Err("conf.yaml:9: web.check: boom".into())
+    );
+    // A misused primitive: the line of the call.
+    let err = run("local p = 1\nreturn tcp_probe('127.0.0.1', 70000)").unwrap_err();
+    assert_eq!(
+        err,
+        "conf.yaml:8: web.check: port must be 1..65535, not 70000"
+    );
+    // An error inside a function defined in the chunk: the line where it is raised.
+    let err = run("local function f()\n  return nil + 1\nend\nreturn f()").unwrap_err();
+    assert!(
+        err.starts_with("conf.yaml:8: web.check: attempt to perform arithmetic on a nil value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_conf_yaml_line() {
+    let config = config_with("local x = 1\nif x then\nreturn true");
+    let diags = lua::check_config(&config);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let d = &diags[0];
+    assert_eq!((d.file.as_str(), d.line, d.col), ("conf.yaml", 9, 0));
+    assert_eq!(d.context, "web.check");
+    assert_eq!(
+        d.message,
+        "'end' expected (to close 'if' at line 2) near <eof>"
+    );
+    assert_eq!(
+        d.headline(),
+        "conf.yaml:9: web.check: 'end' expected (to close 'if' at line 2) near <eof>"
+    );
+    // run_chunk reports the same error the same way.
+    let err = lua::run_chunk(
+        &config,
+        check_of(&config),
+        Duration::from_secs(1),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "conf.yaml:9: web.check: 'end' expected (to close 'if' at line 2) near <eof>"
+    );
+}
+
+#[test]
+fn long_labels_still_map_lines() {
+    let long = "a_service_with_a_rather_long_name";
+    let yaml = format!(
+        "{long}:\n  pname: x\n  script: \"true\"\n  dep:\n    - name: a_dependency_with_an_even_longer_name\n      lua: |\n        local x = 1\n        return x.y\n"
+    );
+    let config = config::load_str(&yaml, Path::new("conf.yaml")).unwrap();
+    let autoheal::config::Dep::Lua { chunk, .. } = &config.services[0].deps[0] else {
+        panic!()
+    };
+    let err = lua::run_chunk(
+        &config,
+        chunk,
+        Duration::from_secs(1),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "conf.yaml:8: {}: attempt to index a number value (local 'x')",
+            chunk.label
+        )
+    );
+}
+
+#[test]
+fn syntax_error_in_a_dep_chunk() {
+    let yaml = "web:\n  pname: x\n  script: \"true\"\n  dep:\n    - name: queue\n      lua: return tcp_probe(\"10.0.0.9\" 5672)\n";
+    let config = config::load_str(yaml, Path::new("/etc/autoheal/conf.yaml")).unwrap();
+    let diags = lua::check_config(&config);
+    assert_eq!(diags.len(), 1);
+    assert_eq!(
+        diags[0].headline(),
+        "/etc/autoheal/conf.yaml:6: web.dep[queue].lua: ')' expected near '5672'"
+    );
+}
+
+#[test]
+fn check_config_resolves_modules() {
+    let config = config_with("reddis.ping{port=6379}");
+    let diags = lua::check_config(&config);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].line, 7);
+    assert!(
+        diags[0]
+            .message
+            .starts_with("no Lua module `reddis` (searched: "),
+        "{}",
+        diags[0].message
+    );
+    assert_eq!(diags[0].help.as_deref(), Some("did you mean `redis`?"));
+
+    let config = config_with("local m = require \"nosuchmod\"\nreturn true");
+    let diags = lua::check_config(&config);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].line, 7);
+
+    // A module that does not compile: reported in its own file, named by the chunk using it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.lua"),
+        "local M = {}\nfunction M.f(\nreturn M\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "settings:\n  lua_path: {}\nweb:\n  pname: x\n  script: \"true\"\n  check: broken.f()\n",
+        dir.path().display()
+    );
+    let config = config::load_str(&yaml, Path::new("conf.yaml")).unwrap();
+    let diags = lua::check_config(&config);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let broken = dir.path().join("broken.lua");
+    assert_eq!(
+        diags[0].headline(),
+        format!(
+            "{}:3: web.check: <name> or '...' expected near 'return'",
+            broken.display()
+        )
+    );
+
+    for ok in [
+        "redis.ping{port=6379}",
+        "local r = require(\"redis\")\nreturn r.ping{port=1}",
+        "local ah = require 'autoheal'\nreturn ah.tcp_probe('127.0.0.1', 1)",
+        "return http_probe('http://127.0.0.1:1/')",
+        "string.len('x') > 0",
+    ] {
+        assert_eq!(lua::check_config(&config_with(ok)), vec![], "{ok}");
+    }
+}
+
+#[test]
+fn tcp_probe_against_real_listeners() {
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = open.local_addr().unwrap().port();
+    assert_eq!(
+        run(&format!("return tcp_probe('127.0.0.1', {port})")),
+        Ok(())
+    );
+    let closed = closed_port();
+    assert_eq!(
+        run(&format!(
+            "return tcp_probe('127.0.0.1', {closed}, {{timeout=1}})"
+        )),
+        Err("connection refused".into())
+    );
+    // Both values reach Lua.
+    assert_eq!(
+        run(&format!(
+            "local ok, why = tcp_probe('127.0.0.1', {closed})\nreturn not ok and why == 'connection refused'"
+        )),
+        Ok(())
+    );
+}
+
+#[test]
+fn http_primitives_against_a_real_server() {
+    let port = http_server();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(run(&format!("return http_probe('{base}/')")), Ok(()));
+    assert_eq!(
+        run(&format!("return http_probe('{base}/down')")),
+        Err("HTTP 503".into())
+    );
+    assert_eq!(
+        run(&format!("return http_probe('{base}/down', {{status=503}})")),
+        Ok(())
+    );
+    assert_eq!(
+        run(&format!(
+            "return http_probe('{base}/down', {{status={{500,599}}}})"
+        )),
+        Ok(())
+    );
+    assert_eq!(
+        run(&format!("return http_probe('{base}/', {{body='hell'}})")),
+        Ok(())
+    );
+    assert!(
+        run(&format!("return http_probe('{base}/', {{body='nope'}})"))
+            .unwrap_err()
+            .contains("body lacks")
+    );
+    assert_eq!(
+        run(&format!(
+            "local r = http_get('{base}/echo', {{method='post', headers={{['X-Token']='abc'}}}})\nreturn r.body == 'method=POST auth=true', r.body"
+        )),
+        Ok(())
+    );
+    // http_get + json: read a field of a JSON health endpoint.
+    let src = format!(
+        "local r, err = http_get('{base}/json')\nif not r then return false, err end\nlocal j = json.decode(r.body)\nreturn r.status == 200 and r.headers['content-type'] == 'application/json' and j.status == 'UP' and j.db.ok and #j.n == 3"
+    );
+    assert_eq!(run(&src), Ok(()));
+    let closed = closed_port();
+    assert_eq!(
+        run(&format!(
+            "local r, err = http_get('http://127.0.0.1:{closed}/')\nreturn r == nil and err ~= nil, err"
+        )),
+        Ok(())
+    );
+}
+
+#[test]
+fn json_round_trip() {
+    assert_eq!(
+        run(
+            r#"local s = json.encode({a = {1, 2, "x"}, b = true, c = json.null})
+               local t = json.decode(s)
+               return t.a[3] == "x" and t.b == true and t.c == json.null, s"#
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run(
+            "local v, err = json.decode('{bad')\nreturn v == nil and err:find('invalid JSON') ~= nil, err"
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run(
+            "local t = {} t.self = t\nlocal v, err = json.encode(t)\nreturn v == nil, 'encoded a cycle'"
+        ),
+        Ok(())
+    );
+}
+
+#[test]
+fn tcp_exchange_and_its_bounds() {
+    let echo = server(|req| {
+        let mut r = b"+".to_vec();
+        r.extend_from_slice(req);
+        r
+    });
+    assert_eq!(
+        run(&format!(
+            "local r, err = tcp_exchange('127.0.0.1', {echo}, 'PING\\r\\n', {{stop='\\r\\n'}})\nreturn r == '+PING\\r\\n', r or err"
+        )),
+        Ok(())
+    );
+    // A server that sends 10 MB and keeps going: the reply is bounded by `max`.
+    let huge = server(|_| vec![b'x'; 10 * 1024 * 1024]);
+    let start = Instant::now();
+    assert_eq!(
+        run(&format!(
+            "local r = tcp_exchange('127.0.0.1', {huge}, 'hi', {{max=1000}})\nreturn #r == 1000, #r"
+        )),
+        Ok(())
+    );
+    assert_eq!(
+        run(&format!(
+            "local r = tcp_exchange('127.0.0.1', {huge}, 'hi')\nreturn #r == 65536, #r"
+        )),
+        Ok(())
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // A server that never answers: bounded by opts.timeout.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sport = silent.local_addr().unwrap().port();
+    let start = Instant::now();
+    let err = run(&format!(
+        "return tcp_exchange('127.0.0.1', {sport}, 'x', {{timeout=0.3}})"
+    ))
+    .unwrap_err();
+    assert_eq!(err, "timed out after 300ms waiting for a reply");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let closed = closed_port();
+    assert_eq!(
+        run(&format!("return tcp_exchange('127.0.0.1', {closed}, 'x')")),
+        Err("connection refused".into())
+    );
+}
+
+#[test]
+fn probes_count_against_the_chunk_time_limit() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sport = silent.local_addr().unwrap().port();
+    let start = Instant::now();
+    // opts.timeout asks for 10 s, the chunk has 400 ms.
+    let err = run_with(
+        &format!("tcp_exchange('127.0.0.1', {sport}, 'x', {{timeout=10}})\nreturn tcp_exchange('127.0.0.1', {sport}, 'x', {{timeout=10}})"),
+        Duration::from_millis(400),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert!(err.contains("timed out after"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    let err = run_with(
+        "sleep(10) return true",
+        Duration::from_millis(300),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err, "timed out after 300ms");
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn alive_by_name_and_spec() {
+    let world = TestWorld {
+        alive: HashMap::from([("db".to_string(), true), ("cache".to_string(), false)]),
+        ..Default::default()
+    };
+    let t = Duration::from_secs(5);
+    assert_eq!(run_with("return alive('db')", t, &world), Ok(()));
+    assert_eq!(
+        run_with("return alive('cache')", t, &world),
+        Err("cache is dead".into())
+    );
+    assert_eq!(
+        run_with("local x = 1\nreturn alive('nope')", t, &world),
+        Err("conf.yaml:8: web.check: alive: no service `nope` in this file".into())
+    );
+    // A real process, by pname and by pid file.
+    // Started through a shell that exits, so that it leaves the test's own process tree
+    // (which pname never matches).
+    let out = std::process::Command::new("sh")
+        .args(["-c", "sleep 31.4159 >/dev/null 2>&1 & echo $!"])
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("s.pid");
+    std::fs::write(&pid_file, pid.to_string()).unwrap();
+    let r1 = run_with("return alive{pname='sleep 31\\\\.4159'}", t, &world);
+    let r2 = run_with(
+        &format!("return alive{{pid_file='{}'}}", pid_file.display()),
+        t,
+        &world,
+    );
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(r1, Ok(()));
+    assert_eq!(r2, Ok(()));
+    let r = run_with("return alive{pname='no-such-process-[x]yz'}", t, &world).unwrap_err();
+    assert!(r.starts_with("no process matches"), "{r}");
+    let r = run_with(
+        &format!("return alive{{pid_file='{}'}}", pid_file.display()),
+        t,
+        &world,
+    )
+    .unwrap_err();
+    assert!(r.contains("not running") || r.contains("zombie"), "{r}");
+}
+
+#[test]
+fn restart_goes_through_the_world() {
+    let world = TestWorld {
+        refuse: HashMap::from([("web".to_string(), "waiting on db (dead)".to_string())]),
+        ..Default::default()
+    };
+    let t = Duration::from_secs(5);
+    assert_eq!(
+        run_with("return restart('web')", t, &world),
+        Err("waiting on db (dead)".into())
+    );
+    assert_eq!(run_with("return restart('worker')", t, &world), Ok(()));
+    assert_eq!(*world.restarted.lock().unwrap(), vec!["worker".to_string()]);
+    // log and print go to the world, labelled.
+    assert_eq!(
+        run_with("log('hello') print('a', 1) return true", t, &world),
+        Ok(())
+    );
+    assert_eq!(
+        *world.logs.lock().unwrap(),
+        vec![
+            "web.check: hello".to_string(),
+            "web.check: a\t1".to_string()
+        ]
+    );
+    // The same functions through require "autoheal".
+    assert_eq!(
+        run_with(
+            "local ah = require 'autoheal'\nreturn ah.restart('web')",
+            t,
+            &world
+        ),
+        Err("waiting on db (dead)".into())
+    );
+}
+
+#[test]
+fn exec_env_file_age_disk_free() {
+    assert_eq!(
+        run(
+            "local ok, code, out = exec('echo hi; echo err >&2; exit 3')\nreturn not ok and code == 3 and out == 'hi\\nerr\\n', out"
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run("local ok, code, out = exec('true')\nreturn ok and code == 0 and out == ''"),
+        Ok(())
+    );
+    // Timed out: the whole process group is killed, output so far is kept.
+    let start = Instant::now();
+    assert_eq!(
+        run(
+            "local ok, code, out, why = exec('echo started; sleep 30 & sleep 30', {timeout=0.3})\nreturn not ok and code == nil and out == 'started\\n' and why == 'timed out after 300ms', why"
+        ),
+        Ok(())
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // Output is bounded.
+    assert_eq!(
+        run(
+            "local ok, code, out = exec('head -c 1000000 /dev/zero')\nreturn ok and #out == 65536, #out"
+        ),
+        Ok(())
+    );
+    // SAFETY-free: set a variable for this process only, read it from Lua.
+    assert_eq!(
+        run("return env('PATH') ~= nil and env('AUTOHEAL_NO_SUCH_VAR') == nil"),
+        Ok(())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("beat");
+    std::fs::write(&f, "x").unwrap();
+    assert_eq!(
+        run(&format!(
+            "local a = file_age('{}')\nreturn a >= 0 and a < 10, a",
+            f.display()
+        )),
+        Ok(())
+    );
+    assert_eq!(
+        run(
+            "local a, err = file_age('/no/such/file')\nreturn a == nil and err == '/no/such/file: no such file', err"
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run("local b = disk_free('/')\nreturn math.type(b) == 'integer' and b > 0, b"),
+        Ok(())
+    );
+    assert_eq!(
+        run("return os.time() > 0 and os.clock() >= 0 and os.date('%Y') ~= nil"),
+        Ok(())
+    );
+}
+
+#[test]
+fn endless_loop_is_cut_at_the_time_limit() {
+    let start = Instant::now();
+    let err = run_with(
+        "while true do end",
+        Duration::from_millis(300),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err, "timed out after 300ms");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // pcall cannot swallow the timeout for ever, nor can a coroutine escape the hook.
+    let start = Instant::now();
+    let err = run_with(
+        "while true do pcall(function() while true do end end) end",
+        Duration::from_millis(300),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err, "timed out after 300ms");
+    let err = run_with(
+        "coroutine.wrap(function() while true do end end)()",
+        Duration::from_millis(300),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err, "timed out after 300ms");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn finalizers_cannot_hang_the_tick() {
+    // A __gc would run when the state is closed, after the deadline and out of the hook's reach.
+    let start = Instant::now();
+    let err = run_with(
+        "setmetatable({}, {__gc = function() while true do end end}) return true",
+        Duration::from_millis(300),
+        &TestWorld::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "conf.yaml:7: web.check: __gc metamethods are not available in autoheal's sandbox"
+    );
+    // Adding __gc after setmetatable does not mark the table for finalization (Lua 5.4).
+    let r = run_with(
+        "local mt = {} setmetatable({}, mt) mt.__gc = function() while true do end end collectgarbage() return true",
+        Duration::from_millis(300),
+        &TestWorld::default(),
+    );
+    assert_eq!(r, Ok(()));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    let err = run("local t = {} while true do t[#t+1] = string.rep('x', 1e6) end").unwrap_err();
+    assert_eq!(err, "memory limit of 64 MiB exceeded");
+    let err = run("return string.rep('x', 1e9)").unwrap_err();
+    assert_eq!(err, "memory limit of 64 MiB exceeded");
+}
+
+#[test]
+fn deep_recursion_fails_cleanly() {
+    let err = run("local function f() return 1 + f() end return f()").unwrap_err();
+    assert!(
+        err.contains("stack overflow") || err.contains("memory limit"),
+        "{err}"
+    );
+    // Through C (pcall) too.
+    let err =
+        run("local function f() return pcall(f) end local ok, e = f() return false, tostring(e)")
+            .unwrap_err();
+    assert!(!err.is_empty());
+}
+
+#[test]
+fn dangerous_things_are_absent() {
+    let err = run("os.exit(1)").unwrap_err();
+    assert!(
+        err.contains("attempt to call a nil value (field 'exit')"),
+        "{err}"
+    );
+    let err = run("return io.read()").unwrap_err();
+    assert!(
+        err.contains("attempt to index a nil value (global 'io')"),
+        "{err}"
+    );
+    for absent in [
+        "debug",
+        "package",
+        "dofile",
+        "loadfile",
+        "io",
+        "string.dump",
+        "os.execute",
+        "os.remove",
+    ] {
+        assert_eq!(run(&format!("return {absent} == nil")), Ok(()), "{absent}");
+    }
+    // load works on text, never on bytecode.
+    assert_eq!(run("return load('return 1 + 1')() == 2"), Ok(()));
+    assert_eq!(
+        run("local f, err = load('\\27Lua', 'b', 'b')\nreturn f == nil, err"),
+        Ok(())
+    );
+}
+
+#[test]
+fn require_is_limited_to_the_lua_dirs() {
+    for name in ["../../etc/passwd", "/etc/passwd", "redis/../../x", "a-b"] {
+        let err = run(&format!("return require '{name}'")).unwrap_err();
+        assert!(err.contains("bad module name"), "{name}: {err}");
+    }
+    let err = run("return require 'nosuchmodule'").unwrap_err();
+    assert!(
+        err.contains("no Lua module `nosuchmodule` (searched: "),
+        "{err}"
+    );
+    // settings.lua_path is searched first, modules run in the sandbox.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("site.lua"), "local M = {}\nfunction M.ok() return io == nil and tcp_probe ~= nil end\nfunction M.bad() error('module says no') end\nreturn M\n").unwrap();
+    let yaml = format!(
+        "settings:\n  lua_path: {}\nweb:\n  pname: x\n  script: \"true\"\n  check: site.ok()\n  dep:\n    - name: q\n      lua: |\n        local x = 1\n        local ok = site.bad()\n        return ok\n",
+        dir.path().display()
+    );
+    let config = config::load_str(&yaml, Path::new("conf.yaml")).unwrap();
+    assert_eq!(lua::check_config(&config), vec![]);
+    let world = TestWorld::default();
+    let t = Duration::from_secs(5);
+    assert_eq!(
+        lua::run_chunk(
+            &config,
+            config.services[0].check.as_ref().unwrap(),
+            t,
+            &world
+        ),
+        Ok(())
+    );
+    let autoheal::config::Dep::Lua { chunk, .. } = &config.services[0].deps[0] else {
+        panic!()
+    };
+    let err = lua::run_chunk(&config, chunk, t, &world).unwrap_err();
+    let site = dir.path().join("site.lua");
+    assert_eq!(
+        err,
+        format!(
+            "conf.yaml:11: web.dep[q].lua: {}:3: module says no",
+            site.display()
+        )
+    );
+}
+
+#[test]
+fn chunks_do_not_share_globals() {
+    let world = TestWorld::default();
+    let t = Duration::from_secs(1);
+    assert_eq!(run_with("leak = 1 return true", t, &world), Ok(()));
+    assert_eq!(run_with("return leak == nil", t, &world), Ok(()));
+}
+
+#[test]
+fn chunks_run_in_parallel() {
+    let world = TestWorld::default();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                assert_eq!(
+                    run_with("sleep(0.3) return true", Duration::from_secs(2), &world),
+                    Ok(())
+                )
+            });
+        }
+    });
+    assert!(
+        start.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// The cost figures quoted in docs/lua.md: `cargo test --release --test lua_host cost -- --nocapture`.
+#[test]
+fn cost() {
+    let world = TestWorld::default();
+    for (what, src) in [
+        ("a trivial chunk", "return 1 + 1 == 2"),
+        (
+            "a library call (auto-required disk.lua)",
+            "disk.free{path='/', min_mb=1}",
+        ),
+    ] {
+        let config = config_with(src);
+        let chunk = check_of(&config);
+        let n = 200;
+        let start = Instant::now();
+        for _ in 0..n {
+            lua::run_chunk(&config, chunk, Duration::from_secs(1), &world).unwrap();
+        }
+        let per = start.elapsed() / n;
+        println!("{what} in a fresh sandbox: {} µs per run", per.as_micros());
+    }
+}

@@ -1,0 +1,406 @@
+//! The shipped `lua/` library against real servers: redis-server and memcached from Debian's
+//! packages (started here on free loopback ports, skipped with a note when missing), PostgreSQL
+//! when it can be started within a few seconds, and tiny loopback listeners for the rest.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use autoheal::config::{self, Config};
+use autoheal::lua::{self, World};
+
+struct NoWorld;
+
+impl World for NoWorld {
+    fn alive(&self, service: &str) -> Result<bool, String> {
+        Err(format!("no service `{service}`"))
+    }
+    fn restart(&self, _: &str) -> Result<(), String> {
+        Err("not in this test".into())
+    }
+    fn log(&self, _: &str, _: &str) {}
+}
+
+/// A config whose service `web` has `check: <src>` (one line, as an operator writes it).
+fn config_with(src: &str) -> Config {
+    let yaml = format!("web:\n  pname: web-nothing\n  script: \"true\"\n  check: '{src}'\n");
+    config::load_str(&yaml, Path::new("conf.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Validates like `autoheal check`, then runs the chunk.
+fn check(src: &str) -> Result<(), String> {
+    let config = config_with(src);
+    let diags = lua::check_config(&config);
+    assert!(diags.is_empty(), "{src}: {diags:?}");
+    let chunk = config.services[0].check.as_ref().unwrap();
+    lua::run_chunk(&config, chunk, Duration::from_secs(5), &NoWorld)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A child process stopped (by its pid) and reaped when the test ends, pass or fail: first
+/// with its own signal (postgres wants SIGINT, a fast shutdown that takes its children along),
+/// SIGKILL if it is still there after 5 s.
+struct Server(Child, i32);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, self.1) };
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(program: &str, args: &[&str]) -> Option<Server> {
+    match Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => Some(Server(c, libc::SIGKILL)),
+        Err(e) => {
+            eprintln!(
+                "note: skipped, cannot start {program}: {e} (apt-get install redis-server memcached)"
+            );
+            None
+        }
+    }
+}
+
+/// A loopback listener that answers every connection with `reply` (after reading what comes).
+fn answering(reply: &'static [u8]) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.write_all(reply);
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let _ = s.read(&mut [0u8; 1024]);
+        }
+    });
+    port
+}
+
+#[test]
+fn redis_ping_against_redis_server() {
+    let port = free_port();
+    let p = port.to_string();
+    let Some(server) = start(
+        "redis-server",
+        &[
+            "--port",
+            &p,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    ) else {
+        return;
+    };
+    assert!(
+        wait_port(port, Duration::from_secs(5)),
+        "redis-server did not start"
+    );
+    assert_eq!(check(&format!("redis.ping{{port={port}}}")), Ok(()));
+    drop(server);
+    let err = check(&format!("redis.ping{{port={port}}}")).unwrap_err();
+    assert_eq!(err, format!("redis 127.0.0.1:{port}: connection refused"));
+    // Something else on the port: a clear reason.
+    let other = answering(b"HTTP/1.0 400 Bad Request\r\n\r\n");
+    let err = check(&format!("redis.ping{{port={other}}}")).unwrap_err();
+    assert_eq!(
+        err,
+        format!("redis 127.0.0.1:{other}: HTTP/1.0 400 Bad Request")
+    );
+}
+
+#[test]
+fn memcached_version_against_memcached() {
+    let port = free_port();
+    let p = port.to_string();
+    let Some(_server) = start(
+        "memcached",
+        &["-l", "127.0.0.1", "-p", &p, "-U", "0", "-u", "nobody"],
+    ) else {
+        return;
+    };
+    assert!(
+        wait_port(port, Duration::from_secs(5)),
+        "memcached did not start"
+    );
+    assert_eq!(check(&format!("memcached.version{{port={port}}}")), Ok(()));
+    // The version is the second value.
+    assert_eq!(
+        check(&format!(
+            "(function() local ok, v = memcached.version{{port={port}}} return ok and v:match(\"^%d+%.%d+\") ~= nil, v end)()"
+        )),
+        Ok(())
+    );
+    let other = answering(b"+PONG\r\n");
+    let err = check(&format!("memcached.version{{port={other}}}")).unwrap_err();
+    assert!(err.contains("unexpected reply"), "{err}");
+}
+
+/// The postgres binary of the newest installed Debian PostgreSQL, if any.
+fn postgres_bin() -> Option<PathBuf> {
+    let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("postgres").is_file() && b.join("initdb").is_file())
+        .collect();
+    bins.sort();
+    bins.pop()
+}
+
+/// initdb + postgres in a temp dir, as the `postgres` user when we are root.
+fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
+    let bin = postgres_bin()?;
+    let as_root = rustix::process::geteuid().is_root();
+    let data = dir.join("data");
+    // As root, run as `postgres` directly (not through runuser, so the child we stop at the
+    // end is the postmaster itself).
+    let ids = if as_root {
+        let id = |flag: &str| -> Option<u32> {
+            let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        };
+        match (id("-u"), id("-g")) {
+            (Some(u), Some(g)) => Some((u, g)),
+            _ => {
+                eprintln!("note: no `postgres` user; postgres test skipped");
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    let run = |program: PathBuf, args: Vec<String>| {
+        let mut c = Command::new(program);
+        c.args(args);
+        if let Some((uid, gid)) = ids {
+            c.uid(uid).gid(gid).env("HOME", dir);
+        }
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    if as_root {
+        let ok = Command::new("chown")
+            .args(["postgres", &dir.display().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+    }
+    let init = run(
+        bin.join("initdb"),
+        vec![
+            "-D".into(),
+            data.display().to_string(),
+            "-A".into(),
+            "trust".into(),
+            "-U".into(),
+            "postgres".into(),
+            "--no-sync".into(),
+        ],
+    )
+    .status();
+    if !init.is_ok_and(|s| s.success()) {
+        eprintln!("note: initdb failed; postgres test skipped");
+        return None;
+    }
+    let child = run(
+        bin.join("postgres"),
+        vec![
+            "-D".into(),
+            data.display().to_string(),
+            "-p".into(),
+            port.to_string(),
+            "-k".into(),
+            dir.display().to_string(),
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-F".into(),
+        ],
+    )
+    .spawn()
+    .ok()?;
+    Some(Server(child, libc::SIGINT))
+}
+
+#[test]
+fn postgres_ping() {
+    // Whatever else: a listener that is not postgres gives false with a clear reason.
+    let other = answering(b"+PONG\r\n");
+    let err = check(&format!("postgres.ping{{port={other}}}")).unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "postgres 127.0.0.1:{other}: not a PostgreSQL reply"
+        )),
+        "{err}"
+    );
+    let closed = free_port();
+    assert_eq!(
+        check(&format!("postgres.ping{{port={closed}}}")).unwrap_err(),
+        format!("postgres 127.0.0.1:{closed}: connection refused")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(server) = start_postgres(dir.path(), port) else {
+        eprintln!(
+            "note: no PostgreSQL to start (apt-get install postgresql); real-server test skipped"
+        );
+        return;
+    };
+    let up = wait_port(port, Duration::from_secs(8));
+    // Poll as an operator's check would: ready once the server accepts connections.
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut last = Err("never probed".to_string());
+    while up && Instant::now() < until {
+        last = check(&format!("postgres.ping{{port={port}}}"));
+        if last.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "postgres did not start");
+    assert_eq!(last, Ok(()));
+    // An unknown role is an error reply from a running server: still ready (as pg_isready says).
+    assert_eq!(
+        check(&format!(
+            "postgres.ping{{port={port}, user=\"nobody_here\"}}"
+        )),
+        Ok(())
+    );
+    drop(server);
+}
+
+#[test]
+fn mysql_ping_reads_the_greeting() {
+    // A MariaDB 10.11 greeting as captured on the wire (header, protocol 10, version, ...).
+    static GREETING: &[u8] = b"\x2a\x00\x00\x00\x0a10.11.6-MariaDB\x00\x05\x00\x00\x00abcdefgh\x00\xfe\xf7\x08\x02\x00\xff\x81\x15\x00\x00\x00\x00\x00\x00\x0f\x00\x00\x00";
+    let port = answering(GREETING);
+    assert_eq!(check(&format!("mysql.ping{{port={port}}}")), Ok(()));
+    static REFUSED: &[u8] = b"\x17\x00\x00\x00\xff\x10\x04Too many connections";
+    let port = answering(REFUSED);
+    assert_eq!(
+        check(&format!("mysql.ping{{port={port}}}")).unwrap_err(),
+        format!("mysql 127.0.0.1:{port}: error 1040: Too many connections")
+    );
+    let port = answering(b"SSH-2.0-OpenSSH_9.2\r\n");
+    let err = check(&format!("mysql.ping{{port={port}}}")).unwrap_err();
+    assert!(err.contains("not a MySQL greeting"), "{err}");
+}
+
+#[test]
+fn httpjson_field() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let _ = s.read(&mut [0u8; 2048]);
+            let body =
+                r#"{"status":"UP","components":{"db":{"status":"DOWN"}},"checks":[{"ok":true}]}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/health");
+    assert_eq!(
+        check(&format!(
+            "httpjson.field{{url=\"{url}\", path=\"status\", equals=\"UP\"}}"
+        )),
+        Ok(())
+    );
+    assert_eq!(
+        check(&format!(
+            "httpjson.field{{url=\"{url}\", path=\"checks.1.ok\"}}"
+        )),
+        Ok(())
+    );
+    assert_eq!(
+        check(&format!(
+            "httpjson.field{{url=\"{url}\", path=\"components.db.status\", equals=\"UP\"}}"
+        )),
+        Err(format!("{url}: components.db.status is DOWN, want UP"))
+    );
+}
+
+#[test]
+fn file_fresh_and_disk_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("heartbeat");
+    std::fs::write(&f, "x").unwrap();
+    let path = f.display();
+    assert_eq!(
+        check(&format!("file.fresh{{path=\"{path}\", max_age=60}}")),
+        Ok(())
+    );
+    let old = Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&f)
+        .status()
+        .unwrap();
+    assert!(old.success());
+    let err = check(&format!("file.fresh{{path=\"{path}\", max_age=60}}")).unwrap_err();
+    assert!(
+        err.starts_with(&format!("{path} is 72")) && err.ends_with("s old (max 60s)"),
+        "{err}"
+    );
+    let err = check("file.fresh{path=\"/no/such/heartbeat\"}").unwrap_err();
+    assert_eq!(err, "/no/such/heartbeat: no such file");
+    assert_eq!(check("disk.free{path=\"/\", min_mb=1}"), Ok(()));
+    let err = check("disk.free{path=\"/\", min_mb=1000000000}").unwrap_err();
+    assert!(
+        err.starts_with("/ has ") && err.ends_with(" MB free (min 1000000000 MB)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn example_config_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lua.yaml");
+    let config = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lua::check_config(&config), vec![]);
+}
