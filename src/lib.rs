@@ -14,6 +14,19 @@ pub mod observe;
 pub mod report;
 pub mod state;
 
+/// Loads and validates the config at `path`, then compiles every Lua chunk it holds and
+/// resolves the modules they use: a chunk that does not compile makes the file invalid, with
+/// its conf.yaml line. What every command runs first.
+pub fn load_config(path: &std::path::Path) -> Result<config::Config, config::Diagnostics> {
+    let cfg = config::load(path)?;
+    let errors = lua::check_config(&cfg);
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(config::Diagnostics(errors))
+    }
+}
+
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -1,9 +1,9 @@
 //! Thin: parse the command line, call the library, map the outcome to an exit code.
 
 use autoheal::cli::{Cli, Command};
-use autoheal::config::{self, Config};
+use autoheal::config::Config;
 use autoheal::engine::tick::{self, TickOptions, TickOutcome};
-use autoheal::observe::{Scope, observe};
+use autoheal::observe::{Ctx, Restarts, Scope, observe};
 use autoheal::report::{self, log::Log};
 use autoheal::{Exit, engine, state};
 use clap::Parser;
@@ -41,14 +41,10 @@ fn with_config(path: &Path, f: impl FnOnce(&Config) -> Exit) -> Exit {
 }
 
 fn load(path: &Path) -> Result<Config, Exit> {
-    config::load(path).map_err(|diags| {
+    autoheal::load_config(path).map_err(|diags| {
         eprintln!("{diags}");
         Exit::Usage
     })
-}
-
-fn lua_runner() -> impl Fn(&config::LuaChunk, std::time::Duration) -> Result<(), String> + Sync {
-    |_chunk, _timeout| Err("Lua checks are not available in this build".to_string())
 }
 
 fn state_dir(cfg: &Config, flag: &Option<PathBuf>) -> PathBuf {
@@ -74,8 +70,7 @@ fn run(cfg: &Config, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
         state_dir: dir,
         dry_run,
     };
-    let lua = lua_runner();
-    match tick::run(cfg, &opts, &mut log, &lua) {
+    match tick::run(cfg, &opts, &mut log) {
         Ok(TickOutcome::LockedOut { .. }) => Exit::Ok,
         Ok(TickOutcome::Done { plan, .. }) if plan.all_well() => Exit::Ok,
         Ok(TickOutcome::Done { .. }) => Exit::Down,
@@ -93,8 +88,14 @@ fn status(cfg: &Config, dir: &Option<PathBuf>, json: bool) -> Exit {
     if let Some(w) = warning {
         eprintln!("autoheal: {w}");
     }
-    let lua = lua_runner();
-    let obs = observe(cfg, Scope::All, &lua);
+    let ctx = Ctx {
+        state: &st,
+        restarts: Restarts::Never,
+    };
+    let obs = observe(cfg, Scope::All, &ctx);
+    for (label, msg) in &obs.notes {
+        eprintln!("{label}: {msg}");
+    }
     let now = tick::unix_now();
     let p = engine::plan(cfg, &obs, &st, now);
     let r = report::status(cfg, &obs, &p, &st, now);

@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observation {
     pub services: BTreeMap<String, ServiceObs>,
+    /// Restarts a Lua chunk asked for and the gate allowed (service → who asked).
+    pub requested: BTreeMap<String, String>,
+    /// Lines Lua chunks logged with `log()`: (chunk label, message).
+    pub notes: Vec<(String, String)>,
 }
 
 /// One service as observed.
@@ -260,9 +264,13 @@ fn decide_uncached(
             ss.health_failures,
             if ss.health_failures == 1 { "" } else { "s" }
         ),
-        _ => match dep_restarted_after(obs, svc, o) {
-            Some(why) => why,
-            None => return Verdict::Alive,
+        _ => match (
+            dep_restarted_after(obs, svc, o),
+            obs.requested.get(&svc.name),
+        ) {
+            (Some(why), _) => why,
+            (None, Some(who)) => format!("restart requested by {who}"),
+            (None, None) => return Verdict::Alive,
         },
     };
     match gate(config, obs, state, now, svc, &ss, memo) {
@@ -270,6 +278,25 @@ fn decide_uncached(
         Some(hold) => Verdict::Unhealthy {
             reason: format!("{why}; its restart is held: {}", hold.describe(now)),
         },
+    }
+}
+
+/// Whether `service` may be started or restarted now: the gate of [`plan`] (not given up, not
+/// in grace or backoff, every dep ready), for Lua's `restart()`. `Err` says why not.
+pub fn may_start(
+    config: &Config,
+    obs: &Observation,
+    state: &State,
+    now: f64,
+    service: &str,
+) -> Result<(), String> {
+    let svc = config
+        .service(service)
+        .ok_or_else(|| format!("no service `{service}`"))?;
+    let ss = state.services.get(service).cloned().unwrap_or_default();
+    match gate(config, obs, state, now, svc, &ss, &mut BTreeMap::new()) {
+        None => Ok(()),
+        Some(hold) => Err(hold.describe(now)),
     }
 }
 

@@ -42,6 +42,7 @@ fn with_dep(mut o: ServiceObs, name: &str, target: &str, result: Result<(), &str
 fn obs(list: Vec<(&str, ServiceObs)>) -> Observation {
     Observation {
         services: list.into_iter().map(|(n, o)| (n.to_string(), o)).collect(),
+        ..Default::default()
     }
 }
 
@@ -554,4 +555,29 @@ fn a_dependent_follows_a_dep_that_restarted_after_it() {
         NOW,
     );
     assert_eq!(verdict(&p, "app"), Verdict::Alive);
+}
+
+#[test]
+fn a_requested_restart_passes_the_gate_like_any_other() {
+    let c = cfg("a:\n  pname: a\n  grace: 30s\n  script: x\n");
+    let mut o = obs(vec![("a", alive())]);
+    o.requested.insert("a".into(), "web.check".into());
+    let p = plan(&c, &o, &State::default(), NOW);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Restart {
+            reason: "restart requested by web.check".into()
+        }
+    );
+    let st = state_with("a", |s| {
+        record_start(s, &c.settings, NOW - 1.0, "exit 0".into())
+    });
+    assert_eq!(
+        may_start(&c, &o, &st, NOW, "a"),
+        Err("just started, in grace for 29s more".into())
+    );
+    let p = plan(&c, &o, &st, NOW);
+    assert!(
+        matches!(verdict(&p, "a"), Verdict::Unhealthy { reason } if reason.contains("in grace"))
+    );
 }

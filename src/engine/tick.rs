@@ -6,7 +6,7 @@ use super::{Hold, Plan, Verdict, plan, record_start};
 use crate::config::{Config, Service};
 use crate::engine::Observation;
 use crate::exec::{ScriptOutcome, ScriptSpec, run_script};
-use crate::observe::{LuaRunner, Scope, observe};
+use crate::observe::{Ctx, Restarts, Scope, observe};
 use crate::report::log::Log;
 use crate::report::secs;
 use crate::state::{self, LockOutcome, State, StateError};
@@ -47,12 +47,7 @@ pub fn unix_now() -> f64 {
 }
 
 /// Runs one tick.
-pub fn run(
-    config: &Config,
-    opts: &TickOptions,
-    log: &mut Log,
-    lua: LuaRunner<'_>,
-) -> Result<TickOutcome, StateError> {
+pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOutcome, StateError> {
     let dir = &opts.state_dir;
     // The lock lives as long as this binding: to the end of the tick.
     let _lock = if opts.dry_run {
@@ -86,7 +81,18 @@ pub fn run(
     let mut rounds = 0;
     loop {
         rounds += 1;
-        let obs = observe(config, Scope::Dead, lua);
+        let ctx = Ctx {
+            state: &state,
+            restarts: if opts.dry_run {
+                Restarts::DryRun
+            } else {
+                Restarts::Allowed
+            },
+        };
+        let obs = observe(config, Scope::Dead, &ctx);
+        for (label, msg) in &obs.notes {
+            log.event(label, msg);
+        }
         let now = unix_now();
         let p = plan(config, &obs, &state, now);
         log_transitions(&state, &p, &started, &mut reported_up, now, log);

@@ -11,29 +11,50 @@
 
 pub mod probe;
 pub mod procs;
+mod world;
 
-use crate::config::{Config, Dep, Liveness, LuaChunk, Probe};
+use crate::config::{Config, Dep, Liveness, LuaChunk, Probe, Service};
 use crate::engine::{DepObs, Observation, ServiceObs};
+use crate::state::State;
 use probe::Target;
 use procs::ProcTable;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// What to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    /// A healing tick: the deps of dead services only (an alive service's deps decide nothing).
+    /// A healing tick: the deps of every service that may be started or restarted: the dead
+    /// ones, and the alive ones with `check:`, `health:` or `restart_on_dep_restart` (their
+    /// restart passes the same gate). The deps of other alive services decide nothing.
     Dead,
     /// `status`: every dep of every service.
     All,
 }
 
-/// Runs one Lua chunk under its time limit: `Ok` when it returned a truthy value, else the
-/// reason. This is the seam to the Lua host (`crate::lua`).
-pub type LuaRunner<'a> = &'a (dyn Fn(&LuaChunk, Duration) -> Result<(), String> + Sync);
+/// What observing may do on behalf of a Lua chunk's `restart()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restarts {
+    /// A healing tick: requests go through the engine's gate.
+    Allowed,
+    /// `run --dry-run`: refused, saying so.
+    DryRun,
+    /// `status`: refused, saying so.
+    Never,
+}
+
+/// What an observation needs besides the config.
+pub struct Ctx<'a> {
+    pub state: &'a State,
+    pub restarts: Restarts,
+}
+
+/// Lua chunks run at most this many at once.
+pub const LUA_WORKERS: usize = 16;
 
 /// One observation: one process-table snapshot, then every needed probe, Lua dep and health
 /// check in parallel, each bounded by its own timeout.
-pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation {
+pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
     let table = ProcTable::snapshot();
     let (alive, started): (Vec<_>, Vec<_>) = config
         .services
@@ -41,9 +62,10 @@ pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation
         .map(|s| liveness(&table, &s.liveness))
         .unzip();
 
-    // Everything to probe or run, deduplicated: many services may wait on one database.
+    // Everything to probe or run. Probes are deduplicated by `probe_all`: many services may
+    // wait on one database.
     let mut targets: Vec<(Target, Duration)> = Vec::new();
-    let mut chunks: Vec<(usize, Option<String>, &LuaChunk, Duration)> = Vec::new();
+    let mut chunks: Vec<(usize, Option<&str>, &LuaChunk, Duration)> = Vec::new();
     for (i, svc) in config.services.iter().enumerate() {
         if let (Ok(_), Some(check)) = (&alive[i], &svc.check) {
             chunks.push((i, None, check, config.settings.lua_timeout));
@@ -51,7 +73,7 @@ pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation
         if let (Ok(_), Some(h)) = (&alive[i], &svc.health) {
             targets.push(health_target(h));
         }
-        if scope == Scope::Dead && alive[i].is_ok() {
+        if !needs_deps(scope, svc, &alive[i]) {
             continue;
         }
         for dep in &svc.deps {
@@ -75,71 +97,73 @@ pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation
                     name,
                     chunk,
                     timeout,
-                } => chunks.push((i, Some(name.clone()), chunk, *timeout)),
+                } => chunks.push((i, Some(name.as_str()), chunk, *timeout)),
                 Dep::Service { .. } => {}
             }
         }
     }
-
+    let probes_end = targets.iter().map(|(_, t)| *t).max().unwrap_or_default();
+    let world = world::TickWorld::new(config, ctx, &alive, probes_end);
     let (probed, ran) = std::thread::scope(|s| {
-        let probes = s.spawn(|| probe::probe_all(&targets, crate::defaults::PROBE_WORKERS));
-        let runs: Vec<_> = chunks
-            .iter()
-            .map(|(_, _, chunk, timeout)| s.spawn(move || lua(chunk, *timeout)))
-            .collect();
-        let ran: Vec<Result<(), String>> = runs
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("the Lua check crashed".into()))
-            })
-            .collect();
-        let probed = probes.join().unwrap_or_default();
-        (probed, ran)
+        let probes = s.spawn(|| {
+            let probed = probe::probe_all(&targets, crate::defaults::PROBE_WORKERS);
+            // What `restart()` needs to judge the gate: everything but the Lua results.
+            world.publish(assemble(config, scope, &alive, &started, &probed, &[]));
+            probed
+        });
+        let ran = parallel_map(&chunks, LUA_WORKERS, |(i, dep, chunk, timeout)| {
+            let result = crate::lua::run_chunk(config, chunk, *timeout, &world);
+            (*i, *dep, result)
+        });
+        (probes.join().unwrap_or_default(), ran)
     });
+    let mut obs = assemble(config, scope, &alive, &started, &probed, &ran);
+    let left = world.finish();
+    for (service, dep, result) in left.extra {
+        if let Some(o) = obs.services.get_mut(&service) {
+            o.deps.entry(dep).or_insert(result);
+        }
+    }
+    obs.requested = left.requests;
+    obs.notes = left.notes;
+    obs
+}
 
+type LuaResult<'a> = (usize, Option<&'a str>, Result<(), String>);
+
+/// The observation from liveness, probe results and Lua results.
+fn assemble(
+    config: &Config,
+    scope: Scope,
+    alive: &[Result<Option<u32>, String>],
+    started: &[Option<f64>],
+    probed: &HashMap<Target, probe::ProbeResult>,
+    lua: &[LuaResult<'_>],
+) -> Observation {
     let mut services: Vec<ServiceObs> = alive
-        .into_iter()
+        .iter()
         .zip(started)
         .map(|(alive, started)| ServiceObs {
-            alive,
-            started,
+            alive: alive.clone(),
+            started: *started,
             health: None,
             deps: Default::default(),
         })
         .collect();
-    // Health: the `health:` probe, then `check:`; both must pass.
+    let result_of = |target: &Target| {
+        probed
+            .get(target)
+            .cloned()
+            .unwrap_or_else(|| Err("not probed".into()))
+    };
     for (i, svc) in config.services.iter().enumerate() {
+        // Health: the `health:` probe, and `check:` below; both must pass.
         if let (Ok(_), Some(h)) = (&services[i].alive, &svc.health) {
             let (target, _) = health_target(h);
-            let result = probed
-                .get(&target)
-                .cloned()
-                .unwrap_or_else(|| Err("not probed".into()));
-            services[i].health = Some(result.map_err(|e| format!("health {target}: {e}")));
+            services[i].health =
+                Some(result_of(&target).map_err(|e| format!("health {target}: {e}")));
         }
-    }
-    for ((i, dep, _, _), result) in chunks.iter().zip(ran) {
-        match dep {
-            None => {
-                let h = &mut services[*i].health;
-                if !matches!(h, Some(Err(_))) {
-                    *h = Some(result);
-                }
-            }
-            Some(name) => {
-                services[*i].deps.insert(
-                    name.clone(),
-                    DepObs {
-                        target: "lua".into(),
-                        result,
-                    },
-                );
-            }
-        }
-    }
-    for (i, svc) in config.services.iter().enumerate() {
-        if scope == Scope::Dead && services[i].alive.is_ok() {
+        if !needs_deps(scope, svc, &services[i].alive) {
             continue;
         }
         for dep in &svc.deps {
@@ -151,17 +175,32 @@ pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation
                 Dep::Http { url, .. } => Target::Http { url: url.clone() },
                 _ => continue,
             };
-            let result = probed
-                .get(&target)
-                .cloned()
-                .unwrap_or_else(|| Err("not probed".into()));
             services[i].deps.insert(
                 dep.name().to_string(),
                 DepObs {
                     target: target.to_string(),
-                    result,
+                    result: result_of(&target),
                 },
             );
+        }
+    }
+    for (i, dep, result) in lua {
+        match dep {
+            None => {
+                let h = &mut services[*i].health;
+                if !matches!(h, Some(Err(_))) {
+                    *h = Some(result.clone());
+                }
+            }
+            Some(name) => {
+                services[*i].deps.insert(
+                    name.to_string(),
+                    DepObs {
+                        target: "lua".into(),
+                        result: result.clone(),
+                    },
+                );
+            }
         }
     }
     Observation {
@@ -171,7 +210,75 @@ pub fn observe(config: &Config, scope: Scope, lua: LuaRunner<'_>) -> Observation
             .map(|s| s.name.clone())
             .zip(services)
             .collect(),
+        ..Default::default()
     }
+}
+
+/// `f` over `items` on at most `workers` threads; results in the order of `items`.
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(items.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("every item was mapped")
+        })
+        .collect()
+}
+
+/// Whether this observation probes the deps of `svc` (see [`Scope`]).
+fn needs_deps(scope: Scope, svc: &Service, alive: &Result<Option<u32>, String>) -> bool {
+    scope == Scope::All
+        || alive.is_err()
+        || svc.check.is_some()
+        || svc.health.is_some()
+        || svc.restart_on_dep_restart
+}
+
+/// The tcp and http deps of `svc` as probe targets.
+pub(crate) fn dep_targets(svc: &Service) -> Vec<(String, Target, Duration)> {
+    svc.deps
+        .iter()
+        .filter_map(|d| match d {
+            Dep::Tcp {
+                name,
+                host,
+                port,
+                timeout,
+            } => Some((
+                name.clone(),
+                Target::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                },
+                *timeout,
+            )),
+            Dep::Http { name, url, timeout } => {
+                Some((name.clone(), Target::Http { url: url.clone() }, *timeout))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn health_target(p: &Probe) -> (Target, Duration) {

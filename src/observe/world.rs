@@ -1,0 +1,157 @@
+//! What a Lua chunk may ask of the tick ([`crate::lua::World`]): liveness of a service of the
+//! file, a restart through the engine's gate, a log line.
+//!
+//! `restart()` is judged by the same gate as every start ([`crate::engine::may_start`]) on this
+//! observation's liveness and probe results. Chunks run while the probes are still in flight,
+//! so a chunk that calls `restart()` waits for them (at most the longest probe timeout, and
+//! never past its own time limit, which the Lua host enforces around the call). An accepted
+//! request is carried in the observation; the engine's plan performs it. Nothing here starts,
+//! stops or signals anything.
+
+use super::{Ctx, Restarts};
+use crate::config::Config;
+use crate::engine::{DepObs, Observation, may_start};
+use crate::lua::World;
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub(super) struct TickWorld<'a> {
+    config: &'a Config,
+    ctx: &'a Ctx<'a>,
+    alive: &'a [Result<Option<u32>, String>],
+    now: f64,
+    /// Until when `restart()` waits for the probes.
+    wait_until: Instant,
+    partial: Mutex<Option<Observation>>,
+    published: Condvar,
+    requests: Mutex<BTreeMap<String, String>>,
+    notes: Mutex<Vec<(String, String)>>,
+    /// Deps probed for a `restart()`, for the plan to judge the same gate on.
+    extra: Mutex<Vec<(String, String, DepObs)>>,
+}
+
+/// What the chunks left behind: accepted restarts (service → who asked), their log lines, and
+/// deps probed on their behalf (service, dep, result).
+pub(super) struct Leftovers {
+    pub requests: BTreeMap<String, String>,
+    pub notes: Vec<(String, String)>,
+    pub extra: Vec<(String, String, DepObs)>,
+}
+
+impl<'a> TickWorld<'a> {
+    pub(super) fn new(
+        config: &'a Config,
+        ctx: &'a Ctx<'a>,
+        alive: &'a [Result<Option<u32>, String>],
+        probes_take: Duration,
+    ) -> Self {
+        TickWorld {
+            config,
+            ctx,
+            alive,
+            now: crate::engine::tick::unix_now(),
+            wait_until: Instant::now() + probes_take + Duration::from_secs(1),
+            partial: Mutex::new(None),
+            published: Condvar::new(),
+            requests: Mutex::new(BTreeMap::new()),
+            notes: Mutex::new(Vec::new()),
+            extra: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The observation without Lua results: what `restart()` judges the gate on.
+    pub(super) fn publish(&self, obs: Observation) {
+        *lock(&self.partial) = Some(obs);
+        self.published.notify_all();
+    }
+
+    pub(super) fn finish(self) -> Leftovers {
+        Leftovers {
+            requests: self
+                .requests
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+            notes: self.notes.into_inner().unwrap_or_else(|e| e.into_inner()),
+            extra: self.extra.into_inner().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    fn index(&self, service: &str) -> Result<usize, String> {
+        self.config
+            .services
+            .iter()
+            .position(|s| s.name == service)
+            .ok_or_else(|| format!("no service `{service}` in {}", self.config.path.display()))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl World for TickWorld<'_> {
+    fn alive(&self, service: &str) -> Result<bool, String> {
+        Ok(self.alive[self.index(service)?].is_ok())
+    }
+
+    fn restart(&self, service: &str) -> Result<(), String> {
+        self.index(service)?;
+        match self.ctx.restarts {
+            Restarts::Allowed => {}
+            Restarts::DryRun => return Err("dry run: nothing is restarted".into()),
+            Restarts::Never => return Err("`autoheal status` restarts nothing".into()),
+        }
+        let mut partial = lock(&self.partial);
+        while partial.is_none() {
+            let left = self.wait_until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("the probes of this observation did not finish in time".into());
+            }
+            partial = self
+                .published
+                .wait_timeout(partial, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let mut obs = partial.as_ref().expect("published").clone();
+        drop(partial);
+        // The deps of an alive service this observation did not need: probe them now.
+        let svc = &self.config.services[self.index(service)?];
+        let missing: Vec<_> = super::dep_targets(svc)
+            .into_iter()
+            .filter(|(name, _, _)| {
+                obs.services
+                    .get(service)
+                    .is_none_or(|o| !o.deps.contains_key(name))
+            })
+            .collect();
+        if !missing.is_empty() {
+            let targets: Vec<_> = missing.iter().map(|(_, t, d)| (t.clone(), *d)).collect();
+            let probed = super::probe::probe_all(&targets, crate::defaults::PROBE_WORKERS);
+            if let Some(o) = obs.services.get_mut(service) {
+                for (name, target, _) in missing {
+                    let result = probed
+                        .get(&target)
+                        .cloned()
+                        .unwrap_or_else(|| Err("not probed".into()));
+                    let dep = DepObs {
+                        target: target.to_string(),
+                        result,
+                    };
+                    lock(&self.extra).push((service.to_string(), name.clone(), dep.clone()));
+                    o.deps.insert(name, dep);
+                }
+            }
+        }
+        may_start(self.config, &obs, self.ctx.state, self.now, service)?;
+        lock(&self.requests)
+            .entry(service.to_string())
+            .or_insert_with(|| "a Lua restart()".to_string());
+        Ok(())
+    }
+
+    fn log(&self, label: &str, msg: &str) {
+        lock(&self.notes).push((label.to_string(), msg.to_string()));
+    }
+}

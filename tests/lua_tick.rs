@@ -1,0 +1,308 @@
+//! Lua in the tick: inline chunks deciding starts and restarts, errors at their conf.yaml line,
+//! runaway chunks contained while the tick heals the rest, `restart()` through the gate.
+
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+use support::*;
+
+fn status_json(f: &Fixture) -> serde_json::Value {
+    let out = f.autoheal(&[
+        "status",
+        "--json",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/state",
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)))
+}
+
+#[test]
+fn a_lua_dep_decides_the_start() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+svc:
+  pname: '{re}'
+  dep:
+    - name: go
+      lua: |
+        if file_age("{{dir}}/go") then return true end
+        return false, "no go file yet"
+  script: {s}
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    let out = f.run();
+    assert!(
+        stdout(&out).contains("svc: still down: waiting on go lua (no go file yet)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(f.journal().is_empty());
+    std::fs::write(f.path("go"), "").unwrap();
+    let out = f.run();
+    assert!(stdout(&out).contains("svc: started"), "{}", stdout(&out));
+    assert_eq!(f.journal(), vec!["svc"]);
+}
+
+#[test]
+fn a_failing_check_restarts_an_alive_service() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+  unhealthy_after: 1
+svc:
+  pname: '{re}'
+  check: |
+    if file_age("{{dir}}/sick") then return false, "the sick file is there" end
+    return true
+  grace: 500ms
+  script: {s}
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    f.run();
+    let first = f.pid_of("svc").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(stdout(&f.run()), "", "healthy: nothing to do");
+    std::fs::write(f.path("sick"), "").unwrap();
+    let out = f.run();
+    assert!(
+        stdout(&out).contains("svc: restarted: unhealthy (1 failed health observation in a row): the sick file is there"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(wait_for(Duration::from_secs(3), || !is_running(first)));
+    assert_eq!(f.journal(), vec!["svc", "svc"]);
+}
+
+/// An endless loop, a memory bomb, `error()`, `os.exit`, deep recursion and a 10 MB reply to
+/// `tcp_exchange`: each fails its own dep, the tick goes on and heals the unrelated service.
+#[test]
+fn runaway_chunks_are_contained_and_the_tick_heals_the_rest() {
+    let f = Fixture::new();
+    // A server that answers every connection with 10 MB.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let flood = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let chunk = vec![b'x'; 1 << 20];
+                for _ in 0..10 {
+                    if s.write_all(&chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+  lua_timeout: 1s
+bad:
+  pname: 'never-{{tag}}'
+  dep:
+    - name: loop
+      lua: while true do end
+      timeout: 500ms
+    - name: bomb
+      lua: |
+        local t = {{}}
+        while true do t[#t + 1] = string.rep("x", 1000000) end
+    - name: boom
+      lua: error("boom")
+    - name: quit
+      lua: os.exit(1)
+    - name: deep
+      lua: |
+        local function f() return 1 + f() end
+        return f()
+    - name: flood
+      lua: |
+        local reply, err = tcp_exchange("127.0.0.1", {flood}, "hi", {{max = 1000}})
+        return reply ~= nil and #reply <= 1000, "got " .. tostring(reply and #reply) .. " " .. tostring(err)
+  script: echo bad >> {{dir}}/journal
+good:
+  pname: '{re}'
+  script: {s}
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("good", 1)
+    ));
+    let t = Instant::now();
+    let out = f.run();
+    let took = t.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(f.journal(), vec!["good"], "{}", stdout(&out));
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let j = status_json(&f);
+    let deps = &j["services"][0]["deps"];
+    let reason = |i: usize| deps[i]["reason"].as_str().unwrap_or("").to_string();
+    assert!(reason(0).contains("timed out after 500ms"), "{}", reason(0));
+    assert!(reason(1).contains("memory"), "{}", reason(1));
+    assert!(
+        reason(2).contains("conf.yaml:16: bad.dep[boom].lua: boom"),
+        "{}",
+        reason(2)
+    );
+    assert!(
+        reason(3).contains("conf.yaml:18: bad.dep[quit].lua"),
+        "{}",
+        reason(3)
+    );
+    // Deep recursion ends on Lua's stack limit or, first, on the memory limit: contained either way.
+    assert!(
+        ["stack overflow", "C stack", "memory limit"]
+            .iter()
+            .any(|w| reason(4).contains(w)),
+        "{}",
+        reason(4)
+    );
+    assert_eq!(deps[5]["ready"], true, "{}", reason(5));
+}
+
+#[test]
+fn lua_errors_name_their_conf_yaml_line() {
+    let f = Fixture::new();
+    f.config(
+        r#"
+web:
+  pname: 'never-{tag}'
+  check: |
+    local a = 1
+    return a +
+  script: "true"
+"#,
+    );
+    let out = f.autoheal(&["check", "-c", "{dir}/conf.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("conf.yaml:6: web.check:"), "{err}");
+    // Nothing runs on a file whose Lua does not compile.
+    assert_eq!(f.run().status.code(), Some(2));
+
+    // A runtime error points at the line in conf.yaml too.
+    f.config(
+        r#"
+settings:
+  converge: 0
+web:
+  pname: 'never-{tag}'
+  dep:
+    - name: api
+      lua: |
+        local resp = nil
+        return resp.status == 200
+  script: "true"
+"#,
+    );
+    let j = status_json(&f);
+    let reason = j["services"][0]["deps"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains(
+            "conf.yaml:10: web.dep[api].lua: attempt to index a nil value (local 'resp')"
+        ),
+        "{reason}"
+    );
+}
+
+/// `restart()` from a chunk goes through the engine's gate: refused while the target's deps are
+/// not ready, accepted (and done by the engine) when they are.
+#[test]
+fn lua_restart_goes_through_the_gate() {
+    let f = Fixture::new();
+    let closed = free_port();
+    let open = tcp_server();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+db:
+  pname: '{re1}'
+  dep:
+    - {{name: disk, host: 127.0.0.1, port: {closed}}}
+  script: {s1}
+cache:
+  pname: '{re2}'
+  dep:
+    - {{name: net, host: 127.0.0.1, port: {open}}}
+  grace: 200ms
+  script: {s2}
+watch:
+  pname: '{re3}'
+  check: |
+    local ok, why = restart("db")
+    log("restart db: " .. tostring(ok) .. ", " .. tostring(why))
+    local ok2, why2 = restart("cache")
+    log("restart cache: " .. tostring(ok2) .. ", " .. tostring(why2))
+    return true
+  script: {s3}
+"#,
+        re1 = f.sleeper_re(1),
+        re2 = f.sleeper_re(2),
+        re3 = f.sleeper_re(3),
+        s1 = f.daemon_script("db", 1),
+        s2 = f.daemon_script("cache", 2),
+        s3 = f.daemon_script("watch", 3),
+    ));
+    // Start cache and watch (db cannot start: its dep is closed).
+    f.run();
+    assert_eq!(f.journal(), vec!["cache", "watch"]);
+    let cache = f.pid_of("cache").unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // cache's grace
+    let out = f.run();
+    let log = stdout(&out);
+    assert!(
+        log.contains(&format!("watch.check: restart db: false, waiting on disk 127.0.0.1:{closed} (connection refused)")),
+        "{log}"
+    );
+    assert!(
+        log.contains("watch.check: restart cache: true, nil"),
+        "{log}"
+    );
+    assert!(
+        log.contains("cache: restarted: restart requested by a Lua restart()"),
+        "{log}"
+    );
+    assert!(wait_for(Duration::from_secs(3), || !is_running(cache)));
+    assert_eq!(
+        f.journal(),
+        vec!["cache", "watch", "cache"],
+        "db never started"
+    );
+    // The dry run refuses, saying so.
+    let out = f.autoheal(&[
+        "run",
+        "--dry-run",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/state",
+    ]);
+    assert!(
+        stdout(&out).contains("restart cache: false, dry run: nothing is restarted"),
+        "{}",
+        stdout(&out)
+    );
+}
