@@ -10,6 +10,9 @@ use drill::*;
 
 fn check(d: &Drill, o: &Outcome, what: &str) {
     println!("{}", o.summary(what));
+    if std::env::var_os("DRILL_DUMP").is_some() {
+        println!("{}", d.dump(o));
+    }
     let problems = d.problems(o);
     assert!(
         problems.is_empty(),
@@ -139,4 +142,89 @@ fn drill_overlapping_ticks() {
             .filter(|t| t.stdout.contains("this one does nothing"))
             .all(|t| t.code == Some(0))
     );
+}
+
+/// The drill can fail: with the `dep:` lists left out (every service started at once, as a
+/// tool without dependencies would), the journal shows premature starts, strict services
+/// crash and degraded ones never get well.
+#[test]
+fn drill_detects_premature_starts_without_deps() {
+    let d = Drill::new(DrillSpec {
+        no_deps: true,
+        deadline: 5.0,
+        ..DrillSpec::default()
+    });
+    let o = d.run();
+    println!("{}", o.summary("without deps"));
+    assert!(!o.premature().is_empty(), "{}", d.dump(&o));
+    assert!(!d.problems(&o).is_empty());
+    // web (degraded) was started before api was warm: it runs, but is never well.
+    assert!(o.starts.iter().any(|s| s.name == "web" && !s.deps_ok));
+    assert!(!o.healthy_at_end.contains(&"web"), "{}", d.dump(&o));
+}
+
+/// The figures of the drill report: `python3 bench/drill_report.py` (or
+/// `cargo test --release --test drill -- --ignored --nocapture drill_report`).
+/// The same 3-host drill with converge on, and in one-pass mode (`converge: 0`, like the
+/// original tool), with the same cron interval; `DRILL_RUNS` runs of each (default 3).
+#[test]
+#[ignore = "the drill report: about two minutes; run it with --ignored"]
+fn drill_report() {
+    let runs: usize = std::env::var("DRILL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let interval = 5.0;
+    let g = graph();
+    let (cp, path) = critical_path(&g);
+    let depth = g.iter().map(|s| level(&g, s.name)).max().unwrap();
+    println!(
+        "drill: 3 hosts, {} services, depth {depth}, cron every {interval}s on each host, \
+         first ticks at +0, +{:.2}, +{:.2}s; {runs} runs per mode",
+        g.len(),
+        0.35 * interval,
+        0.65 * interval
+    );
+    println!(
+        "critical path of warm-ups (physical limit): {cp:.1}s ({})",
+        path.join(" → ")
+    );
+    for (mode, converge) in [("converge 8s", 8.0), ("one pass (converge 0)", 0.0)] {
+        let mut times = Vec::new();
+        let (mut premature, mut duplicates, mut failed, mut longest) = (0, 0, 0, 0.0f64);
+        for _ in 0..runs {
+            let d = Drill::new(DrillSpec {
+                interval,
+                offsets: [0.0, 0.35 * interval, 0.65 * interval],
+                converge,
+                deadline: 60.0,
+                ..DrillSpec::default()
+            });
+            let o = d.run();
+            premature += o.premature().len();
+            duplicates += o.duplicates();
+            longest = longest.max(o.longest_tick());
+            if !d.problems(&o).is_empty() {
+                failed += 1;
+            }
+            if let Some(t) = o.all_healthy {
+                times.push(t);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let list: Vec<String> = times.iter().map(|t| format!("{t:.1}")).collect();
+        println!(
+            "{mode:<22} power-on → all healthy: median {} (runs: {}); {:.1} cron intervals; \
+             premature starts {premature}, duplicate starts {duplicates}, longest tick {longest:.1}s, \
+             failed runs {failed}",
+            times
+                .get(times.len() / 2)
+                .map(|t| format!("{t:.1}s"))
+                .unwrap_or_else(|| "never".into()),
+            list.join(", "),
+            times
+                .get(times.len() / 2)
+                .map_or(f64::NAN, |t| t / interval)
+        );
+    }
 }

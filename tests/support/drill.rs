@@ -118,6 +118,9 @@ pub struct DrillSpec {
     pub observe_at_least: f64,
     /// Give up (and fail) this long after power-on.
     pub deadline: f64,
+    /// Leave every `dep:` out of the configs (what a tool without dependencies would do): the
+    /// drill must then see premature starts.
+    pub no_deps: bool,
 }
 
 impl Default for DrillSpec {
@@ -131,6 +134,7 @@ impl Default for DrillSpec {
             overlap: None,
             observe_at_least: 0.0,
             deadline: 40.0,
+            no_deps: false,
         }
     }
 }
@@ -180,6 +184,14 @@ impl Outcome {
     }
     pub fn premature(&self) -> Vec<&Start> {
         self.starts.iter().filter(|s| !s.deps_ok).collect()
+    }
+    /// Starts beyond the first of each service.
+    pub fn duplicates(&self) -> usize {
+        let mut n = BTreeMap::new();
+        for s in &self.starts {
+            *n.entry(s.name.as_str()).or_insert(0usize) += 1;
+        }
+        n.values().map(|c| c - 1).sum()
     }
     /// Script runs of `name` per the logs: `started:` and `start failed:` lines.
     pub fn attempts(&self, name: &str) -> usize {
@@ -311,10 +323,11 @@ impl Drill {
                 s.name,
                 self.pid_file(s.name).display()
             );
-            if !s.deps.is_empty() {
+            let deps = if self.spec.no_deps { &[][..] } else { s.deps };
+            if !deps.is_empty() {
                 y += "  dep:\n";
             }
-            for d in s.deps {
+            for d in deps {
                 let ds = find(&self.graph, d);
                 if ds.host == host {
                     y += &format!(
