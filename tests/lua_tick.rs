@@ -289,11 +289,9 @@ watch:
         "{log}"
     );
     assert!(wait_for(Duration::from_secs(3), || !is_running(cache)));
-    assert_eq!(
-        f.journal(),
-        vec!["cache", "watch", "cache"],
-        "db never started"
-    );
+    let journal = f.journal();
+    assert_eq!(journal.len(), 3, "{journal:?}");
+    assert_eq!(journal[2], "cache", "db never started: {journal:?}");
     // The dry run refuses, saying so.
     let out = f.autoheal(&[
         "run",
