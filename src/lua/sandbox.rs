@@ -432,7 +432,7 @@ pub(crate) fn file_line(chunk: &LuaChunk, lua_line: usize) -> usize {
 }
 
 /// A sandboxed state and what it was built for, reused for the chunks one thread runs.
-struct Host {
+pub(crate) struct Host {
     lua: Lua,
     ctx: Arc<Ctx>,
     /// What the state depends on in the config: its path (relative paths) and `lua_path`.
@@ -444,6 +444,10 @@ thread_local! {
     /// that left it sound.
     static HOST: RefCell<Option<Host>> = const { RefCell::new(None) };
 }
+
+/// Idle states that the threads of one observation share (see [`super::Pool`]).
+#[derive(Default)]
+pub(crate) struct Pool(Mutex<Vec<Host>>);
 
 fn key(config: &Config) -> (PathBuf, Option<PathBuf>) {
     (config.path.clone(), config.settings.lua_path.clone())
@@ -525,27 +529,40 @@ fn recoverable(e: &mlua::Error) -> bool {
     }
 }
 
-/// One run of `chunk` on this thread's state (built, or rebuilt for another config, as
-/// needed); see [`super::run_chunk`].
+/// One run of `chunk` on an idle state of `pool`, or without a pool on this thread's state; a
+/// state is built when none is idle (or for another config); see [`super::run_chunk`].
 pub(crate) fn run(
+    pool: Option<&Pool>,
     config: &Config,
     chunk: &LuaChunk,
     timeout: Duration,
     world: &dyn World,
 ) -> Result<(), String> {
     let k = key(config);
-    let host = HOST
-        .try_with(|h| h.borrow_mut().take())
-        .ok()
-        .flatten()
-        .filter(|h| h.key == k);
+    let host = match pool {
+        Some(p) => {
+            let mut idle = p.0.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|h| h.key == k);
+            idle.pop()
+        }
+        None => HOST
+            .try_with(|h| h.borrow_mut().take())
+            .ok()
+            .flatten()
+            .filter(|h| h.key == k),
+    };
     let host = match host {
         Some(h) => h,
         None => Host::new(config).map_err(|e| format!("{}: cannot start Lua: {e}", chunk.label))?,
     };
     let (result, reusable) = host.run(config, chunk, timeout, world);
     if reusable {
-        let _ = HOST.try_with(|h| *h.borrow_mut() = Some(host));
+        match pool {
+            Some(p) => p.0.lock().unwrap_or_else(|e| e.into_inner()).push(host),
+            None => {
+                let _ = HOST.try_with(|h| *h.borrow_mut() = Some(host));
+            }
+        }
     }
     result
 }
