@@ -797,7 +797,7 @@ fn cost() {
             lua::run_chunk(&config, chunk, Duration::from_secs(1), &world).unwrap();
         }
         let per = start.elapsed() / n;
-        println!("{what} in a fresh sandbox: {} µs per run", per.as_micros());
+        println!("{what} in a reused sandbox: {} µs per run", per.as_micros());
     }
 }
 
