@@ -797,6 +797,101 @@ fn cost() {
             lua::run_chunk(&config, chunk, Duration::from_secs(1), &world).unwrap();
         }
         let per = start.elapsed() / n;
-        println!("{what} in a fresh sandbox: {} µs per run", per.as_micros());
+        println!("{what} in a reused sandbox: {} µs per run", per.as_micros());
     }
+}
+
+/// Chunks that run one after another on one thread share a Lua state: nothing one of them
+/// changes is seen by the next (globals, library tables, modules, metatables, the collector).
+#[test]
+fn a_chunk_cannot_change_what_the_next_one_sees() {
+    let world = TestWorld::default();
+    let t = Duration::from_secs(1);
+    let check = "return string.upper('a') == 'A' and ('a'):upper() == 'A' and json ~= nil \
+                 and json.encode ~= nil and type(redis.ping) == 'function' \
+                 and type(require('redis').ping) == 'function' and tcp_probe ~= nil \
+                 and math.floor(1.5) == 1 and table.concat({1, 2}) == '12' and leak == nil \
+                 and _G == _ENV and _G.leak == nil and type(load) == 'function' \
+                 and type(require('autoheal').alive) == 'function' and alive ~= nil \
+                 and os.time ~= nil and collectgarbage('isrunning')";
+    assert_eq!(run_with(check, t, &world), Ok(()), "before");
+    for bad in [
+        "string.upper = nil",
+        "rawset(string, 'upper', nil)",
+        "string.leak = 1",
+        "json = nil",
+        "json.encode = nil",
+        "redis.ping = nil",
+        "require('redis').ping = nil",
+        "require('autoheal').alive = nil",
+        "alive = nil",
+        "math.floor = nil",
+        "table.concat = nil",
+        "tcp_probe = nil",
+        "leak = 1",
+        "_G.leak = 1",
+        "rawset(_G, 'leak', 1)",
+        "load('leak = 1')()",
+        "load = nil",
+        "os.time = nil",
+        "pcall(setmetatable, _G, nil)",
+        "pcall(setmetatable, _ENV, {})",
+        "pcall(function() getmetatable('').__index = nil end)",
+        "pcall(function() getmetatable(_ENV).__index = nil end)",
+        "pcall(collectgarbage, 'stop')",
+        "local r = require 'redis'; leak = 1; r.extra = 1",
+        "require = nil",
+        "string = nil table = nil math = nil",
+    ] {
+        let src = format!("{bad}\nreturn true");
+        let r = run_with(&src, t, &world);
+        assert!(r.is_ok() || r.is_err(), "{bad}");
+        assert_eq!(run_with(check, t, &world), Ok(()), "after `{bad}`: {r:?}");
+    }
+}
+
+/// What the shared state refuses outright.
+#[test]
+fn shared_things_are_protected() {
+    assert_eq!(run("return getmetatable('') == false"), Ok(()));
+    assert_eq!(run("return getmetatable(_ENV) == false"), Ok(()));
+    let e = run("collectgarbage('stop') return true").unwrap_err();
+    assert!(e.contains("not available"), "{e}");
+    let e = run("setmetatable(_ENV, nil) return true").unwrap_err();
+    assert!(e.contains("protected metatable"), "{e}");
+    // Still allowed.
+    assert_eq!(
+        run("collectgarbage() return collectgarbage('count') > 0"),
+        Ok(())
+    );
+}
+
+/// A state that hit the time or memory limit is not reused; the next chunk runs normally.
+#[test]
+fn a_chunk_after_a_runaway_one_runs_normally() {
+    let world = TestWorld::default();
+    let t = Duration::from_millis(200);
+    let e = run_with("while true do end", t, &world).unwrap_err();
+    assert!(e.contains("timed out"), "{e}");
+    assert_eq!(run_with("return 1 + 1 == 2", t, &world), Ok(()));
+    let e = run_with(
+        "local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(1000) .. i end",
+        Duration::from_secs(20),
+        &world,
+    )
+    .unwrap_err();
+    assert!(e.contains("memory limit"), "{e}");
+    assert_eq!(
+        run_with("return ('x'):rep(10) == 'xxxxxxxxxx'", t, &world),
+        Ok(())
+    );
+    // A caught timeout is still a timeout, and the next run has its own deadline.
+    let e = run_with(
+        "while not pcall(function() while true do end end) do end return true",
+        t,
+        &world,
+    )
+    .unwrap_err();
+    assert!(e.contains("timed out"), "{e}");
+    assert_eq!(run_with("sleep(0.1) return true", t, &world), Ok(()));
 }

@@ -94,7 +94,7 @@ impl Checker<'_> {
     }
 
     fn chunk(&mut self, chunk: &LuaChunk) {
-        if let Err((n, msg)) = sandbox::compile(&self.lua, chunk) {
+        if let Err((n, msg)) = sandbox::compile(&self.lua, chunk, None) {
             self.diag(chunk, n, msg, None);
             return;
         }

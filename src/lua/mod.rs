@@ -15,8 +15,10 @@
 //!
 //! What it must not do: decide anything about a service (a chunk's verdict goes back to the
 //! engine), restart anything by itself (`restart()` goes through [`World::restart`], the
-//! engine's gate), panic, or block past a chunk's time limit. Each run gets a fresh Lua state,
-//! so chunks never see each other's globals and can run on several threads at once.
+//! engine's gate), panic, or block past a chunk's time limit. A state runs one chunk at a time
+//! and is reused for the next (per observation through a [`Pool`], or per thread), each run in
+//! its own environment: chunks never see each other's globals or changes (see docs/lua.md,
+//! "Isolation"), and run on several threads at once.
 
 mod check;
 mod json;
@@ -51,20 +53,46 @@ pub fn check_config(config: &Config) -> Vec<Diagnostic> {
     check::check_config(config)
 }
 
-/// Runs one chunk in a fresh sandbox under `timeout` and the memory limit.
-///
-/// `Ok(())` if it returned a truthy value. `Err(reason)` for a falsy result (`"returned
-/// false"`, `"returned nil"`, or the second value of `false, "why"`), a runtime error with its
-/// conf.yaml line (`"conf.yaml:23: web.check: attempt to index a nil value (global 'resp')"`),
-/// a timeout (`"timed out after 5s"`) or the memory limit (`"memory limit of 64 MiB
-/// exceeded"`). Never panics.
+/// Idle sandboxed states, shared by the threads that run the chunks of one observation: a
+/// thread takes one for a run and gives it back after, so a tick builds as many states as it
+/// runs chunks at once, not one per chunk. Dropping the pool closes them.
+#[derive(Default)]
+pub struct Pool(sandbox::Pool);
+
+/// Runs one chunk in a fresh environment of a sandboxed state of this thread (reused from its
+/// previous run) under `timeout` and the memory limit. See [`run_chunk_in`].
 pub fn run_chunk(
     config: &Config,
     chunk: &LuaChunk,
     timeout: Duration,
     world: &dyn World,
 ) -> Result<(), String> {
-    let run = std::panic::AssertUnwindSafe(|| sandbox::run(config, chunk, timeout, world));
+    guarded(chunk, || sandbox::run(None, config, chunk, timeout, world))
+}
+
+/// Runs one chunk in a fresh environment of a sandboxed state taken from `pool` (or a new one)
+/// under `timeout` and the memory limit.
+///
+/// `Ok(())` if it returned a truthy value. `Err(reason)` for a falsy result (`"returned
+/// false"`, `"returned nil"`, or the second value of `false, "why"`), a runtime error with its
+/// conf.yaml line (`"conf.yaml:23: web.check: attempt to index a nil value (global 'resp')"`),
+/// a timeout (`"timed out after 5s"`) or the memory limit (`"memory limit of 64 MiB
+/// exceeded"`). Never panics.
+pub fn run_chunk_in(
+    pool: &Pool,
+    config: &Config,
+    chunk: &LuaChunk,
+    timeout: Duration,
+    world: &dyn World,
+) -> Result<(), String> {
+    guarded(chunk, || {
+        sandbox::run(Some(&pool.0), config, chunk, timeout, world)
+    })
+}
+
+/// A panic in a run is an error of that run (its state is dropped, never reused).
+fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let run = std::panic::AssertUnwindSafe(run);
     std::panic::catch_unwind(run).unwrap_or_else(|_| {
         Err(format!(
             "{}: internal error in the Lua host (please report it)",

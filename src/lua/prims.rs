@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mlua::{Lua, Scope, Table, Value};
+use mlua::{Function, Lua, Scope, Table, Value};
 
 use super::sandbox::{Ctx, PRIMITIVES};
 use super::{World, json, left, show};
@@ -240,19 +240,14 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
     Ok(ah)
 }
 
-/// Installs the primitives that reach the engine (`alive`, `restart`, `log`, and `print` as
-/// `log`), valid for one run only.
-pub(crate) fn install_world<'scope>(
-    lua: &Lua,
+/// The primitives that reach the engine, valid for one run only: `alive`, `restart`, `log`,
+/// and `print` (as `log`).
+pub(crate) fn world_fns<'scope>(
     scope: &'scope Scope<'scope, '_>,
     world: &'scope dyn World,
     label: &'scope str,
     ctx: &Arc<Ctx>,
-) -> mlua::Result<()> {
-    let loaded: Table = lua.named_registry_value("autoheal.loaded")?;
-    let ah: Table = loaded.get(PRIMITIVES)?;
-    let g = lua.globals();
-
+) -> mlua::Result<(Function, Function, Function, Function)> {
     let c = Arc::clone(ctx);
     let alive = scope.create_function(move |_, spec: Value| -> mlua::Result<Check> {
         match spec {
@@ -281,12 +276,7 @@ pub(crate) fn install_world<'scope>(
         world.log(label, &line.join("\t"));
         Ok(())
     })?;
-    for (name, f) in [("alive", &alive), ("restart", &restart), ("log", &log)] {
-        ah.set(name, f.clone())?;
-        g.set(name, f.clone())?;
-    }
-    g.set("print", print)?;
-    Ok(())
+    Ok((alive, restart, log, print))
 }
 
 fn display(v: &Value) -> String {

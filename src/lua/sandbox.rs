@@ -2,9 +2,10 @@
 //! the time and memory limits, and compiling and running a conf.yaml chunk with its errors
 //! mapped back to conf.yaml lines.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
@@ -15,21 +16,42 @@ use crate::defaults::LUA_MEMORY;
 
 /// The deadline hook runs every this many VM instructions (about 10-50 µs of Lua code).
 const HOOK_EVERY: u32 = 1000;
-/// Registry key of the table of loaded modules.
+/// Registry key of the table of loaded modules of the current run.
 const LOADED: &str = "autoheal.loaded";
+/// Registry key of the global environment of the current run (modules run in it).
+const ENV: &str = "autoheal.env";
+/// Registry key of the function that makes a run's environment (see [`PRELUDE`]).
+const NEW_ENV: &str = "autoheal.new_env";
+/// Registry key of the primitives table that every run's `autoheal` module copies.
+const PRIMS: &str = "autoheal.prims";
+/// A state that holds more than this after a run is thrown away rather than reused (its garbage
+/// would cost more to collect than a new state costs to build).
+const KEEP_BELOW: usize = 8 << 20;
 /// The module name under which the primitives are found.
 pub(crate) const PRIMITIVES: &str = "autoheal";
 
-/// Run once in every new state, before anything else.
+/// Run once in every new state, before anything else; returns the function that makes the
+/// environment of one run.
 ///
 /// `load` keeps working on source text; bytecode (which can crash the VM) is refused. `pcall`,
 /// `xpcall` and `coroutine.resume` re-raise an error caught after the deadline, so a chunk
 /// cannot catch its own timeout and carry on. `__gc` metamethods are refused: finalizers run
-/// when the state is closed, after the chunk, where no deadline hook can stop them.
-const PRELUDE: &str = r#"
-local timed_out = ...
+/// when the state is collected or closed, after the chunk, where no deadline hook can stop them.
+///
+/// A state runs many chunks, one after another, so nothing shared may be changed by a chunk:
+/// each run gets its own global table (`_ENV`, `_G`), whose misses read the shared globals;
+/// a shared table (`string`, `math`, `json`...) is copied into the run's table on first use; the
+/// string metatable is protected (`getmetatable("")` is `false`); `collectgarbage` cannot stop
+/// or retune the collector; `math`'s generator is reseeded for each run that uses it; `load`
+/// without an environment loads into the run's table; modules are loaded again for each run
+/// (the host keeps a table of loaded modules per run).
+const PRELUDE: &str = r##"
+local timed_out, auto = ...
+local G = _G
 local rawload, rawpcall, rawxpcall, resume, error = load, pcall, xpcall, coroutine.resume, error
-load = function(chunk, name, _, ...) return rawload(chunk, name, "t", ...) end
+local rawsetmetatable, rawget, rawset, type, next, select, tostring =
+  setmetatable, rawget, rawset, type, next, select, tostring
+local randomseed, collect = math.randomseed, collectgarbage
 local function pass(ok, ...)
   if not ok and timed_out() then error((...), 0) end
   return ok, ...
@@ -37,22 +59,60 @@ end
 pcall = function(...) return pass(rawpcall(...)) end
 xpcall = function(...) return pass(rawxpcall(...)) end
 coroutine.resume = function(...) return pass(resume(...)) end
-local rawsetmetatable, rawget, type = setmetatable, rawget, type
 setmetatable = function(t, mt)
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
     error("__gc metamethods are not available in autoheal's sandbox", 2)
   end
   return rawsetmetatable(t, mt)
 end
-"#;
+local gc_ok = { collect = true, count = true, step = true, isrunning = true }
+collectgarbage = function(opt, ...)
+  if opt == nil or gc_ok[opt] then return collect(opt, ...) end
+  error("collectgarbage(\"" .. tostring(opt) .. "\") is not available in autoheal's sandbox", 2)
+end
+getmetatable("").__metatable = false
+load, _G = nil, nil
 
-/// What the primitives of one run share: its deadline, where modules live, where relative
-/// paths resolve.
+local function copy(t)
+  local c = {}
+  for k, v in next, t do
+    if type(v) == "table" then v = copy(v) end
+    c[k] = v
+  end
+  return c
+end
+local meta = { __metatable = false }
+meta.__index = function(env, k)
+  local v = G[k]
+  if v == nil then
+    v = auto(k)
+  elseif type(v) == "table" then
+    if k == "math" then randomseed() end
+    v = copy(v)
+  end
+  if v ~= nil then rawset(env, k, v) end
+  return v
+end
+return function(alive, restart, log, print, prims)
+  local env = { alive = alive, restart = restart, log = log, print = print }
+  env._G = env
+  env.load = function(chunk, name, _, ...)
+    if select("#", ...) == 0 then return rawload(chunk, name, "t", env) end
+    return rawload(chunk, name, "t", ...)
+  end
+  local ah = copy(prims)
+  ah.alive, ah.restart, ah.log = alive, restart, log
+  return rawsetmetatable(env, meta), { autoheal = ah }
+end
+"##;
+
+/// What the primitives of a state share: the deadline of the run under way, where modules
+/// live, where relative paths resolve.
 pub(crate) struct Ctx {
-    pub deadline: Instant,
-    pub timeout: Duration,
+    /// The deadline and time limit of the run under way (set by [`Ctx::start`]).
+    run: Mutex<(Instant, Duration)>,
     /// Set once the deadline has been hit, so a timeout caught by `pcall` is still reported as
-    /// a timeout.
+    /// a timeout. Cleared by [`Ctx::start`].
     pub timed_out: AtomicBool,
     pub dirs: Vec<PathBuf>,
     /// The config file's directory: relative paths in chunks resolve against it.
@@ -62,8 +122,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     pub(crate) fn new(config: &Config, timeout: Duration) -> Ctx {
         Ctx {
-            deadline: Instant::now() + timeout,
-            timeout,
+            run: Mutex::new((Instant::now() + timeout, timeout)),
             timed_out: AtomicBool::new(false),
             dirs: lua_dirs(config),
             base: config
@@ -74,19 +133,33 @@ impl Ctx {
         }
     }
 
+    /// A new run starts now, with `timeout`.
+    fn start(&self, timeout: Duration) {
+        *self.run.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now() + timeout, timeout);
+        self.timed_out.store(false, Ordering::Relaxed);
+    }
+
+    pub(crate) fn deadline(&self) -> Instant {
+        self.run.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    fn timeout(&self) -> Duration {
+        self.run.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
     pub(crate) fn timeout_error(&self) -> mlua::Error {
         self.timed_out.store(true, Ordering::Relaxed);
         mlua::Error::runtime(self.timeout_message())
     }
 
     fn timeout_message(&self) -> String {
-        format!("timed out after {}", show(self.timeout))
+        format!("timed out after {}", show(self.timeout()))
     }
 
     /// The time a blocking primitive may take: `want`, cut to what the chunk has left. Errors
     /// with the chunk's timeout when nothing is left.
     pub(crate) fn budget(&self, want: Duration) -> mlua::Result<Duration> {
-        let left = left(self.deadline);
+        let left = left(self.deadline());
         if left.is_zero() {
             return Err(self.timeout_error());
         }
@@ -167,8 +240,9 @@ pub(crate) fn no_module(name: &str, dirs: &[PathBuf]) -> String {
     format!("no Lua module `{name}` (searched: {searched})")
 }
 
-/// A new sandboxed state for one run: libraries, primitives (those that need no [`World`]),
-/// `require`, auto-require of modules on first use of their name, limits.
+/// A new sandboxed state: libraries, primitives (those that need no [`World`]), `require`,
+/// auto-require of modules on first use of their name, the deadline hook. It runs chunks one
+/// after another, each in its own environment (see [`PRELUDE`] and [`Host::run`]).
 pub(crate) fn new_state(ctx: &Arc<Ctx>) -> mlua::Result<Lua> {
     let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE;
     let lua = Lua::new_with(libs | StdLib::OS, LuaOptions::new())?;
@@ -189,33 +263,17 @@ pub(crate) fn new_state(ctx: &Arc<Ctx>) -> mlua::Result<Lua> {
     let timed_out = {
         let ctx = Arc::clone(ctx);
         lua.create_function(move |_, ()| {
-            if Instant::now() >= ctx.deadline {
+            if Instant::now() >= ctx.deadline() {
                 ctx.timed_out.store(true, Ordering::Relaxed);
             }
             Ok(ctx.timed_out.load(Ordering::Relaxed))
         })?
     };
-    lua.load(PRELUDE)
-        .set_name("=autoheal.sandbox")
-        .call::<()>(timed_out)?;
-
-    let primitives = prims::install(&lua, ctx)?;
-    let loaded = lua.create_table()?;
-    loaded.set(PRIMITIVES, primitives)?;
-    lua.set_named_registry_value(LOADED, loaded)?;
-
-    let require_fn = {
-        let ctx = Arc::clone(ctx);
-        lua.create_function(move |lua, name: String| require(lua, &ctx, &name))?
-    };
-    g.set("require", require_fn)?;
-
     // A global name nobody defined that names a module is that module: `redis.ping{}` works
     // without `local redis = require "redis"`.
-    let meta = lua.create_table()?;
     let auto = {
         let ctx = Arc::clone(ctx);
-        lua.create_function(move |lua, (g, key): (Table, Value)| {
+        lua.create_function(move |lua, key: Value| {
             let Value::String(key) = key else {
                 return Ok(Value::Nil);
             };
@@ -225,20 +283,29 @@ pub(crate) fn new_state(ctx: &Arc<Ctx>) -> mlua::Result<Lua> {
             if name != PRIMITIVES && module_path(&ctx.dirs, &name).is_none() {
                 return Ok(Value::Nil);
             }
-            let module = require(lua, &ctx, &name)?;
-            g.raw_set(name, module.clone())?;
-            Ok(module)
+            require(lua, &ctx, &name)
         })?
     };
-    meta.set("__index", auto)?;
-    g.set_metatable(Some(meta))?;
+    let new_env: Function = lua
+        .load(PRELUDE)
+        .set_name("=autoheal.sandbox")
+        .call((timed_out, auto))?;
+    lua.set_named_registry_value(NEW_ENV, new_env)?;
 
-    lua.set_memory_limit(LUA_MEMORY)?;
+    let primitives = prims::install(&lua, ctx)?;
+    lua.set_named_registry_value(PRIMS, primitives)?;
+
+    let require_fn = {
+        let ctx = Arc::clone(ctx);
+        lua.create_function(move |lua, name: String| require(lua, &ctx, &name))?
+    };
+    g.set("require", require_fn)?;
+
     let hook_ctx = Arc::clone(ctx);
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_, _| {
-            if Instant::now() >= hook_ctx.deadline {
+            if Instant::now() >= hook_ctx.deadline() {
                 Err(hook_ctx.timeout_error())
             } else {
                 Ok(VmState::Continue)
@@ -248,8 +315,8 @@ pub(crate) fn new_state(ctx: &Arc<Ctx>) -> mlua::Result<Lua> {
     Ok(lua)
 }
 
-/// `require(name)`: the primitives for "autoheal", else `NAME.lua` from the lua dirs, run once
-/// per state in the same sandbox and under the same limits.
+/// `require(name)`: the run's primitives for "autoheal", else `NAME.lua` from the lua dirs, run
+/// once per run in the run's environment and under the same limits.
 fn require(lua: &Lua, ctx: &Ctx, name: &str) -> mlua::Result<Value> {
     let loaded: Table = lua.named_registry_value(LOADED)?;
     match loaded.raw_get::<Value>(name)? {
@@ -267,10 +334,12 @@ fn require(lua: &Lua, ctx: &Ctx, name: &str) -> mlua::Result<Value> {
     let source = std::fs::read(&path)
         .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", path.display())))?;
     loaded.raw_set(name, false)?;
+    let env: Table = lua.named_registry_value(ENV)?;
     let func = lua
         .load(source)
         .set_name(format!("@{}", path.display()))
         .set_mode(mlua::chunk::ChunkMode::Text)
+        .set_environment(env)
         .into_function()?;
     let value = match func.call::<Value>(name) {
         Ok(Value::Nil) => Value::Boolean(true),
@@ -287,28 +356,34 @@ fn require(lua: &Lua, ctx: &Ctx, name: &str) -> mlua::Result<Value> {
 /// A chunk that is one expression (`redis.ping{port=6379}`) is run as `return <expr>`; any
 /// other chunk as it is. On a syntax error: the chunk's line and Lua's message without the
 /// `label:N:` prefix.
-pub(crate) fn compile(lua: &Lua, chunk: &LuaChunk) -> Result<Function, (usize, String)> {
+pub(crate) fn compile(
+    lua: &Lua,
+    chunk: &LuaChunk,
+    env: Option<&Table>,
+) -> Result<Function, (usize, String)> {
     let name = format!("={}", lua_name(chunk));
     let wrapped = format!("return {}", chunk.source);
-    if let Ok(f) = lua
-        .load(wrapped)
-        .set_name(name.clone())
-        .set_mode(mlua::chunk::ChunkMode::Text)
+    let load = |src: String| {
+        let c = lua
+            .load(src)
+            .set_name(name.clone())
+            .set_mode(mlua::chunk::ChunkMode::Text);
+        match env {
+            Some(env) => c.set_environment(env.clone()),
+            None => c,
+        }
         .into_function()
-    {
+    };
+    if let Ok(f) = load(wrapped) {
         return Ok(f);
     }
-    lua.load(chunk.source.as_str())
-        .set_name(name)
-        .set_mode(mlua::chunk::ChunkMode::Text)
-        .into_function()
-        .map_err(|e| {
-            let message = match e {
-                mlua::Error::SyntaxError { message, .. } => message,
-                other => other.to_string(),
-            };
-            split_position(&message, lua_name(chunk)).unwrap_or((1, message))
-        })
+    load(chunk.source.clone()).map_err(|e| {
+        let message = match e {
+            mlua::Error::SyntaxError { message, .. } => message,
+            other => other.to_string(),
+        };
+        split_position(&message, lua_name(chunk)).unwrap_or((1, message))
+    })
 }
 
 /// The name Lua knows a chunk by, which starts its error messages (`web.check:3: ...`), so
@@ -356,29 +431,140 @@ pub(crate) fn file_line(chunk: &LuaChunk, lua_line: usize) -> usize {
     chunk.line + lua_line.clamp(1, last) - 1
 }
 
-/// One run of `chunk`; see [`super::run_chunk`].
+/// A sandboxed state and what it was built for, reused for the chunks one thread runs.
+pub(crate) struct Host {
+    lua: Lua,
+    ctx: Arc<Ctx>,
+    /// What the state depends on in the config: its path (relative paths) and `lua_path`.
+    key: (PathBuf, Option<PathBuf>),
+}
+
+thread_local! {
+    /// This thread's state, between runs. Taken out for a run and put back only after a run
+    /// that left it sound.
+    static HOST: RefCell<Option<Host>> = const { RefCell::new(None) };
+}
+
+/// Idle states that the threads of one observation share (see [`super::Pool`]).
+#[derive(Default)]
+pub(crate) struct Pool(Mutex<Vec<Host>>);
+
+fn key(config: &Config) -> (PathBuf, Option<PathBuf>) {
+    (config.path.clone(), config.settings.lua_path.clone())
+}
+
+impl Host {
+    fn new(config: &Config) -> mlua::Result<Host> {
+        let ctx = Arc::new(Ctx::new(config, Duration::ZERO));
+        let lua = new_state(&ctx)?;
+        Ok(Host {
+            lua,
+            ctx,
+            key: key(config),
+        })
+    }
+
+    /// One run in a fresh environment. Returns the result and whether the state may run
+    /// another chunk: not after a timeout, the memory limit, an error of the host, or a run that
+    /// left much memory behind.
+    fn run(
+        &self,
+        config: &Config,
+        chunk: &LuaChunk,
+        timeout: Duration,
+        world: &dyn World,
+    ) -> (Result<(), String>, bool) {
+        let lua = &self.lua;
+        let ctx = &self.ctx;
+        // The limit counts what this run adds to what the state already holds.
+        if let Err(e) = lua.set_memory_limit(lua.used_memory() + LUA_MEMORY) {
+            return (
+                Err(format!("{}: cannot start Lua: {e}", chunk.label)),
+                false,
+            );
+        }
+        ctx.start(timeout);
+        let result = lua.scope(|scope| {
+            let world_fns = prims::world_fns(scope, world, &chunk.label, ctx)?;
+            let new_env: Function = lua.named_registry_value(NEW_ENV)?;
+            let prims: Table = lua.named_registry_value(PRIMS)?;
+            let (env, loaded): (Table, Table) =
+                new_env.call((world_fns.0, world_fns.1, world_fns.2, world_fns.3, prims))?;
+            lua.set_named_registry_value(LOADED, &loaded)?;
+            lua.set_named_registry_value(ENV, &env)?;
+            match compile(lua, chunk, Some(&env)) {
+                Ok(func) => Ok(Ok(func.call::<MultiValue>(())?)),
+                Err((n, msg)) => Ok(Err(at(config, chunk, n, &msg))),
+            }
+        });
+        let reusable = match &result {
+            Ok(_) => true,
+            Err(e) => recoverable(e) && !ctx.timed_out.load(Ordering::Relaxed),
+        };
+        let result = match result {
+            Ok(Ok(values)) => verdict(values),
+            Ok(Err(syntax)) => Err(syntax),
+            Err(e) => {
+                if std::env::var_os("AUTOHEAL_LUA_DEBUG").is_some() {
+                    eprintln!("{e:#?}");
+                }
+                Err(describe_error(config, chunk, ctx, &e))
+            }
+        };
+        let reusable = reusable
+            && lua.used_memory() < KEEP_BELOW
+            && lua.set_named_registry_value(LOADED, Value::Nil).is_ok()
+            && lua.set_named_registry_value(ENV, Value::Nil).is_ok();
+        (result, reusable)
+    }
+}
+
+/// Whether an error leaves the state sound: a plain Lua error raised by the chunk or a
+/// primitive (bad argument, runtime error, conversion). Not memory errors, not anything else.
+fn recoverable(e: &mlua::Error) -> bool {
+    match innermost(e) {
+        mlua::Error::RuntimeError(m) => !m.contains("not enough memory"),
+        mlua::Error::BadArgument { .. } | mlua::Error::FromLuaConversionError { .. } => true,
+        _ => false,
+    }
+}
+
+/// One run of `chunk` on an idle state of `pool`, or without a pool on this thread's state; a
+/// state is built when none is idle (or for another config); see [`super::run_chunk`].
 pub(crate) fn run(
+    pool: Option<&Pool>,
     config: &Config,
     chunk: &LuaChunk,
     timeout: Duration,
     world: &dyn World,
 ) -> Result<(), String> {
-    let ctx = Arc::new(Ctx::new(config, timeout));
-    let lua = new_state(&ctx).map_err(|e| format!("{}: cannot start Lua: {e}", chunk.label))?;
-    let func = compile(&lua, chunk).map_err(|(n, msg)| at(config, chunk, n, &msg))?;
-    let result = lua.scope(|scope| {
-        prims::install_world(&lua, scope, world, &chunk.label, &ctx)?;
-        func.call::<MultiValue>(())
-    });
-    match result {
-        Ok(values) => verdict(values),
-        Err(e) => {
-            if std::env::var_os("AUTOHEAL_LUA_DEBUG").is_some() {
-                eprintln!("{e:#?}");
+    let k = key(config);
+    let host = match pool {
+        Some(p) => {
+            let mut idle = p.0.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|h| h.key == k);
+            idle.pop()
+        }
+        None => HOST
+            .try_with(|h| h.borrow_mut().take())
+            .ok()
+            .flatten()
+            .filter(|h| h.key == k),
+    };
+    let host = match host {
+        Some(h) => h,
+        None => Host::new(config).map_err(|e| format!("{}: cannot start Lua: {e}", chunk.label))?,
+    };
+    let (result, reusable) = host.run(config, chunk, timeout, world);
+    if reusable {
+        match pool {
+            Some(p) => p.0.lock().unwrap_or_else(|e| e.into_inner()).push(host),
+            None => {
+                let _ = HOST.try_with(|h| *h.borrow_mut() = Some(host));
             }
-            Err(describe_error(config, chunk, &ctx, &e))
         }
     }
+    result
 }
 
 /// Truthy → ready; `false, "why"` → "why"; plain false or nil → "returned false/nil".

@@ -111,8 +111,9 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
             world.publish(assemble(config, scope, &alive, &started, &probed, &[]));
             probed
         });
+        let pool = crate::lua::Pool::default();
         let ran = parallel_map(&chunks, LUA_WORKERS, |(i, dep, chunk, timeout)| {
-            let result = crate::lua::run_chunk(config, chunk, *timeout, &world);
+            let result = crate::lua::run_chunk_in(&pool, config, chunk, *timeout, &world);
             (*i, *dep, result)
         });
         (probes.join().unwrap_or_default(), ran)
