@@ -307,3 +307,26 @@ watch:
         stdout(&out)
     );
 }
+
+/// Chunks run side by side: eight checks that each sleep one second cost about one second.
+#[test]
+fn slow_chunks_run_in_parallel() {
+    let f = Fixture::new();
+    let mut yaml = String::from("settings:\n  converge: 0\n");
+    for i in 0..8 {
+        yaml.push_str(&format!(
+            "s{i}:\n  pname: 'never-{{tag}}-{i}'\n  dep:\n    - name: slow\n      lua: sleep(1); return false, 'slept'\n  script: 'true'\n"
+        ));
+    }
+    f.config(&yaml);
+    let t = Instant::now();
+    let j = status_json(&f);
+    let took = t.elapsed();
+    for i in 0..8 {
+        assert_eq!(j["services"][i]["deps"][0]["reason"], "slept");
+    }
+    assert!(
+        took < Duration::from_secs(4),
+        "8 one-second chunks took {took:?}"
+    );
+}

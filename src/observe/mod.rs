@@ -216,6 +216,12 @@ fn assemble(
 }
 
 /// `f` over `items` on at most `workers` threads; results in the order of `items`.
+///
+/// Workers are added as they are needed: two at first, then one more every 2 ms while items
+/// are still waiting. Quick items (most checks take microseconds) are done by a couple of
+/// threads, without paying for sixteen thread starts and Lua states; slow ones (a check
+/// waiting on a timeout) get up to `workers` threads within some 30 ms, so one slow chunk never
+/// holds the others back.
 fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
@@ -225,16 +231,32 @@ fn parallel_map<T: Sync, R: Send>(
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let main = std::thread::current();
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                // Nothing left to hand out: the spawning loop below can stop waiting.
+                main.unpark();
+                break;
+            };
+            let r = f(item);
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        }
+    };
+    let max = workers.min(items.len());
     std::thread::scope(|s| {
-        for _ in 0..workers.min(items.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                }
-            });
+        let mut spawned = 0;
+        while spawned < max.min(2) {
+            s.spawn(work);
+            spawned += 1;
+        }
+        while spawned < max && next.load(Ordering::Relaxed) < items.len() {
+            std::thread::park_timeout(std::time::Duration::from_millis(2));
+            if next.load(Ordering::Relaxed) < items.len() {
+                s.spawn(work);
+                spawned += 1;
+            }
         }
     });
     slots
