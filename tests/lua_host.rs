@@ -578,7 +578,7 @@ fn exec_env_file_age_disk_free() {
     );
     assert_eq!(
         run(
-            "local a, err = file_age('/no/such/file')\nreturn a == nil and err == '/no/such/file: no such file', err"
+            "local a, err = file_age('/no/such/file')\nreturn a == nil and err == '/no/such/file: no such file or directory', err"
         ),
         Ok(())
     );

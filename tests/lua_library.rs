@@ -389,7 +389,7 @@ fn file_fresh_and_disk_free() {
         "{err}"
     );
     let err = check("file.fresh{path=\"/no/such/heartbeat\"}").unwrap_err();
-    assert_eq!(err, "/no/such/heartbeat: no such file");
+    assert_eq!(err, "/no/such/heartbeat: no such file or directory");
     assert_eq!(check("disk.free{path=\"/\", min_mb=1}"), Ok(()));
     let err = check("disk.free{path=\"/\", min_mb=1000000000}").unwrap_err();
     assert!(

@@ -101,15 +101,9 @@ fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), String>) -> Result
     })
 }
 
-/// How a duration reads in messages: "5s", "300ms", "1.5s".
+/// How a duration reads in messages: "5s", "300ms", "1.5s" (the one formatter of autoheal).
 pub(crate) fn show(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
+    crate::report::secs(d.as_secs_f64())
 }
 
 /// The time left before `deadline`.

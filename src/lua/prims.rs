@@ -5,13 +5,13 @@
 //! fetches something returns the value or `nil, err`; a misuse (wrong argument type, port out of
 //! range, unknown service) raises a Lua error, which names the chunk's conf.yaml line.
 
+use crate::report::io_reason;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mlua::{Function, Lua, Scope, Table, Value};
@@ -355,50 +355,6 @@ fn status(n: i64) -> mlua::Result<u16> {
         .ok_or_else(|| misuse(format!("status must be an HTTP code, not {n}")))
 }
 
-fn io_reason(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::NotFound => "no such file".into(),
-        io::ErrorKind::PermissionDenied => "permission denied".into(),
-        io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        io::ErrorKind::ConnectionReset => "connection reset".into(),
-        _ => {
-            let s = e.to_string();
-            // "Connection refused (os error 111)" → "connection refused"
-            let s = s.split(" (os error").next().unwrap_or(&s).to_string();
-            let mut c = s.chars();
-            match c.next() {
-                Some(f) => f.to_lowercase().chain(c).collect(),
-                None => s,
-            }
-        }
-    }
-}
-
-/// Addresses of `host`, bounded by `timeout` (getaddrinfo has none: a name is resolved on a
-/// helper thread that is abandoned if too slow).
-fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let (tx, rx) = mpsc::channel();
-    let name = host.to_string();
-    std::thread::Builder::new()
-        .name("autoheal-resolve".into())
-        .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-        })
-        .map_err(|e| format!("cannot resolve {host}: {}", io_reason(&e)))?;
-    match rx.recv_timeout(timeout) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(_) => Err(format!("no address for {host}")),
-        Err(_) => Err(format!(
-            "timed out after {} resolving {host}",
-            show(timeout)
-        )),
-    }
-}
-
 /// Connects, sends `request`, and reads the reply until EOF, `max` bytes, `until` (opts.stop) seen, or the
 /// timeout. Without `until`, a timeout after some bytes arrived returns them (servers keep
 /// connections open); with `until`, it is an error.
@@ -414,7 +370,7 @@ fn exchange(
     let timed_out = || format!("timed out after {}", show(timeout));
     let mut stream = None;
     let mut last = String::from("no address");
-    for addr in resolve(host, port, timeout)? {
+    for addr in crate::observe::probe::resolve(host, port, timeout)? {
         let l = left(deadline);
         if l.is_zero() {
             return Err(timed_out());

@@ -80,7 +80,7 @@ pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> ProbeResult {
 
 /// Resolves `host`, bounded by `timeout`: getaddrinfo has no timeout of its own, so a name
 /// (not an IP literal) is resolved on a helper thread that is abandoned if it is too slow.
-fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+pub(crate) fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
