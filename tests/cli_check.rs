@@ -44,6 +44,10 @@ fn check_examples() {
             "examples/full.yaml",
             "examples/full.yaml: 3 services, 5 deps, ok\n",
         ),
+        (
+            "examples/lua.yaml",
+            "examples/lua.yaml: 4 services, 6 deps, ok\n",
+        ),
     ] {
         let out = autoheal().args(["check", "-c", file]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
