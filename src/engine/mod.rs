@@ -48,8 +48,9 @@ pub struct DepObs {
 pub enum Verdict {
     /// Alive and (if it has a `check:`) healthy.
     Alive,
-    /// Alive, but its `check:` fails.
-    Unhealthy { reason: String },
+    /// Alive, but its `check:` or `health:` fails (or it must follow a restarted dep); `held`
+    /// is what keeps its restart back, when the restart is due but the gate is shut.
+    Unhealthy { reason: String, held: Option<Hold> },
     /// Dead, every dep ready, not in grace or backoff: run its script now.
     Start,
     /// Alive but to be restarted (health failed `unhealthy_after` times, or a dep it follows
@@ -106,7 +107,7 @@ impl Verdict {
     pub fn reason(&self, now: f64) -> Option<String> {
         match self {
             Verdict::Alive => None,
-            Verdict::Unhealthy { reason } => Some(format!("unhealthy: {reason}")),
+            Verdict::Unhealthy { reason, .. } => Some(format!("unhealthy: {reason}")),
             Verdict::Start => Some("dead, deps ready: starting".into()),
             Verdict::Restart { reason } => Some(format!("restarting: {reason}")),
             Verdict::Held(h) => Some(h.describe(now)),
@@ -257,6 +258,7 @@ fn decide_uncached(
         Some(Err(reason)) if ss.health_failures < svc.unhealthy_after => {
             return Verdict::Unhealthy {
                 reason: reason.clone(),
+                held: None,
             };
         }
         Some(Err(reason)) => format!(
@@ -277,6 +279,7 @@ fn decide_uncached(
         None => Verdict::Restart { reason: why },
         Some(hold) => Verdict::Unhealthy {
             reason: format!("{why}; its restart is held: {}", hold.describe(now)),
+            held: Some(hold),
         },
     }
 }
@@ -375,7 +378,7 @@ fn dep_unready(
     match dep {
         Dep::Service { name } => match decide(config, obs, state, now, name, memo).clone() {
             Verdict::Alive => None,
-            Verdict::Unhealthy { reason } => Some(format!("{name} (unhealthy: {reason})")),
+            Verdict::Unhealthy { reason, .. } => Some(format!("{name} (unhealthy: {reason})")),
             Verdict::Start => Some(format!("{name} (dead, starting)")),
             Verdict::Restart { .. } => Some(format!("{name} (restarting)")),
             Verdict::Held(Hold::Deps { why }) => Some(format!("{name} (dead) ← {why}")),

@@ -212,7 +212,8 @@ web:
     assert_eq!(
         verdict(&p, "cache"),
         Verdict::Unhealthy {
-            reason: "PING got -LOADING".into()
+            reason: "PING got -LOADING".into(),
+            held: None
         }
     );
     assert_eq!(
@@ -469,7 +470,10 @@ fn a_health_restart_goes_through_the_gate() {
     assert_eq!(
         verdict(&p, "a"),
         Verdict::Unhealthy {
-            reason: "unhealthy (1 failed health observation in a row): HTTP 503; its restart is held: waiting on db (dead, starting)".into()
+            reason: "unhealthy (1 failed health observation in a row): HTTP 503; its restart is held: waiting on db (dead, starting)".into(),
+            held: Some(Hold::Deps {
+                why: "db (dead, starting)".into()
+            })
         }
     );
     // Within grace of its last start: no restart either.
@@ -483,7 +487,7 @@ fn a_health_restart_goes_through_the_gate() {
         NOW,
     );
     assert!(
-        matches!(verdict(&p, "a"), Verdict::Unhealthy { reason } if reason.contains("in grace"))
+        matches!(verdict(&p, "a"), Verdict::Unhealthy { reason, .. } if reason.contains("in grace"))
     );
     // Dep ready, grace over: restart.
     let p = plan(
@@ -544,7 +548,7 @@ fn a_dependent_follows_a_dep_that_restarted_after_it() {
         NOW,
     );
     assert!(
-        matches!(verdict(&p, "app"), Verdict::Unhealthy { reason } if reason.starts_with("db restarted after it; its restart is held: waiting on db (unhealthy"))
+        matches!(verdict(&p, "app"), Verdict::Unhealthy { reason, .. } if reason.starts_with("db restarted after it; its restart is held: waiting on db (unhealthy"))
     );
     // Once the dependent is newer than its dep, nothing to do.
     app.started = Some(NOW - 5.0);
@@ -578,6 +582,6 @@ fn a_requested_restart_passes_the_gate_like_any_other() {
     );
     let p = plan(&c, &o, &st, NOW);
     assert!(
-        matches!(verdict(&p, "a"), Verdict::Unhealthy { reason } if reason.contains("in grace"))
+        matches!(verdict(&p, "a"), Verdict::Unhealthy { reason, .. } if reason.contains("in grace"))
     );
 }

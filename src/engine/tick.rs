@@ -156,8 +156,11 @@ fn can_change(p: &Plan, now: f64, deadline: f64) -> bool {
     p.decisions.iter().any(|d| match &d.verdict {
         Verdict::Held(h) => h.lifts_at(now).is_some_and(|t| t < deadline),
         Verdict::Start | Verdict::Restart { .. } => true,
-        // An unhealthy service may recover by itself (and its dependents with it).
-        Verdict::Unhealthy { .. } => true,
+        // An unhealthy service may recover by itself (and its dependents with it), and its
+        // failure count goes on; unless its due restart is held past the deadline.
+        Verdict::Unhealthy { held, .. } => held
+            .as_ref()
+            .is_none_or(|h| h.lifts_at(now).is_some_and(|t| t < deadline)),
         Verdict::Alive => false,
     })
 }
@@ -337,5 +340,72 @@ fn load_state(dir: &Path, dry_run: bool, log: &mut Log) -> Result<State, StateEr
 fn save_state(dir: &Path, s: &State, log: &mut Log) {
     if let Err(e) = state::save(dir, s) {
         log.event("autoheal", &format!("{e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Decision;
+
+    fn plan_of(verdict: Verdict) -> Plan {
+        Plan {
+            decisions: vec![Decision {
+                service: "a".into(),
+                verdict,
+            }],
+            state: State::default(),
+        }
+    }
+
+    #[test]
+    fn a_tick_stops_waiting_when_nothing_can_change_before_its_deadline() {
+        let (now, deadline) = (100.0, 150.0);
+        let unhealthy = |held| Verdict::Unhealthy {
+            reason: "HTTP 503".into(),
+            held,
+        };
+        assert!(
+            can_change(&plan_of(unhealthy(None)), now, deadline),
+            "still counting"
+        );
+        let backoff = |until| Hold::Backoff { until, failures: 3 };
+        assert!(!can_change(
+            &plan_of(unhealthy(Some(backoff(900.0)))),
+            now,
+            deadline
+        ));
+        assert!(can_change(
+            &plan_of(unhealthy(Some(backoff(120.0)))),
+            now,
+            deadline
+        ));
+        assert!(!can_change(
+            &plan_of(Verdict::Held(backoff(900.0))),
+            now,
+            deadline
+        ));
+        assert!(!can_change(
+            &plan_of(Verdict::Held(Hold::GaveUp { failures: 9 })),
+            now,
+            deadline
+        ));
+        assert!(can_change(
+            &plan_of(Verdict::Held(Hold::Deps { why: "db".into() })),
+            now,
+            deadline
+        ));
+        assert!(!can_change(&plan_of(Verdict::Alive), now, deadline));
+    }
+
+    #[test]
+    fn jitter_stays_within_a_fifth() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(1));
+            assert!(
+                d >= Duration::from_millis(800) && d <= Duration::from_millis(1200),
+                "{d:?}"
+            );
+        }
     }
 }
