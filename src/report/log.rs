@@ -10,19 +10,12 @@ use std::time::SystemTime;
 /// Where event lines go.
 pub struct Log {
     file: Option<File>,
-    /// Lines written, for tests and for the tick's own summary.
-    pub lines: Vec<String>,
-    echo: bool,
 }
 
 impl Log {
-    /// A log that only prints (dry-run, `status`).
+    /// A log that only prints (dry-run).
     pub fn stdout() -> Log {
-        Log {
-            file: None,
-            lines: Vec::new(),
-            echo: true,
-        }
+        Log { file: None }
     }
 
     /// Prints and appends to `path` (created if missing). If the file cannot be opened the
@@ -39,28 +32,16 @@ impl Log {
         log
     }
 
-    /// A log that keeps lines in memory only.
-    pub fn silent() -> Log {
-        Log {
-            file: None,
-            lines: Vec::new(),
-            echo: false,
-        }
-    }
-
     /// `2026-11-25T14:03:07Z web: started: ...`
     pub fn event(&mut self, who: &str, what: &str) {
         let line = format!(
             "{} {who}: {what}",
             humantime::format_rfc3339_seconds(SystemTime::now())
         );
-        if self.echo {
-            println!("{line}");
-        }
+        println!("{line}");
         if let Some(f) = &mut self.file {
             // A full disk must not stop the healing; the line is still on stdout.
             let _ = writeln!(f, "{line}");
         }
-        self.lines.push(line);
     }
 }
