@@ -7,18 +7,6 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 use support::*;
 
-fn status_json(f: &Fixture) -> serde_json::Value {
-    let out = f.autoheal(&[
-        "status",
-        "--json",
-        "-c",
-        "{dir}/conf.yaml",
-        "--state-dir",
-        "{dir}/state",
-    ]);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)))
-}
-
 #[test]
 fn a_lua_dep_decides_the_start() {
     let f = Fixture::new();
@@ -153,7 +141,7 @@ good:
     );
     assert_eq!(f.journal(), vec!["good"], "{}", stdout(&out));
     assert!(took < Duration::from_secs(8), "took {took:?}");
-    let j = status_json(&f);
+    let j = f.status_json();
     let deps = &j["services"][0]["deps"];
     let reason = |i: usize| deps[i]["reason"].as_str().unwrap_or("").to_string();
     assert!(reason(0).contains("timed out after 500ms"), "{}", reason(0));
@@ -214,7 +202,7 @@ web:
   script: "true"
 "#,
     );
-    let j = status_json(&f);
+    let j = f.status_json();
     let reason = j["services"][0]["deps"][0]["reason"]
         .as_str()
         .unwrap()
@@ -320,7 +308,7 @@ fn slow_chunks_run_in_parallel() {
     }
     f.config(&yaml);
     let t = Instant::now();
-    let j = status_json(&f);
+    let j = f.status_json();
     let took = t.elapsed();
     for i in 0..8 {
         assert_eq!(j["services"][i]["deps"][0]["reason"], "slept");

@@ -186,15 +186,7 @@ svc:
 "#,
         s = f.daemon_script("svc", 1)
     ));
-    let status = f.autoheal(&[
-        "status",
-        "-c",
-        "{dir}/conf.yaml",
-        "--state-dir",
-        "{dir}/state",
-        "--json",
-    ]);
-    let j: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let j = f.status_json();
     let why = j["services"][0]["dead_because"]
         .as_str()
         .unwrap()
@@ -396,36 +388,13 @@ svc:
         "no start while backed off: {}",
         stdout(&out)
     );
-    let status = f.autoheal(&[
-        "status",
-        "-c",
-        "{dir}/conf.yaml",
-        "--state-dir",
-        "{dir}/state",
-        "--json",
-    ]);
-    let j: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let j = f.status_json();
     assert_eq!(j["services"][0]["state"], "backoff");
     assert_eq!(j["services"][0]["failures"], 2);
     // An operator's reset lifts it.
-    let out = f.autoheal(&[
-        "reset",
-        "svc",
-        "-c",
-        "{dir}/conf.yaml",
-        "--state-dir",
-        "{dir}/state",
-    ]);
+    let out = f.reset("svc");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let status = f.autoheal(&[
-        "status",
-        "-c",
-        "{dir}/conf.yaml",
-        "--state-dir",
-        "{dir}/state",
-        "--json",
-    ]);
-    let j: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let j = f.status_json();
     assert_eq!(j["services"][0]["state"], "dead");
 }
 

@@ -548,16 +548,7 @@ impl Cx<'_> {
             .unwrap_or(settings.probe_timeout);
         match (get("url"), get("host"), get("port")) {
             (Some(u), None, None) => {
-                let url = self.string(u, svc, "url")?;
-                if let Err(why) = check_url(&url) {
-                    self.error_at(
-                        u,
-                        svc,
-                        &format!("bad url `{url}`: {why}"),
-                        Some("write http://host[:port]/path or https://...".into()),
-                    );
-                    return None;
-                }
+                let url = self.url(u, svc)?;
                 Some(Probe::Http { url, timeout })
             }
             (None, Some(h), Some(p)) => {
@@ -571,6 +562,23 @@ impl Cx<'_> {
             }
             _ => {
                 self.error_at(node, svc, "`health` is a tcp probe (`host` + `port`) or an http probe (`url`)", Some("e.g. `health: {url: http://127.0.0.1:8080/health}`; for anything else use `check:` (Lua)".into()));
+                None
+            }
+        }
+    }
+
+    /// An http(s) url.
+    fn url(&mut self, node: &Node, svc: &str) -> Option<String> {
+        let url = self.string(node, svc, "url")?;
+        match check_url(&url) {
+            Ok(()) => Some(url),
+            Err(why) => {
+                self.error_at(
+                    node,
+                    svc,
+                    &format!("bad url `{url}`: {why}"),
+                    Some("write http://host[:port]/path or https://...".into()),
+                );
                 None
             }
         }
@@ -658,7 +666,7 @@ impl Cx<'_> {
         let get = |key: &str| lookup(&entries, key);
         let name = get("name").and_then(|n| self.string(n, svc, "name"));
         let host = get("host").and_then(|n| self.string(n, svc, "host"));
-        let url = get("url").and_then(|n| self.string(n, svc, "url"));
+        let url = get("url").and_then(|n| self.url(n, svc));
         let timeout = get("timeout").and_then(|n| self.duration(n, svc, "timeout"));
         let port = get("port").and_then(|n| self.port(n, svc));
         let (has_tcp, has_url, has_lua) = (
@@ -715,15 +723,6 @@ impl Cx<'_> {
         }
         if has_url {
             let url = url?;
-            if let Err(why) = check_url(&url) {
-                self.error_at(
-                    get("url").unwrap_or(node),
-                    svc,
-                    &format!("bad url `{url}`: {why}"),
-                    Some("write http://host[:port]/path or https://...".into()),
-                );
-                return None;
-            }
             if self.errors.len() > before {
                 return None;
             }

@@ -86,6 +86,32 @@ impl Fixture {
         self.autoheal(&["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"])
     }
 
+    /// `autoheal status --json` of this fixture, parsed.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self.autoheal(&[
+            "status",
+            "--json",
+            "-c",
+            "{dir}/conf.yaml",
+            "--state-dir",
+            "{dir}/state",
+        ]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("status --json: {e}: {}", stderr(&out)))
+    }
+
+    /// `autoheal reset SERVICE` of this fixture.
+    pub fn reset(&self, service: &str) -> Output {
+        self.autoheal(&[
+            "reset",
+            service,
+            "-c",
+            "{dir}/conf.yaml",
+            "--state-dir",
+            "{dir}/state",
+        ])
+    }
+
     /// Lines of the journal the daemon scripts append to.
     pub fn journal(&self) -> Vec<String> {
         std::fs::read_to_string(self.path("journal"))
