@@ -107,8 +107,11 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
     let (probed, ran) = std::thread::scope(|s| {
         let probes = s.spawn(|| {
             let probed = probe::probe_all(&targets, crate::defaults::PROBE_WORKERS);
-            // What `restart()` needs to judge the gate: everything but the Lua results.
-            world.publish(assemble(config, scope, &alive, &started, &probed, &[]));
+            // What `restart()` needs to judge the gate: everything but the Lua results (only
+            // chunks can call it, so without chunks there is nothing to publish).
+            if !chunks.is_empty() {
+                world.publish(assemble(config, scope, &alive, &started, &probed, &[]));
+            }
             probed
         });
         let pool = crate::lua::Pool::default();
