@@ -218,16 +218,7 @@ impl Cx<'_> {
     /// A non-empty scalar string.
     fn string(&mut self, node: &Node, context: &str, key: &str) -> Option<String> {
         match &node.kind {
-            _ if node.is_null() => {
-                self.error_at(
-                    node,
-                    context,
-                    &format!("`{key}` is empty"),
-                    Some(format!("give `{key}` a value or remove the key")),
-                );
-                None
-            }
-            Kind::Scalar { value, .. } if value.trim().is_empty() => {
+            Kind::Scalar { value, .. } if node.is_null() || value.trim().is_empty() => {
                 self.error_at(
                     node,
                     context,

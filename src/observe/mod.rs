@@ -77,29 +77,15 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
             continue;
         }
         for dep in &svc.deps {
-            match dep {
-                Dep::Tcp {
-                    host,
-                    port,
-                    timeout,
-                    ..
-                } => targets.push((
-                    Target::Tcp {
-                        host: host.clone(),
-                        port: *port,
-                    },
-                    *timeout,
-                )),
-                Dep::Http { url, timeout, .. } => {
-                    targets.push((Target::Http { url: url.clone() }, *timeout))
-                }
-                Dep::Lua {
-                    name,
-                    chunk,
-                    timeout,
-                } => chunks.push((i, Some(name.as_str()), chunk, *timeout)),
-                Dep::Service { .. } => {}
+            if let Dep::Lua {
+                name,
+                chunk,
+                timeout,
+            } = dep
+            {
+                chunks.push((i, Some(name.as_str()), chunk, *timeout));
             }
+            targets.extend(dep_target(dep));
         }
     }
     let probes_end = targets.iter().map(|(_, t)| *t).max().unwrap_or_default();
@@ -171,13 +157,8 @@ fn assemble(
             continue;
         }
         for dep in &svc.deps {
-            let target = match dep {
-                Dep::Tcp { host, port, .. } => Target::Tcp {
-                    host: host.clone(),
-                    port: *port,
-                },
-                Dep::Http { url, .. } => Target::Http { url: url.clone() },
-                _ => continue,
+            let Some((target, _)) = dep_target(dep) else {
+                continue;
             };
             services[i].deps.insert(
                 dep.name().to_string(),
@@ -281,29 +262,31 @@ fn needs_deps(scope: Scope, svc: &Service, alive: &Result<Option<u32>, String>) 
         || svc.restart_on_dep_restart
 }
 
-/// The tcp and http deps of `svc` as probe targets.
+/// What a tcp or http dep probes, with its timeout; `None` for lua and local-service deps.
+fn dep_target(dep: &Dep) -> Option<(Target, Duration)> {
+    match dep {
+        Dep::Tcp {
+            host,
+            port,
+            timeout,
+            ..
+        } => Some((
+            Target::Tcp {
+                host: host.clone(),
+                port: *port,
+            },
+            *timeout,
+        )),
+        Dep::Http { url, timeout, .. } => Some((Target::Http { url: url.clone() }, *timeout)),
+        Dep::Lua { .. } | Dep::Service { .. } => None,
+    }
+}
+
+/// The tcp and http deps of `svc` as probe targets, by dep name.
 pub(crate) fn dep_targets(svc: &Service) -> Vec<(String, Target, Duration)> {
     svc.deps
         .iter()
-        .filter_map(|d| match d {
-            Dep::Tcp {
-                name,
-                host,
-                port,
-                timeout,
-            } => Some((
-                name.clone(),
-                Target::Tcp {
-                    host: host.clone(),
-                    port: *port,
-                },
-                *timeout,
-            )),
-            Dep::Http { name, url, timeout } => {
-                Some((name.clone(), Target::Http { url: url.clone() }, *timeout))
-            }
-            _ => None,
-        })
+        .filter_map(|d| dep_target(d).map(|(t, timeout)| (d.name().to_string(), t, timeout)))
         .collect()
 }
 
