@@ -57,11 +57,8 @@ fn run(cfg: &Config, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
     let mut log = if dry_run {
         Log::stdout()
     } else {
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            eprintln!(
-                "autoheal: cannot create state dir {}: {e} (run as root or set settings.state_dir / --state-dir)",
-                dir.display()
-            );
+        if let Err(e) = state::create_dir(&dir) {
+            eprintln!("autoheal: {e}");
             return Exit::Usage;
         }
         Log::to_file(&dir.join("autoheal.log"))

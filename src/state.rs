@@ -179,7 +179,8 @@ fn parse(bytes: &[u8]) -> Result<State, String> {
     Ok(state)
 }
 
-fn create_dir(dir: &Path) -> Result<(), StateError> {
+/// Creates the state dir (and its parents) if missing, mode 0755.
+pub fn create_dir(dir: &Path) -> Result<(), StateError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o755)

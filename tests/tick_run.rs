@@ -631,3 +631,38 @@ app:
     assert_eq!(stdout(&out), "");
     assert_eq!(f.journal(), vec!["app", "db", "app"]);
 }
+
+/// Bad usage names what is wrong and changes nothing: a reset of a service the file does not
+/// have, a state dir that cannot be created.
+#[test]
+fn bad_usage_exits_2_and_says_why() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "svc:\n  pname: '{re}'\n  script: {s}\n",
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    let out = f.reset("svc2");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no service `svc2` in") && stderr(&out).contains("(services: svc)"),
+        "{}",
+        stderr(&out)
+    );
+    // A state dir below a plain file cannot exist.
+    std::fs::write(f.path("file"), "").unwrap();
+    let out = f.autoheal(&[
+        "run",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/file/state",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot create state dir"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(f.journal().is_empty(), "nothing started");
+}

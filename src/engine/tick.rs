@@ -29,7 +29,7 @@ pub enum TickOutcome {
     /// Another tick holds the lock; this one did nothing.
     LockedOut { holder: Option<u32> },
     /// The tick ran; `plan` is the last one, `now` its time.
-    Done { plan: Plan, now: f64, rounds: u32 },
+    Done { plan: Plan, now: f64 },
 }
 
 /// The first wait between observations while something is pending; it grows by half each
@@ -81,9 +81,7 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
     let mut interval = FIRST_INTERVAL;
     let mut started: BTreeMap<String, f64> = BTreeMap::new();
     let mut reported_up: BTreeSet<String> = BTreeSet::new();
-    let mut rounds = 0;
     loop {
-        rounds += 1;
         let ctx = Ctx {
             state: &state,
             restarts: if opts.dry_run {
@@ -110,11 +108,7 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
                 };
                 log.event(&d.service, &what);
             }
-            return Ok(TickOutcome::Done {
-                plan: p,
-                now,
-                rounds,
-            });
+            return Ok(TickOutcome::Done { plan: p, now });
         }
 
         let starts = p.starts();
@@ -128,7 +122,10 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
             || elapsed >= budget
             || (starts.is_empty() && !can_change(&p, now, now + (budget - elapsed).as_secs_f64()));
         if done {
-            save_state(dir, &state, log);
+            if starts.is_empty() {
+                // (After starts it was saved just above.)
+                save_state(dir, &state, log);
+            }
             for d in &p.decisions {
                 if let Some(reason) = d.verdict.reason(now)
                     && !matches!(d.verdict, Verdict::Start | Verdict::Restart { .. })
@@ -136,11 +133,7 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
                     log.event(&d.service, &format!("still down: {reason}"));
                 }
             }
-            return Ok(TickOutcome::Done {
-                plan: p,
-                now,
-                rounds,
-            });
+            return Ok(TickOutcome::Done { plan: p, now });
         }
         if !starts.is_empty() {
             // Scripts just ran: look again at once, their services may already be up.
