@@ -10,6 +10,7 @@
 //! This module decides nothing: whether a script should run at all is the planner's business.
 //! Nothing here panics; every failure becomes a [`ScriptOutcome`].
 
+use crate::report::duration as secs;
 use std::ffi::{CStr, CString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -88,11 +89,6 @@ impl ScriptOutcome {
             ScriptOutcome::SpawnFailed { reason } => format!("could not start: {reason}"),
         }
     }
-}
-
-/// "0.2s" below ten seconds (a whole number loses its ".0": "5s"), whole seconds above.
-fn secs(d: Duration) -> String {
-    crate::report::secs(d.as_secs_f64())
 }
 
 fn signal_name(signal: i32) -> Option<&'static str> {

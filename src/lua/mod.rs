@@ -101,10 +101,8 @@ fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), String>) -> Result
     })
 }
 
-/// How a duration reads in messages: "5s", "300ms", "1.5s" (the one formatter of autoheal).
-pub(crate) fn show(d: Duration) -> String {
-    crate::report::secs(d.as_secs_f64())
-}
+/// How a duration reads in messages: "5s", "300ms", "1.5s".
+pub(crate) use crate::report::duration as show;
 
 /// The time left before `deadline`.
 pub(crate) fn left(deadline: Instant) -> Duration {

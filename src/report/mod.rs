@@ -222,6 +222,11 @@ pub fn table(r: &StatusReport, now: f64) -> String {
     out
 }
 
+/// [`secs`] of a `Duration`.
+pub fn duration(d: std::time::Duration) -> String {
+    secs(d.as_secs_f64())
+}
+
 /// Short durations for messages: `40ms`, `1.5s`, `45s`, `3m20s`, `2h01m`.
 pub fn secs(s: f64) -> String {
     let s = s.max(0.0);
