@@ -16,9 +16,18 @@ pub mod state;
 
 /// Loads and validates the config at `path`, then compiles every Lua chunk it holds and
 /// resolves the modules they use: a chunk that does not compile makes the file invalid, with
-/// its conf.yaml line. What every command runs first.
+/// its conf.yaml line. A file rejected for other errors still has its chunks compiled, so that
+/// one run lists every error. What every command runs first.
 pub fn load_config(path: &std::path::Path) -> Result<config::Config, config::Diagnostics> {
-    let cfg = config::load(path)?;
+    let cfg = match config::load_partial(path) {
+        Ok(cfg) => cfg,
+        Err(rejected) => {
+            let mut errors = rejected.diagnostics.0;
+            errors.extend(lua::syntax_errors(path, &rejected.chunks));
+            errors.sort_by_key(|d| (d.line, d.col));
+            return Err(config::Diagnostics(errors));
+        }
+    };
     let errors = lua::check_config(&cfg);
     if errors.is_empty() {
         Ok(cfg)

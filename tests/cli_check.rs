@@ -157,3 +157,26 @@ fn order_prints_the_levels_of_the_recovery() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn lua_syntax_errors_are_listed_with_the_other_errors() {
+    // A structural error (the unknown key) and a chunk that does not compile: one run of
+    // `check` lists both, in file order, each at its conf.yaml line.
+    let out = autoheal()
+        .args(["check", "-c", "tests/bad/lua_and_yaml_errors.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let unknown = "tests/bad/lua_and_yaml_errors.yaml:3:3: web: unknown key `pidfile`";
+    let syntax = "tests/bad/lua_and_yaml_errors.yaml:6: web.check: \
+                  ')' expected (to close '(' at line 5) near <eof>";
+    let (Some(a), Some(b)) = (err.find(unknown), err.find(syntax)) else {
+        panic!("both errors expected:\n{err}");
+    };
+    assert!(a < b, "in file order:\n{err}");
+    assert!(
+        err.contains("2 errors in tests/bad/lua_and_yaml_errors.yaml"),
+        "{err}"
+    );
+}

@@ -198,7 +198,8 @@ fn bad_config_corpus() {
             .map(|l| l.replace("{file}", &shown))
             .collect();
         assert!(!expected.is_empty(), "{shown} lists no `# expect:` line");
-        match config::load(path) {
+        // As every command loads: the file, then its Lua chunks.
+        match autoheal::load_config(path) {
             Ok(_) => failures.push(format!("{shown}: accepted, expected {expected:?}")),
             Err(diags) => {
                 let got: Vec<String> = diags.0.iter().map(|d| d.headline()).collect();

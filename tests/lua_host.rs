@@ -166,11 +166,11 @@ fn syntax_errors_name_the_conf_yaml_line() {
     assert_eq!(d.context, "web.check");
     assert_eq!(
         d.message,
-        "'end' expected (to close 'if' at line 2) near <eof>"
+        "'end' expected (to close 'if' at line 8) near <eof>"
     );
     assert_eq!(
         d.headline(),
-        "conf.yaml:9: web.check: 'end' expected (to close 'if' at line 2) near <eof>"
+        "conf.yaml:9: web.check: 'end' expected (to close 'if' at line 8) near <eof>"
     );
     // run_chunk reports the same error the same way.
     let err = lua::run_chunk(
@@ -182,7 +182,7 @@ fn syntax_errors_name_the_conf_yaml_line() {
     .unwrap_err();
     assert_eq!(
         err,
-        "conf.yaml:9: web.check: 'end' expected (to close 'if' at line 2) near <eof>"
+        "conf.yaml:9: web.check: 'end' expected (to close 'if' at line 8) near <eof>"
     );
 }
 

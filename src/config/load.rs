@@ -63,12 +63,41 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 
 /// Validates `src` as if read from `path` (relative paths in it resolve against its directory).
 pub fn load_str(src: &str, path: &Path) -> Result<Config, Diagnostics> {
+    parse_str(src, path).map_err(|r| r.diagnostics)
+}
+
+/// A file rejected by [`load_partial`]: its errors, and the Lua chunks that could be read
+/// from it anyway.
+#[derive(Debug)]
+pub struct Rejected {
+    pub diagnostics: Diagnostics,
+    pub chunks: Vec<LuaChunk>,
+}
+
+/// As [`load`], but a rejected file also gives back the Lua chunks found in it, so that their
+/// syntax errors can be reported in the same run as the file's other errors.
+pub fn load_partial(path: &Path) -> Result<Config, Rejected> {
+    match std::fs::read_to_string(path) {
+        Ok(src) => parse_str(&src, path),
+        Err(_) => load(path).map_err(|diagnostics| Rejected {
+            diagnostics,
+            chunks: Vec::new(),
+        }),
+    }
+}
+
+fn parse_str(src: &str, path: &Path) -> Result<Config, Rejected> {
     let mut cx = Cx {
         file: path.display().to_string(),
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         lines: src.lines().collect(),
         errors: Vec::new(),
         warnings: Vec::new(),
+        chunks: Vec::new(),
+    };
+    let rejected = |errors| Rejected {
+        diagnostics: Diagnostics(errors),
+        chunks: Vec::new(),
     };
     let root = match yaml::parse(src) {
         Ok(Some(root)) => root,
@@ -80,7 +109,7 @@ pub fn load_str(src: &str, path: &Path) -> Result<Config, Diagnostics> {
                 0,
                 Some("describe each service as `name:` with pname or pid_file, dep and script; see examples/conf.yaml".into()),
             );
-            return Err(Diagnostics(cx.errors));
+            return Err(rejected(cx.errors));
         }
         Err(e) => {
             cx.error(
@@ -90,7 +119,7 @@ pub fn load_str(src: &str, path: &Path) -> Result<Config, Diagnostics> {
                 1,
                 Some("fix the YAML syntax (indentation with spaces, `key: value`, `- ` for list items)".into()),
             );
-            return Err(Diagnostics(cx.errors));
+            return Err(rejected(cx.errors));
         }
     };
     let config = cx.config(&root, path);
@@ -100,7 +129,10 @@ pub fn load_str(src: &str, path: &Path) -> Result<Config, Diagnostics> {
         Ok(config)
     } else {
         cx.errors.sort_by_key(|d| (d.line, d.col));
-        Err(Diagnostics(cx.errors))
+        Err(Rejected {
+            diagnostics: Diagnostics(cx.errors),
+            chunks: cx.chunks,
+        })
     }
 }
 
@@ -120,6 +152,9 @@ struct Cx<'a> {
     lines: Vec<&'a str>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Every Lua chunk read, so that a file rejected for other errors still gets its chunks
+    /// compiled (see [`load_partial`]).
+    chunks: Vec<LuaChunk>,
 }
 
 impl Cx<'_> {
@@ -279,11 +314,13 @@ impl Cx<'_> {
         let source = self.string(node, context, key)?;
         // yaml-rust2 marks a block scalar (`|`) at its first content line, which is the
         // chunk's line 1 (tested in yaml.rs).
-        Some(LuaChunk {
+        let chunk = LuaChunk {
             source,
             line: node.pos.line,
             label,
-        })
+        };
+        self.chunks.push(chunk.clone());
+        Some(chunk)
     }
 
     fn config(&mut self, root: &Node, path: &Path) -> Option<Config> {

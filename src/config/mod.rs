@@ -10,7 +10,7 @@ mod load;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
-pub use load::{load, load_str, resolve_path};
+pub use load::{Rejected, load, load_partial, load_str, resolve_path};
 
 use regex::Regex;
 use std::path::PathBuf;

@@ -74,28 +74,58 @@ struct Checker<'a> {
     diags: Vec<Diagnostic>,
 }
 
+/// An error at line `lua_line` of `chunk`, placed at its conf.yaml line.
+fn chunk_diag(
+    file: &Path,
+    chunk: &LuaChunk,
+    lua_line: usize,
+    message: String,
+    help: Option<String>,
+) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.display().to_string(),
+        line: sandbox::file_line(chunk, lua_line),
+        col: 0,
+        context: chunk.label.clone(),
+        message,
+        source_line: chunk
+            .source
+            .lines()
+            .nth(sandbox::file_line(chunk, lua_line) - chunk.line)
+            .map(str::to_string),
+        width: 0,
+        help,
+    }
+}
+
+/// Compiles `chunk`; a syntax error comes back as its diagnostic.
+fn syntax_error(lua: &Lua, file: &Path, chunk: &LuaChunk) -> Option<Diagnostic> {
+    let (n, msg) = sandbox::compile(lua, chunk, None).err()?;
+    let help = "a chunk is one expression (`tcp_probe(\"db\", 5432)`) or a block that ends in \
+                `return`; Lua 5.4 syntax";
+    Some(chunk_diag(file, chunk, n, msg, Some(help.into())))
+}
+
+/// The syntax errors of `chunks`, read from the file at `path` that was rejected for other
+/// reasons: compiled only (modules are not resolved, as `lua_path` may be what is wrong).
+pub(crate) fn syntax_errors(path: &Path, chunks: &[LuaChunk]) -> Vec<Diagnostic> {
+    let lua = Lua::new();
+    chunks
+        .iter()
+        .filter_map(|c| syntax_error(&lua, path, c))
+        .collect()
+}
+
 impl Checker<'_> {
     fn diag(&mut self, chunk: &LuaChunk, lua_line: usize, message: String, help: Option<String>) {
-        self.diags.push(Diagnostic {
-            severity: Severity::Error,
-            file: self.config.path.display().to_string(),
-            line: sandbox::file_line(chunk, lua_line),
-            col: 0,
-            context: chunk.label.clone(),
-            message,
-            source_line: chunk
-                .source
-                .lines()
-                .nth(lua_line.max(1) - 1)
-                .map(str::to_string),
-            width: 0,
-            help,
-        });
+        let d = chunk_diag(&self.config.path, chunk, lua_line, message, help);
+        self.diags.push(d);
     }
 
     fn chunk(&mut self, chunk: &LuaChunk) {
-        if let Err((n, msg)) = sandbox::compile(&self.lua, chunk, None) {
-            self.diag(chunk, n, msg, None);
+        if let Some(d) = syntax_error(&self.lua, &self.config.path, chunk) {
+            self.diags.push(d);
             return;
         }
         let mut names = literal_requires(&chunk.source);

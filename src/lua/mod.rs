@@ -53,6 +53,12 @@ pub fn check_config(config: &Config) -> Vec<Diagnostic> {
     check::check_config(config)
 }
 
+/// The syntax errors of the chunks of a file rejected for other errors (`path`, as the
+/// operator named it), so that one run of `autoheal check` lists them all.
+pub fn syntax_errors(path: &std::path::Path, chunks: &[LuaChunk]) -> Vec<Diagnostic> {
+    check::syntax_errors(path, chunks)
+}
+
 /// Idle sandboxed states, shared by the threads that run the chunks of one observation: a
 /// thread takes one for a run and gives it back after, so a tick builds as many states as it
 /// runs chunks at once, not one per chunk. Dropping the pool closes them.

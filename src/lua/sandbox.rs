@@ -5,10 +5,11 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use regex::Regex;
 
 use super::{World, left, prims, show};
 use crate::config::{Config, LuaChunk};
@@ -382,8 +383,21 @@ pub(crate) fn compile(
             mlua::Error::SyntaxError { message, .. } => message,
             other => other.to_string(),
         };
-        split_position(&message, lua_name(chunk)).unwrap_or((1, message))
+        let (n, message) = split_position(&message, lua_name(chunk)).unwrap_or((1, message));
+        (n, file_lines_in(chunk, &message))
     })
+}
+
+/// A syntax message with the chunk lines it names (`to close 'if' at line 2`) turned into
+/// conf.yaml lines, as its position is.
+fn file_lines_in(chunk: &LuaChunk, message: &str) -> String {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| Regex::new(r"\bat line (\d+)").expect("regex"));
+    re.replace_all(message, |c: &regex::Captures| {
+        let lua_line = c[1].parse().unwrap_or(1);
+        format!("at line {}", file_line(chunk, lua_line))
+    })
+    .into_owned()
 }
 
 /// The name Lua knows a chunk by, which starts its error messages (`web.check:3: ...`), so
