@@ -318,3 +318,56 @@ fn slow_chunks_run_in_parallel() {
         "8 one-second chunks took {took:?}"
     );
 }
+
+/// A chunk stuck inside a library function written in C (a pathological `string.find`, where
+/// the instruction hook never runs) is abandoned a second past its limit: the tick heals the
+/// rest, goes on converging, does not run that chunk again, and ends.
+#[test]
+fn a_chunk_stuck_in_a_c_function_is_abandoned() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 3s
+stuck:
+  pname: 'never-{{tag}}'
+  dep:
+    - name: find
+      lua: |
+        local s = string.rep("a", 30000)
+        return s:find(".-.-.-.-x")
+      timeout: 500ms
+  script: echo stuck >> {{dir}}/journal
+good:
+  pname: '{re}'
+  script: {s}
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("good", 1)
+    ));
+    let t = Instant::now();
+    let out = f.run();
+    let took = t.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(f.journal(), vec!["good"], "{}", stdout(&out));
+    // Not hung: the converge budget and one abandoned chunk, with room for a loaded machine.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let log = stdout(&out);
+    assert!(
+        log.contains("stuck: still down: waiting on find lua (")
+            && log.contains(
+                "conf.yaml:9: stuck.dep[find].lua: still running 1s past its 500ms limit"
+            ),
+        "{log}"
+    );
+    assert!(
+        log.contains("not run again"),
+        "later rounds reuse the verdict: {log}"
+    );
+}

@@ -19,7 +19,8 @@ use crate::state::State;
 use probe::Target;
 use procs::ProcTable;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 /// What to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,33 +90,49 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
         }
     }
     let probes_end = targets.iter().map(|(_, t)| *t).max().unwrap_or_default();
-    let world = world::TickWorld::new(config, ctx, &alive, probes_end);
+    // The chunks' world owns a copy of the config: their threads may outlive this call.
+    let shared = (!chunks.is_empty()).then(|| Arc::new(config.clone()));
+    let world = shared
+        .as_ref()
+        .map(|c| Arc::new(world::TickWorld::new(c.clone(), ctx, &alive, probes_end)));
     let (probed, ran) = std::thread::scope(|s| {
         let probes = s.spawn(|| {
             let probed = probe::probe_all(&targets, crate::defaults::PROBE_WORKERS);
             // What `restart()` needs to judge the gate: everything but the Lua results (only
             // chunks can call it, so without chunks there is nothing to publish).
-            if !chunks.is_empty() {
+            if let Some(world) = &world {
                 world.publish(assemble(config, scope, &alive, &started, &probed, &[]));
             }
             probed
         });
-        let pool = crate::lua::Pool::default();
-        let ran = parallel_map(&chunks, LUA_WORKERS, |(i, dep, chunk, timeout)| {
-            let result = crate::lua::run_chunk_in(&pool, config, chunk, *timeout, &world);
-            (*i, *dep, result)
-        });
+        let results = match (&shared, &world) {
+            (Some(shared), Some(world)) => {
+                let jobs = chunks
+                    .iter()
+                    .map(|(_, _, chunk, timeout)| ((*chunk).clone(), *timeout))
+                    .collect();
+                run_chunks(shared.clone(), jobs, world.clone(), LUA_WORKERS)
+            }
+            _ => Vec::new(),
+        };
+        let ran: Vec<LuaResult<'_>> = chunks
+            .iter()
+            .zip(results)
+            .map(|((i, dep, _, _), result)| (*i, *dep, result))
+            .collect();
         (probes.join().unwrap_or_default(), ran)
     });
     let mut obs = assemble(config, scope, &alive, &started, &probed, &ran);
-    let left = world.finish();
-    for (service, dep, result) in left.extra {
-        if let Some(o) = obs.services.get_mut(&service) {
-            o.deps.entry(dep).or_insert(result);
+    if let Some(world) = world {
+        let left = world.finish();
+        for (service, dep, result) in left.extra {
+            if let Some(o) = obs.services.get_mut(&service) {
+                o.deps.entry(dep).or_insert(result);
+            }
         }
+        obs.requested = left.requests;
+        obs.notes = left.notes;
     }
-    obs.requested = left.requests;
-    obs.notes = left.notes;
     obs
 }
 
@@ -199,58 +216,156 @@ fn assemble(
     }
 }
 
-/// `f` over `items` on at most `workers` threads; results in the order of `items`.
+/// A chunk still running this long past its own time limit is abandoned.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+
+/// Labels of chunks abandoned in this process (this tick): later observations of the same
+/// tick do not run them again, so one stuck chunk costs one thread, not one per round.
+static STUCK: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// More stuck chunks than this in one tick, and the rest of the chunks are not run.
+const MAX_STUCK: usize = LUA_WORKERS;
+
+enum Event {
+    Started(usize, Instant),
+    Done(usize, Result<(), String>),
+}
+
+/// Runs `jobs` (chunk, time limit) on at most `workers` threads; results in job order.
 ///
-/// Workers are added as they are needed: two at first, then one more every 2 ms while items
-/// are still waiting. Quick items (most checks take microseconds) are done by a couple of
-/// threads, without paying for sixteen thread starts and Lua states; slow ones (a check
-/// waiting on a timeout) get up to `workers` threads within some 30 ms, so one slow chunk never
-/// holds the others back.
-fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
+/// Workers are added as they are needed: two at first, then one more every 2 ms while jobs
+/// are still waiting. Quick chunks (most take microseconds) are run by a couple of threads,
+/// without paying for sixteen thread starts and Lua states; slow ones (a check waiting on a
+/// timeout) get up to `workers` threads within some 30 ms, so one slow chunk never holds the
+/// others back.
+///
+/// The instruction hook that enforces a chunk's time limit cannot interrupt a function of the
+/// Lua library written in C (`string.find` with a pathological pattern, say). So the threads
+/// are not joined: a chunk still running [`STUCK_AFTER`] past its limit fails with that
+/// reason, its thread is abandoned (it ends with the process, at the end of the tick) and a
+/// new worker takes its place. The tick carries on either way.
+fn run_chunks(
+    config: Arc<Config>,
+    jobs: Vec<(LuaChunk, Duration)>,
+    world: Arc<world::TickWorld>,
     workers: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    let main = std::thread::current();
-    let work = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(i) else {
-                // Nothing left to hand out: the spawning loop below can stop waiting.
-                main.unpark();
-                break;
-            };
-            let r = f(item);
-            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        }
-    };
-    let max = workers.min(items.len());
-    std::thread::scope(|s| {
-        let mut spawned = 0;
-        while spawned < max.min(2) {
-            s.spawn(work);
-            spawned += 1;
-        }
-        while spawned < max && next.load(Ordering::Relaxed) < items.len() {
-            std::thread::park_timeout(std::time::Duration::from_millis(2));
-            if next.load(Ordering::Relaxed) < items.len() {
-                s.spawn(work);
-                spawned += 1;
+) -> Vec<Result<(), String>> {
+    let n = jobs.len();
+    let mut results: Vec<Option<Result<(), String>>> = vec![None; n];
+    let mut started: Vec<Option<Instant>> = vec![None; n];
+    let limits: Vec<(String, usize, Duration)> = jobs
+        .iter()
+        .map(|(c, t)| (c.label.clone(), c.line, *t))
+        .collect();
+    let mut queue = std::collections::VecDeque::new();
+    {
+        let stuck = lock(&STUCK);
+        for (i, (chunk, timeout)) in jobs.into_iter().enumerate() {
+            if let Some((_, why)) = stuck.iter().find(|(l, _)| *l == chunk.label) {
+                results[i] = Some(Err(format!("{why} (earlier in this tick; not run again)")));
+            } else {
+                queue.push_back((i, chunk, timeout));
             }
         }
-    });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .expect("every item was mapped")
+    }
+    let queue = Arc::new(Mutex::new(queue));
+    let pool = Arc::new(crate::lua::Pool::default());
+    let (tx, rx) = mpsc::channel::<Event>();
+    let spawn = || {
+        let (queue, pool, config, world, tx) = (
+            queue.clone(),
+            pool.clone(),
+            config.clone(),
+            world.clone(),
+            tx.clone(),
+        );
+        std::thread::spawn(move || {
+            loop {
+                let Some((i, chunk, timeout)) = lock(&queue).pop_front() else {
+                    break;
+                };
+                let _ = tx.send(Event::Started(i, Instant::now()));
+                let r = crate::lua::run_chunk_in(&pool, &config, &chunk, timeout, &*world);
+                let _ = tx.send(Event::Done(i, r));
+            }
         })
+    };
+    let waiting = || !lock(&queue).is_empty();
+    let mut live = 0;
+    while live < workers.min(2) && waiting() {
+        spawn();
+        live += 1;
+    }
+    let mut last_spawn = Instant::now();
+    while results.iter().any(Option::is_none) {
+        // Wake for the next message, the next worker to add, or the next chunk to give up on.
+        let now = Instant::now();
+        let mut wake = now + Duration::from_secs(1);
+        if live < workers && waiting() {
+            wake = wake.min(last_spawn + Duration::from_millis(2));
+        }
+        for i in 0..n {
+            if let (None, Some(at)) = (&results[i], started[i]) {
+                wake = wake.min(at + limits[i].2 + STUCK_AFTER);
+            }
+        }
+        match rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(Event::Started(i, at)) => started[i] = Some(at),
+            Ok(Event::Done(i, r)) => {
+                if results[i].is_none() {
+                    results[i] = Some(r);
+                }
+            }
+            Err(_) => {}
+        }
+        let now = Instant::now();
+        for i in 0..n {
+            let Some(at) = started[i] else { continue };
+            if results[i].is_some() || now < at + limits[i].2 + STUCK_AFTER {
+                continue;
+            }
+            let (label, line, limit) = &limits[i];
+            let why = format!(
+                "{}:{line}: {label}: still running {} past its {} limit, inside a library \
+                 function the limit cannot interrupt (string.find with a pathological pattern?): \
+                 abandoned",
+                config.path.display(),
+                crate::report::duration(STUCK_AFTER),
+                crate::report::duration(*limit)
+            );
+            results[i] = Some(Err(why.clone()));
+            let mut stuck = lock(&STUCK);
+            stuck.push((label.clone(), why));
+            live -= 1;
+            if stuck.len() >= MAX_STUCK {
+                // Give up on the rest rather than lose a thread per chunk.
+                for (j, chunk, _) in lock(&queue).drain(..) {
+                    results[j] = Some(Err(format!(
+                        "{}: not run: {} Lua chunks are stuck in this tick",
+                        chunk.label,
+                        stuck.len()
+                    )));
+                }
+            }
+        }
+        if live < workers
+            && waiting()
+            && (live == 0 || last_spawn.elapsed() >= Duration::from_millis(2))
+        {
+            spawn();
+            live += 1;
+            last_spawn = Instant::now();
+        }
+        // A worker whose queue ran dry has ended: the live count only bounds new spawns.
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every job has a result"))
         .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether this observation probes the deps of `svc` (see [`Scope`]).

@@ -12,14 +12,18 @@ use super::{Ctx, Restarts};
 use crate::config::Config;
 use crate::engine::{DepObs, Observation, may_start};
 use crate::lua::World;
+use crate::state::State;
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-pub(super) struct TickWorld<'a> {
-    config: &'a Config,
-    ctx: &'a Ctx<'a>,
-    alive: &'a [Result<Option<u32>, String>],
+/// Owned, not borrowed: chunks run on threads that may outlive the observation (one stuck in
+/// a library function past its time limit is abandoned, see `observe::run_chunks`).
+pub(super) struct TickWorld {
+    config: Arc<Config>,
+    state: State,
+    restarts: Restarts,
+    alive: Vec<Result<Option<u32>, String>>,
     now: f64,
     /// Until when `restart()` waits for the probes.
     wait_until: Instant,
@@ -39,17 +43,18 @@ pub(super) struct Leftovers {
     pub extra: Vec<(String, String, DepObs)>,
 }
 
-impl<'a> TickWorld<'a> {
+impl TickWorld {
     pub(super) fn new(
-        config: &'a Config,
-        ctx: &'a Ctx<'a>,
-        alive: &'a [Result<Option<u32>, String>],
+        config: Arc<Config>,
+        ctx: &Ctx<'_>,
+        alive: &[Result<Option<u32>, String>],
         probes_take: Duration,
     ) -> Self {
         TickWorld {
             config,
-            ctx,
-            alive,
+            state: ctx.state.clone(),
+            restarts: ctx.restarts,
+            alive: alive.to_vec(),
             now: crate::engine::tick::unix_now(),
             wait_until: Instant::now() + probes_take + Duration::from_secs(1),
             partial: Mutex::new(None),
@@ -66,14 +71,12 @@ impl<'a> TickWorld<'a> {
         self.published.notify_all();
     }
 
-    pub(super) fn finish(self) -> Leftovers {
+    /// What the chunks left, taken out (an abandoned chunk may still hold the world).
+    pub(super) fn finish(&self) -> Leftovers {
         Leftovers {
-            requests: self
-                .requests
-                .into_inner()
-                .unwrap_or_else(|e| e.into_inner()),
-            notes: self.notes.into_inner().unwrap_or_else(|e| e.into_inner()),
-            extra: self.extra.into_inner().unwrap_or_else(|e| e.into_inner()),
+            requests: std::mem::take(&mut *lock(&self.requests)),
+            notes: std::mem::take(&mut *lock(&self.notes)),
+            extra: std::mem::take(&mut *lock(&self.extra)),
         }
     }
 
@@ -90,14 +93,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl World for TickWorld<'_> {
+impl World for TickWorld {
     fn alive(&self, service: &str) -> Result<bool, String> {
         Ok(self.alive[self.index(service)?].is_ok())
     }
 
     fn restart(&self, service: &str) -> Result<(), String> {
         self.index(service)?;
-        match self.ctx.restarts {
+        match self.restarts {
             Restarts::Allowed => {}
             Restarts::DryRun => return Err("dry run: nothing is restarted".into()),
             Restarts::Never => return Err("`autoheal status` restarts nothing".into()),
@@ -144,7 +147,7 @@ impl World for TickWorld<'_> {
                 }
             }
         }
-        may_start(self.config, &obs, self.ctx.state, self.now, service)?;
+        may_start(&self.config, &obs, &self.state, self.now, service)?;
         lock(&self.requests)
             .entry(service.to_string())
             .or_insert_with(|| "a Lua restart()".to_string());
