@@ -1,5 +1,5 @@
 //! The process table against real processes: pname matching (with our own tree excluded) and
-//! pid files (live, stale, missing, garbage, zombie). Only processes these tests start are
+//! pid files (live, stale, missing, garbage, zombie, a FIFO). Only processes these tests start are
 //! ever signalled, by their pid.
 
 use std::io::Read;
@@ -221,14 +221,68 @@ fn pid_file_missing_garbage_or_unreadable_is_dead() {
             "content {garbage:?}"
         );
     }
-    // A directory opens but cannot be read.
-    assert_eq!(
-        table.check_pid_file(dir.path()),
-        dead(format!(
-            "pid file {} unreadable: is a directory",
-            dir.path().display()
-        ))
-    );
+    // A directory (or a device, as /dev/null) is not even opened.
+    for not_regular in [dir.path(), Path::new("/dev/null")] {
+        assert_eq!(
+            table.check_pid_file(not_regular),
+            dead(format!(
+                "pid file {} is not a regular file",
+                not_regular.display()
+            ))
+        );
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = pid_file(dir.path(), "123");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+        // root reads it anyway; anyone else is told why not.
+        if std::fs::read(&path).is_err() {
+            assert_eq!(
+                table.check_pid_file(&path),
+                dead(format!(
+                    "pid file {} unreadable: permission denied",
+                    path.display()
+                ))
+            );
+        }
+    }
+}
+
+#[test]
+fn pid_file_that_is_a_fifo_is_dead_at_once() {
+    // Opening a FIFO with no writer for reading blocks forever; a pid_file pointing at one must
+    // not hang the tick (which holds the lock meanwhile). A symlink to it is no better.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("svc.pid");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    let link = dir.path().join("link.pid");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+
+    for path in [fifo.clone(), link] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(ProcTable::snapshot().check_pid_file(&p));
+        });
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        if got.is_err() {
+            // Unblock the stuck reader so the test process can end, then fail.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        assert_eq!(
+            got.expect("check_pid_file blocked on a FIFO"),
+            Liveness::Dead {
+                reason: format!("pid file {} is not a regular file", path.display())
+            }
+        );
+    }
 }
 
 #[test]

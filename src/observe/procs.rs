@@ -128,15 +128,21 @@ impl ProcTable {
     /// Alive iff the file holds a pid of a live, non-zombie process that started no later than
     /// the file's mtime (plus one second of slack for clock granularity): a pid file left over
     /// from before a reboot whose pid now belongs to some other process is stale, not alive.
+    ///
+    /// Never blocks: anything but a regular file (a FIFO, a device, a directory) is dead with
+    /// "is not a regular file" and is not even opened, and at most the first 4 KiB are read.
     pub fn check_pid_file(&self, path: &Path) -> Liveness {
         let shown = path.display();
         let (text, mtime) = match read_pid_file(path) {
             Ok(v) => v,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(PidFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Liveness::dead(format!("pid file {shown} missing"));
             }
-            Err(e) => {
+            Err(PidFileError::Io(e)) => {
                 return Liveness::dead(format!("pid file {shown} unreadable: {}", io_reason(&e)));
+            }
+            Err(PidFileError::NotRegular) => {
+                return Liveness::dead(format!("pid file {shown} is not a regular file"));
             }
         };
         let pid = match text.split_whitespace().next().map(str::parse::<u32>) {
@@ -281,13 +287,43 @@ fn clock_ticks(proc_root: &Path) -> u64 {
         .unwrap_or(100)
 }
 
-/// The first bytes of a pid file and its mtime.
-fn read_pid_file(path: &Path) -> std::io::Result<(String, Option<SystemTime>)> {
-    let file = fs::File::open(path)?;
-    let mtime = file.metadata()?.modified().ok();
+/// Why a pid file could not be read.
+enum PidFileError {
+    Io(std::io::Error),
+    /// A FIFO, device, socket or directory: opening or reading it could block the tick (a FIFO
+    /// with no writer blocks `open` forever) or have side effects, so it is not read at all.
+    NotRegular,
+}
+
+impl From<std::io::Error> for PidFileError {
+    fn from(e: std::io::Error) -> Self {
+        PidFileError::Io(e)
+    }
+}
+
+/// The first [`PID_FILE_MAX`] bytes of a pid file and its mtime, without ever blocking: the path
+/// (symlinks followed) must be a regular file before it is opened, it is opened with
+/// `O_NONBLOCK` (so a FIFO swapped in meanwhile cannot block the open either) and checked again
+/// on the open descriptor.
+fn read_pid_file(path: &Path) -> Result<(String, Option<SystemTime>), PidFileError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !fs::metadata(path)?.is_file() {
+        return Err(PidFileError::NotRegular);
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(PidFileError::NotRegular);
+    }
     let mut buf = Vec::new();
     file.take(PID_FILE_MAX).read_to_end(&mut buf)?;
-    Ok((String::from_utf8_lossy(&buf).into_owned(), mtime))
+    Ok((
+        String::from_utf8_lossy(&buf).into_owned(),
+        meta.modified().ok(),
+    ))
 }
 
 #[cfg(test)]
