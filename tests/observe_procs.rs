@@ -126,14 +126,24 @@ fn pname_never_matches_our_own_descendants() {
     child.wait().unwrap();
 }
 
+/// Field 6 of /proc/PID/stat: the session id (0 if its leader is outside our pid namespace).
+fn session_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 1..];
+    // After ")": state, ppid, pgrp, session.
+    after.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
 #[test]
-fn pname_never_matches_ourselves_or_our_ancestors() {
+fn pname_never_matches_ourselves_or_our_ancestors_in_our_session() {
     let table = ProcTable::snapshot();
     let me = std::process::id();
     let parent = std::os::unix::process::parent_id();
     assert!(table.is_own_tree(me));
-    assert!(
+    // cargo (or a shell) shares our session unless a test runner gave us one of our own.
+    assert_eq!(
         table.is_own_tree(parent),
+        session_of(parent) == session_of(me),
         "parent {parent} (cargo or a shell)"
     );
 
@@ -298,4 +308,66 @@ fn pid_of_a_zombie_is_dead() {
         t.check_pid_file(&path) == zombie
     });
     child.wait().unwrap();
+}
+
+/// What `autoheal status --json`, run under `sh -c '...' outer<tag>` → `setsid sh -c '...'
+/// inner<tag>`, says of two services whose pnames match those two shells.
+#[test]
+fn pname_matches_an_ancestor_in_another_session_but_not_one_in_ours() {
+    // As cron: the daemon (another session) ─ the job's `sh -c` (autoheal's session) ─ autoheal.
+    // The outer shell stands for the cron daemon: it matches and is alive; the inner one is the
+    // job's shell and stays hidden.
+    let dir = tempfile::tempdir().unwrap();
+    let tag = unique_sleep_arg().replace('.', "");
+    std::fs::write(
+        dir.path().join("conf.yaml"),
+        format!(
+            "outer:\n  pname: '^sh -c .* outer{tag}$'\n  script: 'true'\n\
+             inner:\n  pname: '^sh -c .* inner{tag}$'\n  script: 'true'\n"
+        ),
+    )
+    .unwrap();
+    let inner = r#""$AH" status --json -c "$DIR/conf.yaml" --state-dir "$DIR/state"; exit 0"#;
+    // -w: should setsid have to fork, the outer shell still waits for autoheal.
+    let outer = r#"setsid -w sh -c "$INNER" "inner$TAG"; exit 0"#;
+    let sh = Command::new("sh")
+        .args(["-c", outer, &format!("outer{tag}")])
+        .env("AH", env!("CARGO_BIN_EXE_autoheal"))
+        .env("DIR", dir.path())
+        .env("INNER", inner)
+        .env("TAG", &tag)
+        .env_remove("AUTOHEAL_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let outer_pid = sh.id();
+    let out = sh.wait_with_output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let service = |name: &str| {
+        json["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {json}"))
+            .clone()
+    };
+    let (outer, inner) = (service("outer"), service("inner"));
+    assert_eq!(outer["alive"], true, "{outer}");
+    assert_eq!(outer["pid"], outer_pid, "{outer}");
+    assert_eq!(inner["alive"], false, "{inner}");
+    assert!(
+        inner["dead_because"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("no process matches")),
+        "{inner}"
+    );
 }

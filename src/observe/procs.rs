@@ -8,6 +8,23 @@
 //! four fields per process; two small reads per pid (`stat`, `cmdline`) give them exactly,
 //! including the zombie state, with no extra machinery.
 //!
+//! Our own tree is never matched by `pname`: autoheal itself, its descendants (the scripts it
+//! runs, until they daemonize and leave the tree) and those of its ancestors that share its
+//! session (field 6 of `/proc/PID/stat`): the `sh -c` that cron spawns for the job (and cron's
+//! own per-job child, the session leader), or the interactive shell an operator types
+//! `autoheal status` into. Ancestors in other sessions are ordinary processes: the cron daemon,
+//! sshd, a terminal emulator, init. With `pname: cron` the cron daemon that runs autoheal is
+//! alive, not hidden. The walk up stops at the first ancestor outside our session, since the
+//! session's members above us form one unbroken chain up to its leader.
+//!
+//! When our session leader lives outside our pid namespace (a `docker exec` without a tty, CI
+//! containers), the session id reads 0 for us and for every process of that session, so sessions
+//! cannot be told apart there: the ancestors that also read 0 are taken as ours. In practice that
+//! is the chain of processes exec'd into the container along with us (the parent of the first
+//! reads as pid 0 and ends the walk); a container's init normally leads its own session (runc
+//! calls setsid), so it stays visible. Only where nothing inside the namespace ever started a
+//! session does this fall back to hiding every ancestor, as before sessions were considered.
+//!
 //! What this module must not do: signal, restart or otherwise act on a process. It only reads.
 
 use crate::report::io_reason;
@@ -28,6 +45,9 @@ const PID_FILE_MAX: u64 = 4096;
 #[derive(Debug, Clone)]
 struct Proc {
     ppid: u32,
+    /// Session id (field 6 of `/proc/PID/stat`); 0 if the session leader is outside our pid
+    /// namespace.
+    session: u32,
     /// Arguments joined by spaces, as `pgrep -f` sees them; empty for kernel threads.
     cmdline: String,
     started: Option<SystemTime>,
@@ -65,14 +85,16 @@ impl Liveness {
 pub struct ProcTable {
     /// Ordered by pid so that lookups are deterministic.
     procs: BTreeMap<u32, Proc>,
-    /// autoheal's own tree: itself, its ancestors, its descendants. Never matched by `pname`.
+    /// autoheal's own tree: itself, its descendants and its ancestors in its own session.
+    /// Never matched by `pname`.
     own_tree: HashSet<u32>,
 }
 
 impl ProcTable {
     /// One read of /proc. Processes in autoheal's own tree are excluded from pname matching:
-    /// our own pid, all our ancestors (the cron shell that runs us), and all our descendants
-    /// (scripts we run, until they daemonize and leave our tree).
+    /// our own pid, our ancestors in our own session (the cron job's shell, an interactive
+    /// shell; not the cron daemon or sshd) and all our descendants (scripts we run, until they
+    /// daemonize and leave our tree). See the module doc for a session id that reads 0.
     ///
     /// Processes that vanish while being read are left out; a `/proc` that cannot be read at all
     /// gives an empty table, in which every service is dead.
@@ -178,7 +200,8 @@ impl ProcTable {
         self.procs.get(&pid).map(|p| p.cmdline.as_str())
     }
 
-    /// True if `pid` is autoheal itself, one of its ancestors or one of its descendants.
+    /// True if `pid` is autoheal itself, one of its descendants or one of its ancestors in its
+    /// own session: the processes `pname` never matches.
     pub fn is_own_tree(&self, pid: u32) -> bool {
         self.own_tree.contains(&pid)
     }
@@ -198,11 +221,17 @@ impl ProcTable {
 fn read_proc(dir: &Path, boot: Option<SystemTime>, ticks: u64) -> Option<Proc> {
     let stat = fs::read(dir.join("stat")).ok()?;
     let stat = String::from_utf8_lossy(&stat);
-    let (state, ppid, start_ticks) = parse_stat(&stat)?;
+    let Stat {
+        state,
+        ppid,
+        session,
+        start_ticks,
+    } = parse_stat(&stat)?;
     let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
     let started = boot.map(|b| b + Duration::from_millis(start_ticks.saturating_mul(1000) / ticks));
     Some(Proc {
         ppid,
+        session,
         cmdline: join_cmdline(&cmdline),
         started,
         // X (dead) is only seen for an instant, but it is no more alive than a zombie.
@@ -210,17 +239,29 @@ fn read_proc(dir: &Path, boot: Option<SystemTime>, ticks: u64) -> Option<Proc> {
     })
 }
 
-/// (state, ppid, starttime in clock ticks since boot) from the text of `/proc/PID/stat`.
-/// The command name (field 2) is in parentheses and may itself hold spaces and ')', so the
-/// fields are counted from the last ')'.
-fn parse_stat(stat: &str) -> Option<(char, u32, u64)> {
+/// The fields of `/proc/PID/stat` that a snapshot keeps.
+#[derive(Debug, PartialEq)]
+struct Stat {
+    state: char,
+    ppid: u32,
+    session: u32,
+    /// Start time in clock ticks since boot.
+    start_ticks: u64,
+}
+
+/// Parses the text of `/proc/PID/stat`. The command name (field 2) is in parentheses and may
+/// itself hold spaces and ')', so the fields are counted from the last ')'.
+fn parse_stat(stat: &str) -> Option<Stat> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // fields[0] is field 3 of proc(5), so field N is fields[N - 3].
-    let state = fields.first()?.chars().next()?;
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(22 - 3)?.parse().ok()?;
-    Some((state, ppid, start))
+    let field = |n: usize| fields.get(n - 3).copied();
+    Some(Stat {
+        state: field(3)?.chars().next()?,
+        ppid: field(4)?.parse().ok()?,
+        session: field(6)?.parse().ok()?,
+        start_ticks: field(22)?.parse().ok()?,
+    })
 }
 
 /// NUL-separated arguments → one string joined by spaces, as pgrep -f matches it.
@@ -230,16 +271,22 @@ fn join_cmdline(raw: &[u8]) -> String {
     String::from_utf8_lossy(&joined).into_owned()
 }
 
-/// The pids of our own tree: ourselves, every ancestor, every descendant.
+/// The pids of our own tree: ourselves, every descendant, and the ancestors in our own session
+/// (up to the first one that is not; see the module doc).
 fn own_tree(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
     let mut tree = HashSet::from([own_pid]);
-    let mut pid = own_pid;
-    while let Some(p) = procs.get(&pid) {
-        // A pid already in the tree means a ppid loop (pids reused while /proc was read).
-        if p.ppid == 0 || !tree.insert(p.ppid) {
-            break;
+    if let Some(session) = procs.get(&own_pid).map(|p| p.session) {
+        let mut pid = own_pid;
+        while let Some(p) = procs.get(&pid) {
+            let Some(parent) = procs.get(&p.ppid) else {
+                break;
+            };
+            // A pid already in the tree means a ppid loop (pids reused while /proc was read).
+            if parent.session != session || !tree.insert(p.ppid) {
+                break;
+            }
+            pid = p.ppid;
         }
-        pid = p.ppid;
     }
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for (&pid, p) in procs {
@@ -334,7 +381,15 @@ mod tests {
     fn stat_comm_with_spaces_and_parens() {
         let stat = "4242 (my) (odd) name) S 17 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 \
                     123456 1000 50 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0";
-        assert_eq!(parse_stat(stat), Some(('S', 17, 123456)));
+        assert_eq!(
+            parse_stat(stat),
+            Some(Stat {
+                state: 'S',
+                ppid: 17,
+                session: 4242,
+                start_ticks: 123456
+            })
+        );
         assert_eq!(parse_stat("12 (z) Z 1 0"), None);
         assert_eq!(parse_stat("garbage"), None);
     }
@@ -352,28 +407,74 @@ mod tests {
         assert_eq!(join_cmdline(b""), "");
     }
 
-    #[test]
-    fn own_tree_has_ancestors_and_descendants_but_not_siblings() {
-        let p = |ppid| Proc {
+    fn p(ppid: u32, session: u32) -> Proc {
+        Proc {
             ppid,
+            session,
             cmdline: "x".into(),
             started: None,
             zombie: false,
-        };
-        // 1 ─ 10 (cron) ─ 20 (us) ─ 30 ─ 40 ; 1 ─ 50 (daemonized) ; 10 ─ 21 (sibling)
-        let procs = BTreeMap::from([
-            (1, p(0)),
-            (10, p(1)),
-            (20, p(10)),
-            (30, p(20)),
-            (40, p(30)),
-            (50, p(1)),
-            (21, p(10)),
-        ]);
-        let tree = own_tree(&procs, 20);
+        }
+    }
+
+    fn sorted(tree: HashSet<u32>) -> Vec<u32> {
         let mut tree: Vec<_> = tree.into_iter().collect();
         tree.sort();
-        assert_eq!(tree, vec![1, 10, 20, 30, 40]);
+        tree
+    }
+
+    #[test]
+    fn own_tree_has_session_ancestors_and_descendants_but_not_siblings() {
+        // init 1 ─ cron daemon 10 ─ cron's job child 15 (setsid) ─ sh -c 17 ─ us 20 ─ script 30
+        // (its own session) ─ 40; 1 ─ 50 (daemonized); 17 ─ 21 (sibling); 10 ─ 16 (another job)
+        let procs = BTreeMap::from([
+            (1, p(0, 1)),
+            (10, p(1, 10)),
+            (15, p(10, 15)),
+            (16, p(10, 16)),
+            (17, p(15, 15)),
+            (20, p(17, 15)),
+            (21, p(17, 15)),
+            (30, p(20, 30)),
+            (40, p(30, 30)),
+            (50, p(1, 50)),
+        ]);
+        // Not the cron daemon nor init: they are in other sessions.
+        assert_eq!(sorted(own_tree(&procs, 20)), vec![15, 17, 20, 30, 40]);
+    }
+
+    #[test]
+    fn own_tree_stops_at_the_first_ancestor_outside_our_session() {
+        // 1 ─ 5 ─ 6 ─ 7 (our session's leader) ─ us 8. Artificially, 5 reads our session too (a
+        // table read while pids were reused): the walk up must not jump the gap at 6.
+        let procs = BTreeMap::from([
+            (1, p(0, 1)),
+            (5, p(1, 7)),
+            (6, p(5, 6)),
+            (7, p(6, 7)),
+            (8, p(7, 7)),
+        ]);
+        assert_eq!(sorted(own_tree(&procs, 8)), vec![7, 8]);
+    }
+
+    #[test]
+    fn own_tree_with_sessions_outside_our_namespace() {
+        // docker exec: bash 100 ─ cargo 110 ─ us 120, all reading session 0 and bash's parent
+        // reading pid 0; the container's init leads its own session. The exec'd chain is ours,
+        // init is not.
+        let procs = BTreeMap::from([
+            (1, p(0, 1)),
+            (100, p(0, 0)),
+            (110, p(100, 0)),
+            (120, p(110, 0)),
+            (130, p(120, 0)),
+        ]);
+        assert_eq!(sorted(own_tree(&procs, 120)), vec![100, 110, 120, 130]);
+        // Nothing in the namespace started a session: every ancestor reads 0 and is hidden.
+        let procs = BTreeMap::from([(1, p(0, 0)), (100, p(1, 0)), (120, p(100, 0))]);
+        assert_eq!(sorted(own_tree(&procs, 120)), vec![1, 100, 120]);
+        // We are not in the table (it vanished, or /proc is odd): just ourselves.
+        assert_eq!(sorted(own_tree(&procs, 999)), vec![999]);
     }
 
     #[test]
