@@ -197,7 +197,8 @@ pub fn create_dir(dir: &Path) -> Result<(), StateError> {
 pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
     create_dir(dir)?;
     let path = dir.join(STATE_FILE);
-    let tmp = dir.join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
+    // One fixed name: only the holder of the tick lock writes the state.
+    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
     let result = write_synced(&tmp, state)
         .and_then(|()| fs::rename(&tmp, &path))
         .and_then(|()| File::open(dir)?.sync_all());

@@ -596,6 +596,7 @@ app:
   pname: '{re2}'
   dep: [{{name: db}}]
   restart_on_dep_restart: true
+  grace: 1s
   stop: kill $(cat {{dir}}/app.pid)
   script: {s2}
 "#,
@@ -617,7 +618,8 @@ app:
     std::thread::sleep(Duration::from_millis(300));
     sh(&f.daemon_script("db", 1));
     let old_app = f.pid_of("app").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // app's process older than its grace: no longer warming up, so it may be restarted.
+    std::thread::sleep(Duration::from_millis(900));
     let out = f.run();
     let log = stdout(&out);
     assert!(
@@ -665,4 +667,106 @@ fn bad_usage_exits_2_and_says_why() {
         stderr(&out)
     );
     assert!(f.journal().is_empty(), "nothing started");
+}
+
+/// Grace counts from when a start's script returned, not from when it began: a script slower
+/// than the grace, whose daemon shows up a moment after it returns, is started once.
+#[test]
+fn a_script_slower_than_its_grace_is_started_once() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 4s
+svc:
+  pname: '{re}'
+  grace: 1s
+  script: sleep 1.5; (sleep 0.5; {s}) >/dev/null 2>&1 &
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(f.journal(), vec!["svc"], "{}", stdout(&out));
+    let starts = stdout(&out).matches("svc: started").count();
+    assert_eq!(starts, 1, "{}", stdout(&out));
+}
+
+/// A state file that cannot be written starts nothing (else grace and backoff would be lost
+/// and every tick would start the service again): exit 2, the reason on stderr and in the log.
+#[test]
+fn a_state_that_cannot_be_saved_starts_nothing() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 0\nsvc:\n  pname: '{re}'\n  script: {s}\n",
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    // The temp file the state is written through is a directory: every save fails, as on a
+    // full or read-only disk.
+    std::fs::create_dir_all(f.path("state/.state.json.tmp/x")).unwrap();
+    for _ in 0..3 {
+        let out = f.run();
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        assert!(
+            stderr(&out).contains("cannot write state file"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).contains("svc: not started: the state file cannot be saved"),
+            "{}",
+            stdout(&out)
+        );
+    }
+    assert!(f.journal().is_empty(), "nothing was started");
+}
+
+/// A process younger than its grace is warming up, whoever started it (systemd at boot, an
+/// operator): failing health does not restart it yet.
+#[test]
+fn a_warming_up_process_is_not_health_restarted() {
+    let f = Fixture::new();
+    let closed = free_port();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+  unhealthy_after: 1
+svc:
+  pname: '{re}'
+  health:
+    host: 127.0.0.1
+    port: {closed}
+  grace: 3s
+  script: {s}
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    // Started by someone else, a moment ago.
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(f.daemon_script("svc", 1))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let first = f.pid_of("svc").unwrap();
+    let out = f.run();
+    let log = stdout(&out);
+    assert!(
+        log.contains("svc: still down: unhealthy:") && log.contains("in grace for"),
+        "{log}"
+    );
+    assert!(is_running(first));
+    // Past its grace, still failing: restarted.
+    std::thread::sleep(Duration::from_millis(3200));
+    let out = f.run();
+    assert!(
+        stdout(&out).contains("svc: restarted: unhealthy"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(wait_for(Duration::from_secs(3), || !is_running(first)));
 }

@@ -162,6 +162,7 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     for svc in &config.services {
         let ss = next.services.entry(svc.name.clone()).or_default();
+        clamp_to_clock(ss, &config.settings, now);
         update_streaks(ss, obs.services.get(&svc.name), &config.settings, now);
     }
     for svc in &config.services {
@@ -186,6 +187,21 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     Plan {
         decisions,
         state: next,
+    }
+}
+
+/// Times in the future are what a clock stepped back leaves (a state written before the step):
+/// a start is brought back to now and a backoff to at most `backoff_max` from now, so the step
+/// holds a service for one grace or one backoff at most, not for the size of the step.
+fn clamp_to_clock(ss: &mut ServiceState, settings: &Settings, now: f64) {
+    if let Some(t) = ss.last_start.as_mut() {
+        *t = t.min(now);
+    }
+    if let Some(u) = ss.backoff_until.as_mut() {
+        *u = u.min(now + settings.backoff_max.as_secs_f64());
+    }
+    if let Some(t) = ss.alive_since.as_mut() {
+        *t = t.min(now);
     }
 }
 
@@ -330,19 +346,32 @@ fn gate(
     memo: &mut BTreeMap<String, Verdict>,
 ) -> Option<Hold> {
     let settings = &config.settings;
+    let grace = svc.grace.as_secs_f64();
+    let last_start = ss.last_start;
     if ss.gave_up
         || (settings.give_up_after > 0
             && ss.failures >= settings.give_up_after
-            && ss
-                .last_start
-                .is_none_or(|t| now >= t + svc.grace.as_secs_f64()))
+            && last_start.is_none_or(|t| now >= t + grace))
     {
         return Some(Hold::GaveUp {
             failures: ss.failures,
         });
     }
-    if let Some(t) = ss.last_start {
-        let until = t + svc.grace.as_secs_f64();
+    if let Some(t) = last_start {
+        let until = t + grace;
+        if now < until {
+            return Some(Hold::Grace { until });
+        }
+    }
+    // An alive service whose process is younger than its grace (started by autoheal or not:
+    // by systemd at boot, by hand) is still warming up: not restarted yet.
+    if let Some(t) = obs
+        .services
+        .get(&svc.name)
+        .filter(|o| o.alive.is_ok())
+        .and_then(|o| o.started)
+    {
+        let until = t.min(now) + grace;
         if now < until {
             return Some(Hold::Grace { until });
         }
@@ -412,8 +441,19 @@ fn dep_unready(
     }
 }
 
+/// Records that a start's script returned at `finished`, with its outcome: grace and backoff
+/// count from then, not from when it began (a script that takes 40 s must not be judged 30 s
+/// after it began, or its service is started twice). Pure.
+pub fn record_result(ss: &mut ServiceState, settings: &Settings, finished: f64, result: String) {
+    ss.last_start = Some(finished);
+    ss.last_result = Some(result);
+    let delay = backoff_delay(ss.failures, settings);
+    ss.backoff_until = (delay > 0.0).then_some(finished + delay);
+}
+
 /// Records a start in the state: when, and the backoff the next one must respect.
-/// Called by the act shell after each script, and pure itself.
+/// Called by the act shell before it runs the script (and saved before it runs, so that a
+/// start is never made that the state does not know of); pure itself.
 pub fn record_start(ss: &mut ServiceState, settings: &Settings, started: f64, result: String) {
     ss.last_start = Some(started);
     ss.last_result = Some(result);

@@ -585,3 +585,65 @@ fn a_requested_restart_passes_the_gate_like_any_other() {
         matches!(verdict(&p, "a"), Verdict::Unhealthy { reason, .. } if reason.contains("in grace"))
     );
 }
+
+#[test]
+fn a_process_younger_than_its_grace_is_not_health_restarted() {
+    let c = cfg(
+        "settings:\n  unhealthy_after: 1\na:\n  pname: a\n  health: {host: 127.0.0.1, port: 1}\n  grace: 30s\n  script: x\n",
+    );
+    let mut o = alive();
+    o.started = Some(NOW - 10.0); // started by someone else 10 s ago: warming up
+    o.health = Some(Err("connection refused".into()));
+    let p = plan(&c, &obs(vec![("a", o.clone())]), &State::default(), NOW);
+    match verdict(&p, "a") {
+        Verdict::Unhealthy {
+            held: Some(Hold::Grace { until }),
+            ..
+        } => assert_eq!(until, NOW + 20.0),
+        v => panic!("{v:?}"),
+    }
+    // Older than its grace and still failing: restarted.
+    let p = plan(&c, &obs(vec![("a", o)]), &p.state, NOW + 20.0);
+    assert!(matches!(verdict(&p, "a"), Verdict::Restart { .. }));
+}
+
+#[test]
+fn a_clock_stepped_back_holds_for_one_grace_or_backoff_at_most() {
+    let c = cfg("settings:\n  backoff_max: 5m\na:\n  pname: a\n  script: x\n  grace: 30s\n");
+    // What a tick wrote 30 days "later" than the clock now reads.
+    let later = NOW + 30.0 * 86400.0;
+    let st = state_with("a", |s| {
+        s.last_start = Some(later);
+        s.failures = 5;
+        s.backoff_until = Some(later + 300.0);
+    });
+    let p = plan(&c, &obs(vec![("a", dead())]), &st, NOW);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Grace { until: NOW + 30.0 })
+    );
+    // The clamped times are what the state keeps, so the hold lifts.
+    let p = plan(&c, &obs(vec![("a", dead())]), &p.state, NOW + 30.0);
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Backoff {
+            until: NOW + 300.0,
+            failures: 5
+        })
+    );
+    let p = plan(&c, &obs(vec![("a", dead())]), &p.state, NOW + 300.0);
+    assert_eq!(verdict(&p, "a"), Verdict::Start);
+}
+
+#[test]
+fn a_result_restarts_grace_and_backoff_from_when_the_script_returned() {
+    let c = cfg("settings:\n  backoff: 60s\na:\n  pname: a\n  script: x\n  grace: 30s\n");
+    let mut ss = ServiceState::default();
+    record_start(&mut ss, &c.settings, NOW, "script running".into());
+    record_start(&mut ss, &c.settings, NOW, "script running".into());
+    record_result(&mut ss, &c.settings, NOW + 40.0, "exit 0 in 40s".into());
+    assert_eq!(ss.last_start, Some(NOW + 40.0));
+    assert_eq!(ss.backoff_until, Some(NOW + 100.0));
+    assert_eq!(ss.starts, 2);
+    assert_eq!(ss.last_result.as_deref(), Some("exit 0 in 40s"));
+}

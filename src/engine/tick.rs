@@ -2,7 +2,7 @@
 //! more can change, or the converge budget is spent; the state is saved after every round of
 //! starts, so a tick killed half-way still remembers what it started.
 
-use super::{Hold, Plan, Verdict, plan, record_start};
+use super::{Hold, Plan, Verdict, plan, record_result, record_start};
 use crate::config::{Config, Service};
 use crate::engine::Observation;
 use crate::exec::{ScriptOutcome, ScriptSpec, run_script};
@@ -113,8 +113,8 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
 
         let starts = p.starts();
         if !starts.is_empty() {
-            act(config, &p, &obs, dir, &mut state, &mut started, log);
-            save_state(dir, &state, log);
+            act(config, &p, &obs, dir, &mut state, &mut started, log)?;
+            state::save(dir, &state)?;
             interval = FIRST_INTERVAL;
         }
         let elapsed = started_at.elapsed();
@@ -124,7 +124,7 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
         if done {
             if starts.is_empty() {
                 // (After starts it was saved just above.)
-                save_state(dir, &state, log);
+                state::save(dir, &state)?;
             }
             for d in &p.decisions {
                 if let Some(reason) = d.verdict.reason(now)
@@ -165,7 +165,9 @@ fn jitter(d: Duration) -> Duration {
 }
 
 /// Runs the scripts of every service to start, in parallel (stopping first those to restart),
-/// and records each start.
+/// and records each start: in the state file before any script runs (a state that cannot be
+/// saved starts nothing: without it, grace and backoff would be forgotten and every tick would
+/// start the service again), and each outcome once its script returns.
 fn act(
     config: &Config,
     p: &Plan,
@@ -174,7 +176,7 @@ fn act(
     state: &mut State,
     started: &mut BTreeMap<String, f64>,
     log: &mut Log,
-) {
+) -> Result<(), StateError> {
     let cwd = config
         .path
         .parent()
@@ -206,14 +208,29 @@ fn act(
         })
         .collect();
     let at = unix_now();
-    let outcomes: Vec<(Option<String>, ScriptOutcome)> = std::thread::scope(|s| {
+    for (svc, _, _) in &jobs {
+        let ss = state.services.entry(svc.name.clone()).or_default();
+        record_start(ss, &config.settings, at, "script running".into());
+    }
+    if let Err(e) = state::save(dir, state) {
+        for (svc, _, _) in &jobs {
+            log.event(
+                &svc.name,
+                "not started: the state file cannot be saved, so its start could not be \
+                 remembered (grace, backoff)",
+            );
+        }
+        return Err(e);
+    }
+    let outcomes: Vec<(Option<String>, ScriptOutcome, f64)> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .iter()
             .map(|(svc, restart, pid)| {
                 let spec = &spec;
                 s.spawn(move || {
                     let stopped = restart.map(|_| stop(svc, *pid, spec));
-                    (stopped, run_script(&spec(svc, &svc.script)))
+                    let outcome = run_script(&spec(svc, &svc.script));
+                    (stopped, outcome, unix_now())
                 })
             })
             .collect();
@@ -225,13 +242,14 @@ fn act(
                     ScriptOutcome::SpawnFailed {
                         reason: "the script runner crashed".into(),
                     },
+                    unix_now(),
                 ))
             })
             .collect()
     });
-    for ((svc, restart, _), (stopped, outcome)) in jobs.iter().zip(outcomes) {
+    for ((svc, restart, _), (stopped, outcome, finished)) in jobs.iter().zip(outcomes) {
         let ss = state.services.entry(svc.name.clone()).or_default();
-        record_start(ss, &config.settings, at, outcome.describe());
+        record_result(ss, &config.settings, finished, outcome.describe());
         started.insert(svc.name.clone(), at);
         let why = match restart {
             Some(reason) => format!("{reason}; {}", stopped.unwrap_or_default()),
@@ -255,6 +273,7 @@ fn act(
         };
         log.event(&svc.name, &line);
     }
+    Ok(())
 }
 
 /// Stops a service before its restart: its `stop:` command, then its pid if still running.
@@ -328,12 +347,6 @@ fn load_state(dir: &Path, dry_run: bool, log: &mut Log) -> Result<State, StateEr
         log.event("autoheal", &w);
     }
     Ok(s)
-}
-
-fn save_state(dir: &Path, s: &State, log: &mut Log) {
-    if let Err(e) = state::save(dir, s) {
-        log.event("autoheal", &format!("{e}"));
-    }
 }
 
 #[cfg(test)]
