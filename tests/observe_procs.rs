@@ -1,6 +1,6 @@
 //! The process table against real processes: pname matching (with our own tree excluded) and
-//! pid files (live, stale, missing, garbage, zombie, a FIFO). Only processes these tests start are
-//! ever signalled, by their pid.
+//! pid files (live, stale, missing, garbage, zombie, a FIFO), and the pid a health restart
+//! stops. Only processes these tests start are ever signalled, by their pid.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -370,4 +370,109 @@ fn pname_matches_an_ancestor_in_another_session_but_not_one_in_ours() {
             .is_some_and(|r| r.starts_with("no process matches")),
         "{inner}"
     );
+}
+
+/// Runs `script` as a daemon: through a shell that exits at once, so that it leaves our tree
+/// (as a service's startup script does). Returns its pid.
+fn daemon(script: &str) -> u32 {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{script} </dev/null >/dev/null 2>&1 & echo $!"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The pids whose parent is `pid`, from a scan of /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                stat.rfind(')').is_some_and(|i| {
+                    stat[i + 1..].split_whitespace().nth(1) == Some(&pid.to_string())
+                })
+            })
+        })
+        .collect();
+    kids.sort();
+    kids
+}
+
+#[test]
+fn stop_target_is_the_matching_parent_not_its_matching_children() {
+    // A master (a shell whose own command line matches) with two workers that match too.
+    let arg = unique_sleep_arg();
+    let master = daemon(&format!("sh -c 'sleep {arg} & sleep {arg} & wait'"));
+    let _guard = KillOnDrop(master);
+    let re = Regex::new(&regex::escape(&format!("sleep {arg}"))).unwrap();
+    eventually("both workers to have exec'd sleep", |t| {
+        let kids = children_of(master);
+        kids.len() == 2
+            && kids
+                .iter()
+                .all(|&k| t.cmdline(k) == Some(format!("sleep {arg}").as_str()))
+    });
+    let workers = children_of(master);
+    let _workers: Vec<KillOnDrop> = workers.iter().map(|&k| KillOnDrop(k)).collect();
+
+    let table = ProcTable::snapshot();
+    assert!(re.is_match(table.cmdline(master).unwrap()));
+    assert_eq!(table.stop_target(&re), Ok(master));
+
+    // Once the master is gone (its workers orphaned), there is no single process to stop.
+    kill(master);
+    eventually("the orphaned workers to be ambiguous", |t| {
+        t.stop_target(&re).is_err_and(|e| {
+            workers
+                .iter()
+                .all(|w| e.contains(&format!("{w} (sleep {arg})")))
+        })
+    });
+}
+
+#[test]
+fn stop_target_refuses_to_pick_among_unrelated_matching_processes() {
+    let arg = unique_sleep_arg();
+    let re = Regex::new(&regex::escape(&format!("sleep {arg}"))).unwrap();
+    assert_eq!(
+        ProcTable::snapshot().stop_target(&re),
+        Err(format!("no process matches \"{}\"", re.as_str()))
+    );
+
+    let first = daemon(&format!("sleep {arg}"));
+    let _first = KillOnDrop(first);
+    eventually("the first to have exec'd sleep", |t| {
+        t.stop_target(&re) == Ok(first)
+    });
+
+    // A second, unrelated one (as a `tail -f` of the service's log would be).
+    let second = daemon(&format!("sleep {arg}"));
+    let _second = KillOnDrop(second);
+    eventually("the second to have exec'd sleep", |t| {
+        t.cmdline(second) == Some(format!("sleep {arg}").as_str())
+    });
+    let err = ProcTable::snapshot().stop_target(&re).unwrap_err();
+    for pid in [first, second] {
+        assert!(err.contains(&format!("{pid} (sleep {arg})")), "{err}");
+    }
+    assert!(err.contains("2 unrelated processes"), "{err}");
+    assert!(
+        err.contains("give the service a `stop:` command or a `pid_file`"),
+        "{err}"
+    );
+
+    // Our own matching child never counts.
+    kill(second);
+    let mut child = sleep_child(&arg);
+    let _child = KillOnDrop(child.id());
+    eventually("only the first to be a candidate", |t| {
+        t.cmdline(child.id()) == Some(format!("sleep {arg}").as_str())
+            && t.stop_target(&re) == Ok(first)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

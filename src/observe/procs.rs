@@ -25,7 +25,8 @@
 //! calls setsid), so it stays visible. Only where nothing inside the namespace ever started a
 //! session does this fall back to hiding every ancestor, as before sessions were considered.
 //!
-//! What this module must not do: signal, restart or otherwise act on a process. It only reads.
+//! What this module must not do: signal, restart or otherwise act on a process. It only reads;
+//! [`ProcTable::stop_target`] only picks the pid that the engine then signals.
 
 use crate::report::io_reason;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -129,7 +130,64 @@ impl ProcTable {
     /// master and workers that is the master.
     pub fn find_pname(&self, re: &regex::Regex) -> Liveness {
         let found = self
-            .procs
+            .matching(re)
+            .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), *pid));
+        match found {
+            Some((pid, p)) => Liveness::Alive {
+                pid,
+                started: p.started,
+            },
+            None => Liveness::dead(no_match(re)),
+        }
+    }
+
+    /// The pid to signal to stop a `pname` service (before a health restart), which is not
+    /// always the pid [`find_pname`](Self::find_pname) reports: a loose pattern may also match
+    /// a `tail -f` of the service's log, started before the service itself.
+    ///
+    /// Takes the processes `find_pname` can match (not autoheal's own tree, not zombies, not
+    /// kernel threads) and drops every one whose parent is also among them (the workers of a
+    /// master, the children of a matching wrapper shell). Returns:
+    /// - `Ok(pid)` if exactly one process is left: the topmost matching process;
+    /// - `Err("no process matches \"RE\"")` if none matches (the text of the dead reason);
+    /// - `Err(reason)` if several are left, the reason naming each of them as `pid (command
+    ///   line)` (up to five, command lines cut at 60 characters) and saying to give the service
+    ///   a `stop:` command or a `pid_file` so that autoheal knows which process to stop. Nothing
+    ///   should be signalled then.
+    pub fn stop_target(&self, re: &regex::Regex) -> Result<u32, String> {
+        const SHOWN: usize = 5;
+        let matching: BTreeMap<u32, &Proc> = self.matching(re).collect();
+        let tops: Vec<(u32, &Proc)> = matching
+            .iter()
+            .filter(|(_, p)| !matching.contains_key(&p.ppid))
+            .map(|(&pid, &p)| (pid, p))
+            .collect();
+        match tops.as_slice() {
+            [] => Err(no_match(re)),
+            [(pid, _)] => Ok(*pid),
+            _ => {
+                let mut listed: Vec<String> = tops
+                    .iter()
+                    .take(SHOWN)
+                    .map(|(pid, p)| format!("{pid} ({})", shorten(&p.cmdline, 60)))
+                    .collect();
+                if tops.len() > SHOWN {
+                    listed.push(format!("and {} more", tops.len() - SHOWN));
+                }
+                Err(format!(
+                    "pname \"{}\" matches {} unrelated processes: {}; give the service a `stop:` \
+                     command or a `pid_file` so that autoheal knows which process to stop",
+                    re.as_str(),
+                    tops.len(),
+                    listed.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// The processes `pname` may match: not zombies, not kernel threads, not our own tree.
+    fn matching<'a>(&'a self, re: &'a regex::Regex) -> impl Iterator<Item = (u32, &'a Proc)> {
+        self.procs
             .iter()
             .filter(|(pid, p)| {
                 !p.zombie
@@ -137,14 +195,7 @@ impl ProcTable {
                     && !self.own_tree.contains(pid)
                     && re.is_match(&p.cmdline)
             })
-            .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), **pid));
-        match found {
-            Some((&pid, p)) => Liveness::Alive {
-                pid,
-                started: p.started,
-            },
-            None => Liveness::dead(format!("no process matches \"{}\"", re.as_str())),
-        }
+            .map(|(&pid, p)| (pid, p))
     }
 
     /// Alive iff the file holds a pid of a live, non-zombie process that started no later than
@@ -214,6 +265,19 @@ impl ProcTable {
     /// True if the snapshot holds no process (e.g. /proc was unreadable).
     pub fn is_empty(&self) -> bool {
         self.procs.is_empty()
+    }
+}
+
+/// The dead reason of a pname that matches nothing.
+fn no_match(re: &regex::Regex) -> String {
+    format!("no process matches \"{}\"", re.as_str())
+}
+
+/// At most `max` characters of `s`, with "…" in place of the rest.
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
     }
 }
 
@@ -475,6 +539,102 @@ mod tests {
         assert_eq!(sorted(own_tree(&procs, 120)), vec![1, 100, 120]);
         // We are not in the table (it vanished, or /proc is odd): just ourselves.
         assert_eq!(sorted(own_tree(&procs, 999)), vec![999]);
+    }
+
+    #[test]
+    fn stop_target_is_the_master_not_its_workers_nor_a_tail_of_its_log() {
+        let named = |ppid, cmdline: &str, started| Proc {
+            cmdline: cmdline.into(),
+            started: Some(UNIX_EPOCH + Duration::from_secs(started)),
+            ..p(ppid, 1)
+        };
+        let mut procs = BTreeMap::from([
+            (1, named(0, "/sbin/init", 0)),
+            (100, named(1, "nginx: master process /usr/sbin/nginx", 20)),
+            (101, named(100, "nginx: worker process", 21)),
+            (102, named(100, "nginx: worker process", 21)),
+            (7, named(1, "cron", 1)),
+            // autoheal run from cron, whose job line mentions nginx: hidden.
+            (
+                8,
+                named(7, "sh -c autoheal run -c /etc/nginx-heal.yaml", 30),
+            ),
+            (9, named(8, "autoheal run -c /etc/nginx-heal.yaml", 30)),
+        ]);
+        let re = regex::Regex::new("nginx").unwrap();
+        let table = |procs: &BTreeMap<u32, Proc>| ProcTable {
+            own_tree: own_tree(procs, 9),
+            procs: procs.clone(),
+        };
+        assert_eq!(table(&procs).stop_target(&re), Ok(100));
+
+        // An operator's tail of the error log, older than the master: liveness reports it, but
+        // it is not a worker of the master, so there is no telling which one to stop.
+        procs.insert(50, named(1, "tail -f /var/log/nginx/error.log", 10));
+        let t = table(&procs);
+        assert_eq!(
+            t.find_pname(&re),
+            Liveness::Alive {
+                pid: 50,
+                started: Some(UNIX_EPOCH + Duration::from_secs(10))
+            }
+        );
+        assert_eq!(
+            t.stop_target(&re),
+            Err("pname \"nginx\" matches 2 unrelated processes: \
+                 50 (tail -f /var/log/nginx/error.log), \
+                 100 (nginx: master process /usr/sbin/nginx); \
+                 give the service a `stop:` command or a `pid_file` so that autoheal knows \
+                 which process to stop"
+                .to_string())
+        );
+
+        let none = regex::Regex::new("redis").unwrap();
+        assert_eq!(
+            t.stop_target(&none),
+            Err("no process matches \"redis\"".to_string())
+        );
+    }
+
+    #[test]
+    fn many_stop_candidates_are_listed_briefly() {
+        let long = format!("worker {}", "x".repeat(100));
+        let mut procs: BTreeMap<u32, Proc> = (10..18)
+            .map(|pid| {
+                (
+                    pid,
+                    Proc {
+                        cmdline: long.clone(),
+                        ..p(1, 1)
+                    },
+                )
+            })
+            .collect();
+        procs.insert(
+            1,
+            Proc {
+                cmdline: "init".into(),
+                ..p(0, 1)
+            },
+        );
+        let t = ProcTable {
+            own_tree: own_tree(&procs, 999),
+            procs,
+        };
+        let err = t
+            .stop_target(&regex::Regex::new("^worker").unwrap())
+            .unwrap_err();
+        let shown = format!("{}…", &long[..60]);
+        assert!(
+            err.contains(&format!("10 ({shown}), 11 ({shown})")),
+            "{err}"
+        );
+        assert!(err.contains(&format!("14 ({shown}), and 3 more;")), "{err}");
+        assert!(!err.contains("15 ("), "{err}");
+        assert!(
+            err.starts_with("pname \"^worker\" matches 8 unrelated processes: "),
+            "{err}"
+        );
     }
 
     #[test]
