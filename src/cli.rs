@@ -13,14 +13,9 @@ use std::path::PathBuf;
 #[command(name = "autoheal", version, max_term_width = 100)]
 pub struct Cli {
     /// The config file [default: $AUTOHEAL_CONFIG, else /etc/autoheal/conf.yaml]
-    #[arg(
-        short = 'c',
-        long = "config",
-        global = true,
-        value_name = "FILE",
-        env = "AUTOHEAL_CONFIG",
-        hide_env = true
-    )]
+    // Not clap's `env`: it takes a set but empty AUTOHEAL_CONFIG for an empty -c and fails;
+    // an empty one is unset here (see `config_path`).
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -64,10 +59,48 @@ pub enum Command {
 }
 
 impl Cli {
-    /// The config path: `-c`, else `$AUTOHEAL_CONFIG` (both handled by clap), else the default.
+    /// The config path: `-c`, else `$AUTOHEAL_CONFIG` if set and not empty, else the default.
     pub fn config_path(&self) -> PathBuf {
-        self.config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::defaults::CONFIG_PATH))
+        config_path(
+            self.config.as_deref(),
+            std::env::var_os("AUTOHEAL_CONFIG").as_deref(),
+        )
+    }
+}
+
+/// `-c`, else a non-empty `$AUTOHEAL_CONFIG`, else [`crate::defaults::CONFIG_PATH`].
+fn config_path(flag: Option<&std::path::Path>, env: Option<&std::ffi::OsStr>) -> PathBuf {
+    match (flag, env) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(e)) if !e.is_empty() => PathBuf::from(e),
+        _ => PathBuf::from(crate::defaults::CONFIG_PATH),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::path::Path;
+
+    #[test]
+    fn config_path_flag_then_env_then_default() {
+        let flag = Some(Path::new("a.yaml"));
+        assert_eq!(
+            config_path(flag, Some(OsStr::new("b.yaml"))),
+            Path::new("a.yaml")
+        );
+        assert_eq!(
+            config_path(None, Some(OsStr::new("b.yaml"))),
+            Path::new("b.yaml")
+        );
+        assert_eq!(
+            config_path(None, Some(OsStr::new(""))),
+            Path::new(crate::defaults::CONFIG_PATH)
+        );
+        assert_eq!(
+            config_path(None, None),
+            Path::new(crate::defaults::CONFIG_PATH)
+        );
     }
 }

@@ -116,6 +116,38 @@ fn missing_config_names_the_default_path() {
     );
 }
 
+/// `AUTOHEAL_CONFIG=` (set but empty) is as if unset: the default path, not a usage error.
+#[test]
+fn empty_config_variable_falls_back_to_the_default_path() {
+    let out = autoheal()
+        .env("AUTOHEAL_CONFIG", "")
+        .arg("check")
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(!err.contains("a value is required"), "{err}");
+    if std::path::Path::new("/etc/autoheal/conf.yaml").exists() {
+        assert!(
+            text.starts_with("/etc/autoheal/conf.yaml: ")
+                || err.starts_with("/etc/autoheal/conf.yaml:"),
+            "{text}{err}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            err.starts_with("/etc/autoheal/conf.yaml: cannot read the config: no such file"),
+            "{err}"
+        );
+    }
+    // -c still wins over an empty variable.
+    let out = autoheal()
+        .env("AUTOHEAL_CONFIG", "")
+        .args(["check", "-c", "examples/conf.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
     let out = autoheal().arg("frobnicate").output().unwrap();
