@@ -41,3 +41,7 @@ pub const UNHEALTHY_AFTER: u32 = 3;
 pub const HEALTH_SPACING: Duration = Duration::from_secs(5);
 /// After SIGTERM (no `stop:`), time for a process to exit before SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this much YAML is copied by anchors and aliases (`*name`) in one config file, in nodes
+/// (a long text counts one per 64 bytes): a nested-alias "billion laughs" file is rejected
+/// instead of exhausting memory.
+pub const YAML_ALIAS_BUDGET: usize = 100_000;

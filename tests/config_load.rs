@@ -239,3 +239,54 @@ fn anchors_and_aliases_work() {
         [Dep::Tcp { port: 5432, .. }]
     ));
 }
+
+#[test]
+fn merge_keys_share_keys_and_explicit_keys_win() {
+    let src = "\
+web:
+  pname: web
+  script: /srv/web/start.sh
+  timeout: &limits 90s
+  dep: &deps
+    - {name: db, host: 127.0.0.1, port: 5432}
+api: &base
+  pname: api
+  script: /srv/api/start.sh
+  grace: 45s
+  dep: *deps
+worker:
+  <<: *base
+  pname: worker
+  script: /srv/worker/start.sh
+  timeout: *limits
+";
+    let cfg = config::load_str(src, Path::new("m.yaml")).unwrap();
+    let worker = cfg.service("worker").unwrap();
+    assert_eq!(worker.liveness.pname().unwrap().source, "worker");
+    assert_eq!(worker.script, "/srv/worker/start.sh");
+    assert_eq!(worker.grace, Duration::from_secs(45), "merged from api");
+    assert_eq!(worker.timeout, Duration::from_secs(90));
+    assert!(matches!(&worker.deps[..], [Dep::Tcp { port: 5432, .. }]));
+}
+
+#[test]
+fn a_second_document_is_not_dropped() {
+    let err = config::load_str(
+        "a:\n  pname: a\n  script: x\n---\nb:\n  pname: b\n  script: y\n",
+        Path::new("d.yaml"),
+    )
+    .unwrap_err();
+    let heads: Vec<String> = err.0.iter().map(|d| d.headline()).collect();
+    assert_eq!(
+        heads,
+        ["d.yaml:4:1: a second YAML document starts here; a config file is one document"]
+    );
+    // A `---` that opens the only document, or ends it with nothing after, is fine.
+    assert!(
+        config::load_str(
+            "---\na:\n  pname: a\n  script: x\n---\n",
+            Path::new("d.yaml")
+        )
+        .is_ok()
+    );
+}

@@ -112,13 +112,7 @@ fn parse_str(src: &str, path: &Path) -> Result<Config, Rejected> {
             return Err(rejected(cx.errors));
         }
         Err(e) => {
-            cx.error(
-                e.pos,
-                "",
-                &format!("YAML syntax error: {}", e.message),
-                1,
-                Some("fix the YAML syntax (indentation with spaces, `key: value`, `- ` for list items)".into()),
-            );
+            cx.error(e.pos, "", &e.message, e.width, Some(e.help));
             return Err(rejected(cx.errors));
         }
     };
@@ -195,6 +189,7 @@ impl Cx<'_> {
                 value,
                 block: false,
                 plain,
+                ..
             } if !value.contains('\n') => value.chars().count() + if *plain { 0 } else { 2 },
             _ => 1,
         };

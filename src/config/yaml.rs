@@ -5,8 +5,9 @@
 //! line, and a file with three mistakes would need three edit-and-retry rounds. Instead we take
 //! the marked event stream of `yaml-rust2` (a maintained pure-Rust YAML 1.2 parser), build this
 //! small tree with a line and column on every node, and let `config::load` walk it, collecting
-//! every error with its position. Anchors and aliases are resolved here; duplicate keys are kept
-//! (the loader reports them).
+//! every error with its position. Anchors, aliases and merge keys (`<<: *name`) are resolved
+//! here, with a bound on how much aliases may copy; duplicate keys are kept (the loader reports
+//! them). A file is one document: a second one is an error, not silently dropped.
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -20,11 +21,13 @@ pub struct Pos {
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    /// A scalar's text. `plain` is false for quoted and block scalars (`"80"` stays a string).
+    /// A scalar's text. `plain` is false for quoted and block scalars (`"80"` stays a string);
+    /// `block` is true for `|` and `>`, `literal` for `|` alone (its lines are the file's lines).
     Scalar {
         value: String,
         plain: bool,
         block: bool,
+        literal: bool,
     },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
@@ -51,6 +54,30 @@ impl Node {
         }
     }
 
+    /// What it weighs against the alias budget: one per node, a long text one per 64 bytes.
+    fn weight(&self) -> usize {
+        match &self.kind {
+            Kind::Scalar { value, .. } => 1 + value.len() / 64,
+            Kind::Seq(items) => 1 + items.iter().map(Node::weight).sum::<usize>(),
+            Kind::Map(entries) => {
+                1 + entries
+                    .iter()
+                    .map(|(k, v)| k.weight() + v.weight())
+                    .sum::<usize>()
+            }
+        }
+    }
+
+    /// A plain scalar's text: a key as written without quotes.
+    fn plain_str(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Scalar {
+                value, plain: true, ..
+            } => Some(value),
+            _ => None,
+        }
+    }
+
     /// What this node is, for "expected X, found Y" messages.
     pub fn describe(&self) -> &'static str {
         match &self.kind {
@@ -62,22 +89,31 @@ impl Node {
     }
 }
 
-/// A YAML syntax error with its position.
+/// A file that is not one YAML document autoheal can read: bad syntax, a second document,
+/// aliases that copy too much, a bad merge key. It stops the parse: nothing else is reported.
 #[derive(Debug, Clone)]
-pub struct SyntaxError {
+pub struct YamlError {
     pub pos: Pos,
+    /// The whole message, e.g. `YAML syntax error: ...`.
     pub message: String,
+    /// Width of the caret under `pos`.
+    pub width: usize,
+    pub help: String,
 }
 
 /// Parses one YAML document. An empty file gives `Ok(None)`.
-pub fn parse(src: &str) -> Result<Option<Node>, SyntaxError> {
+pub fn parse(src: &str) -> Result<Option<Node>, YamlError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(src);
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
-        return Err(SyntaxError {
+        return Err(YamlError {
             pos: pos_of(m),
-            message: e.info().to_string(),
+            message: format!("YAML syntax error: {}", e.info()),
+            width: 1,
+            help:
+                "fix the YAML syntax (indentation with spaces, `key: value`, `- ` for list items)"
+                    .into(),
         });
     }
     if let Some(err) = builder.error {
@@ -100,17 +136,63 @@ struct Builder {
     stack: Vec<(Node, usize)>,
     /// Keys of open mappings waiting for their value.
     pending_keys: Vec<Option<Node>>,
-    anchors: std::collections::HashMap<usize, Node>,
+    /// Each anchored node with its weight.
+    anchors: std::collections::HashMap<usize, (Node, usize)>,
+    /// Weight copied so far by anchors and aliases, against [`crate::defaults::YAML_ALIAS_BUDGET`].
+    copied: usize,
     docs: Vec<Node>,
-    error: Option<SyntaxError>,
+    /// Where the current document starts (its `---`).
+    doc_start: Pos,
+    /// The first error; once set, further events are ignored.
+    error: Option<YamlError>,
 }
 
 impl Builder {
+    fn fail(&mut self, pos: Pos, width: usize, message: String, help: &str) {
+        self.error.get_or_insert(YamlError {
+            pos,
+            message,
+            width,
+            help: help.into(),
+        });
+    }
+
+    /// Counts a copy of `weight` against the alias budget; false (and an error at `pos`) past it.
+    fn copy(&mut self, weight: usize, pos: Pos) -> bool {
+        let budget = crate::defaults::YAML_ALIAS_BUDGET;
+        self.copied = self.copied.saturating_add(weight);
+        if self.copied > budget {
+            self.fail(
+                pos,
+                1,
+                format!("YAML aliases expand to more than {budget} nodes"),
+                "an alias (`*name`) copies its anchor's whole value, and aliases inside an \
+                 anchor multiply: write the values out or alias less",
+            );
+            return false;
+        }
+        true
+    }
+
     fn push_value(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let weight = node.weight();
+            if !self.copy(weight, node.pos) {
+                return;
+            }
+            self.anchors.insert(anchor, (node.clone(), weight));
         }
         match self.stack.last_mut() {
+            // A second document with content: its services would be dropped without a word.
+            None if !self.docs.is_empty() && !is_empty_document(&node) => {
+                self.fail(
+                    self.doc_start,
+                    3,
+                    "a second YAML document starts here; a config file is one document".into(),
+                    "put every service in one mapping: remove this `---` and what it separates \
+                     (or move it to its own file)",
+                );
+            }
             None => self.docs.push(node),
             Some((parent, _)) => match &mut parent.kind {
                 Kind::Seq(items) => items.push(node),
@@ -130,8 +212,66 @@ impl Builder {
     }
 }
 
+/// What a bare `---` at the end of a file gives: nothing.
+fn is_empty_document(node: &Node) -> bool {
+    matches!(&node.kind, Kind::Scalar { value, plain: true, .. } if value.is_empty())
+}
+
+/// Resolves the merge keys (`<<: *name`, `<<: [*a, *b]`) of a finished mapping: the merged
+/// mappings' entries take the place of the `<<` entry, except keys the mapping gives itself
+/// (explicit keys win) or an earlier merged mapping gave (the first wins), as in YAML 1.1.
+fn merge(entries: &mut Vec<(Node, Node)>) -> Result<(), (Pos, String)> {
+    if !entries.iter().any(|(k, _)| k.plain_str() == Some("<<")) {
+        return Ok(());
+    }
+    let old = std::mem::take(entries);
+    let mut taken: std::collections::HashSet<String> = old
+        .iter()
+        .filter(|(k, _)| k.plain_str() != Some("<<"))
+        .filter_map(|(k, _)| k.as_str().map(str::to_string))
+        .collect();
+    for (k, v) in old {
+        if k.plain_str() != Some("<<") {
+            entries.push((k, v));
+            continue;
+        }
+        let sources = match v.kind {
+            Kind::Map(m) => vec![m],
+            Kind::Seq(items) if items.iter().all(|i| matches!(i.kind, Kind::Map(_))) => items
+                .into_iter()
+                .map(|i| match i.kind {
+                    Kind::Map(m) => m,
+                    _ => unreachable!("checked above"),
+                })
+                .collect(),
+            _ => {
+                let found = v.describe();
+                return Err((
+                    v.pos,
+                    format!(
+                        "`<<` (a YAML merge key) takes a mapping or a list of mappings, found {found}"
+                    ),
+                ));
+            }
+        };
+        for (mk, mv) in sources.into_iter().flatten() {
+            let new = match mk.as_str() {
+                Some(name) => taken.insert(name.to_string()),
+                None => true,
+            };
+            if new {
+                entries.push((mk, mv));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
         let pos = pos_of(&mark);
         match ev {
             Event::Scalar(value, style, anchor, _tag) => {
@@ -140,6 +280,7 @@ impl MarkedEventReceiver for Builder {
                         value,
                         plain: style == TScalarStyle::Plain,
                         block: matches!(style, TScalarStyle::Literal | TScalarStyle::Folded),
+                        literal: style == TScalarStyle::Literal,
                     },
                     pos,
                 };
@@ -164,34 +305,44 @@ impl MarkedEventReceiver for Builder {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((mut node, anchor)) = self.stack.pop() {
-                    if let Kind::Map(entries) = &node.kind {
+                    if let Kind::Map(entries) = &mut node.kind {
                         self.pending_keys.pop();
                         // The parser marks a block mapping where its first value starts; the
                         // operator looks for it where its first key stands.
                         if let Some((k, _)) = entries.first() {
                             node.pos = k.pos;
                         }
+                        if let Err((at, message)) = merge(entries) {
+                            self.fail(
+                                at,
+                                1,
+                                message,
+                                "write `<<: *name`, where `&name` anchors a mapping",
+                            );
+                            return;
+                        }
                     }
                     self.push_value(node, anchor);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
+            Event::Alias(id) => match self.anchors.get(&id).map(|(_, w)| *w) {
+                Some(weight) => {
+                    if !self.copy(weight, pos) {
+                        return;
+                    }
+                    let mut node = self.anchors[&id].0.clone();
                     node.pos = pos;
                     self.push_value(node, 0);
                 }
-                None => {
-                    self.error.get_or_insert(SyntaxError {
-                        pos,
-                        message: "alias to an unknown anchor".into(),
-                    });
-                }
+                None => self.fail(
+                    pos,
+                    1,
+                    "YAML syntax error: alias to an unknown anchor".into(),
+                    "define the anchor (`&name`) before the alias (`*name`)",
+                ),
             },
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd
-            | Event::Nothing => {}
+            Event::DocumentStart => self.doc_start = pos,
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
     }
 }
@@ -235,6 +386,66 @@ mod tests {
             panic!()
         };
         assert_eq!(inner[0].1.pos, Pos { line: 3, col: 5 });
+    }
+
+    #[test]
+    fn literal_blocks_keep_leading_blank_lines() {
+        let doc = parse("a: |\n\n  x\n").unwrap().unwrap();
+        let Kind::Map(top) = &doc.kind else { panic!() };
+        assert!(matches!(&top[0].1.kind,
+            Kind::Scalar { value, literal: true, .. } if value == "\nx\n"));
+        assert_eq!(top[0].1.pos.line, 3);
+    }
+
+    #[test]
+    fn merge_keys_merge_and_explicit_keys_win() {
+        let src = "a: &d {x: 1, y: 2}\nb: &e {z: 3, x: 9}\nc:\n  y: 5\n  <<: [*d, *e]\n";
+        let doc = parse(src).unwrap().unwrap();
+        let Kind::Map(top) = &doc.kind else { panic!() };
+        let Kind::Map(c) = &top[2].1.kind else {
+            panic!()
+        };
+        let pairs: Vec<(&str, &str)> = c
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap(), v.as_str().unwrap()))
+            .collect();
+        assert_eq!(pairs, [("y", "5"), ("x", "1"), ("z", "3")]);
+        // A quoted "<<" is an ordinary key.
+        let doc = parse("a: {\"<<\": 1}\n").unwrap().unwrap();
+        let Kind::Map(top) = &doc.kind else { panic!() };
+        assert!(matches!(&top[0].1.kind, Kind::Map(m) if m[0].0.as_str() == Some("<<")));
+    }
+
+    #[test]
+    fn a_merge_key_needs_a_mapping() {
+        let err = parse("a: &s 1\nb:\n  <<: *s\n").unwrap_err();
+        assert_eq!(err.pos, Pos { line: 3, col: 7 });
+        assert!(err.message.contains("found a value"), "{err:?}");
+    }
+
+    #[test]
+    fn a_second_document_is_an_error_a_trailing_marker_is_not() {
+        let err = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!(err.pos, Pos { line: 2, col: 1 });
+        assert!(parse("a: 1\n---\n").unwrap().is_some());
+        assert!(parse("---\na: 1\n...\n").unwrap().is_some());
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..30 {
+            let p = i - 1;
+            src.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let err = parse(&src).unwrap_err();
+        assert!(err.message.contains("aliases expand"), "{err:?}");
+        // Ordinary reuse is well within the budget.
+        let mut ok = String::from("d: &d [{name: db, host: h, port: 1}]\n");
+        for i in 0..1000 {
+            ok.push_str(&format!("s{i}: {{dep: *d}}\n"));
+        }
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]
