@@ -240,6 +240,29 @@ fn anchors_and_aliases_work() {
     ));
 }
 
+/// A `check: |` chunk's `line` is the file line of its line 1, leading blank lines included,
+/// so that a Lua error on the chunk's line N is reported at file line `line + N - 1`.
+#[test]
+fn a_literal_chunk_starts_at_its_first_line_even_a_blank_one() {
+    let src = "web:\n  pname: web\n  check: |\n\n    local x = 1\n    return x\n  script: x\n";
+    let cfg = config::load_str(src, Path::new("c.yaml")).unwrap();
+    let check = cfg.services[0].check.as_ref().unwrap();
+    assert_eq!(check.line, 4, "the blank line after `check: |`");
+    let lines: Vec<&str> = src.lines().collect();
+    for (n, chunk_line) in check.source.lines().enumerate() {
+        assert_eq!(lines[check.line - 1 + n].trim(), chunk_line.trim());
+    }
+    // Without a blank line, line 1 is the line after `check: |`; a one-line chunk is on its
+    // key's line.
+    let src = "web:\n  pname: web\n  check: |\n    return 1\n  script: x\n  dep:\n    - {name: q, lua: return 2}\n";
+    let cfg = config::load_str(src, Path::new("c.yaml")).unwrap();
+    assert_eq!(cfg.services[0].check.as_ref().unwrap().line, 4);
+    match &cfg.services[0].deps[0] {
+        Dep::Lua { chunk, .. } => assert_eq!(chunk.line, 7),
+        other => panic!("a lua dep, got {other:?}"),
+    }
+}
+
 #[test]
 fn merge_keys_share_keys_and_explicit_keys_win() {
     let src = "\

@@ -307,11 +307,24 @@ impl Cx<'_> {
 
     fn chunk(&mut self, node: &Node, context: &str, key: &str, label: String) -> Option<LuaChunk> {
         let source = self.string(node, context, key)?;
-        // yaml-rust2 marks a block scalar (`|`) at its first content line, which is the
-        // chunk's line 1 (tested in yaml.rs).
+        // yaml-rust2 marks a block scalar at its first content line (tested in yaml.rs). A
+        // literal block (`|`) keeps the file's lines, leading blank ones as leading newlines:
+        // its line 1 stands that many lines higher. Folded (`>`) and multi-line flow scalars
+        // join lines, so no line mapping is exact for them: they keep their first line.
+        let line = match &node.kind {
+            Kind::Scalar {
+                value,
+                literal: true,
+                ..
+            } => {
+                let blank = value.bytes().take_while(|b| *b == b'\n').count();
+                node.pos.line.saturating_sub(blank).max(1)
+            }
+            _ => node.pos.line,
+        };
         let chunk = LuaChunk {
             source,
-            line: node.pos.line,
+            line,
             label,
         };
         self.chunks.push(chunk.clone());
