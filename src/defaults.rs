@@ -9,6 +9,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time a fresh restart gets to come alive (`grace:`, `settings.grace`).
 pub const GRACE: Duration = Duration::from_secs(30);
+/// The shortest `grace` a config may give: less would let two starts follow each other before
+/// the first could come alive.
+pub const MIN_GRACE: Duration = Duration::from_millis(100);
 /// Default budget of one tick's converge loop (`settings.converge`).
 pub const CONVERGE: Duration = Duration::from_secs(50);
 /// Default time limit of one Lua chunk (`settings.lua_timeout`).

@@ -263,6 +263,27 @@ fn a_literal_chunk_starts_at_its_first_line_even_a_blank_one() {
     }
 }
 
+/// Zero is an error for time limits and grace, a meaning for the rest; any positive time limit
+/// is accepted.
+#[test]
+fn zero_durations_that_mean_something_are_accepted() {
+    let src = "settings:\n  converge: 0\n  backoff: 0\n  backoff_max: 0\n  healthy_after: 0\n  probe_timeout: 1ms\n  lua_timeout: 1ms\n  script_timeout: 1ms\n  grace: 100ms\na:\n  pname: a\n  script: x\n  timeout: 1ms\n  grace: 1s\n";
+    let cfg = config::load_str(src, Path::new("z.yaml")).unwrap();
+    let s = &cfg.settings;
+    assert_eq!(
+        (s.converge, s.backoff, s.backoff_max, s.healthy_after),
+        (
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO
+        )
+    );
+    assert_eq!(s.probe_timeout, Duration::from_millis(1));
+    assert_eq!(cfg.services[0].timeout, Duration::from_millis(1));
+    assert_eq!(cfg.services[0].grace, Duration::from_secs(1));
+}
+
 #[test]
 fn merge_keys_share_keys_and_explicit_keys_win() {
     let src = "\

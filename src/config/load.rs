@@ -289,6 +289,38 @@ impl Cx<'_> {
         }
     }
 
+    /// A time limit (`timeout`, `*_timeout`): more than zero, or nothing could ever finish.
+    fn limit(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
+        let d = self.duration(node, context, key)?;
+        if d.is_zero() {
+            self.error_at(
+                node,
+                context,
+                &format!("`{key}` must be more than 0"),
+                Some("with no time a probe is never ready and a script or Lua chunk is stopped as it starts; give a positive duration such as 3s".into()),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A `grace`: at least [`crate::defaults::MIN_GRACE`], or a service is started twice
+    /// before it could come alive.
+    fn grace(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
+        let d = self.duration(node, context, key)?;
+        let min = crate::defaults::MIN_GRACE;
+        if d < min {
+            self.error_at(
+                node,
+                context,
+                &format!("`{key}` must be at least {}", crate::report::duration(min)),
+                Some("grace is the time a fresh start gets to come alive before it may be started again; give the time the service takes to start, e.g. 30s".into()),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
     fn count(&mut self, node: &Node, context: &str, key: &str) -> Option<u32> {
         let text = self.string(node, context, key)?;
         match text.trim().parse::<u32>() {
@@ -432,7 +464,16 @@ impl Cx<'_> {
                     }
                 }
                 _ => {
-                    let Some(d) = self.duration(v, cx, key) else {
+                    let d = match key {
+                        "probe_timeout" | "script_timeout" | "lua_timeout" => {
+                            self.limit(v, cx, key)
+                        }
+                        "grace" => self.grace(v, cx, key),
+                        // 0 is meaningful: converge = one pass, backoff = none (grace alone
+                        // spaces retries), healthy_after = reset once seen alive and well.
+                        _ => self.duration(v, cx, key),
+                    };
+                    let Some(d) = d else {
                         continue;
                     };
                     match key {
@@ -495,8 +536,8 @@ impl Cx<'_> {
                 "check" => check = self.chunk(v, name, kname, format!("{name}.check")),
                 "script" => script = self.string(v, name, kname),
                 "user" => user = self.string(v, name, kname),
-                "timeout" => timeout = self.duration(v, name, kname).unwrap_or(timeout),
-                "grace" => grace = self.duration(v, name, kname).unwrap_or(grace),
+                "timeout" => timeout = self.limit(v, name, kname).unwrap_or(timeout),
+                "grace" => grace = self.grace(v, name, kname).unwrap_or(grace),
                 "dep" => deps = self.deps(name, v, settings, services),
                 "health" => health = self.health(name, v, settings),
                 "stop" => stop = self.string(v, name, kname),
@@ -580,7 +621,7 @@ impl Cx<'_> {
         }
         let get = |key: &str| lookup(&entries, key);
         let timeout = get("timeout")
-            .and_then(|n| self.duration(n, svc, "timeout"))
+            .and_then(|n| self.limit(n, svc, "timeout"))
             .unwrap_or(settings.probe_timeout);
         match (get("url"), get("host"), get("port")) {
             (Some(u), None, None) => {
@@ -703,7 +744,7 @@ impl Cx<'_> {
         let name = get("name").and_then(|n| self.string(n, svc, "name"));
         let host = get("host").and_then(|n| self.string(n, svc, "host"));
         let url = get("url").and_then(|n| self.url(n, svc));
-        let timeout = get("timeout").and_then(|n| self.duration(n, svc, "timeout"));
+        let timeout = get("timeout").and_then(|n| self.limit(n, svc, "timeout"));
         let port = get("port").and_then(|n| self.port(n, svc));
         let (has_tcp, has_url, has_lua) = (
             get("host").is_some() || get("port").is_some(),
