@@ -130,6 +130,8 @@ fn full_example_loads_every_key() {
     let queue = cfg.service("queue").unwrap();
     assert_eq!(queue.timeout, Duration::from_secs(120));
     assert_eq!(queue.grace, Duration::from_secs(60));
+    assert_eq!(web.check_timeout, Duration::from_secs(3));
+    assert_eq!(queue.check_timeout, cfg.settings.lua_timeout);
 }
 
 #[test]
@@ -261,6 +263,14 @@ fn a_literal_chunk_starts_at_its_first_line_even_a_blank_one() {
         Dep::Lua { chunk, .. } => assert_eq!(chunk.line, 7),
         other => panic!("a lua dep, got {other:?}"),
     }
+}
+
+#[test]
+fn check_timeout_defaults_to_lua_timeout() {
+    let src = "settings:\n  lua_timeout: 7s\na:\n  pname: a\n  check: return true\n  script: x\nb:\n  pname: b\n  check: return true\n  check_timeout: 250ms\n  script: x\n";
+    let cfg = config::load_str(src, Path::new("t.yaml")).unwrap();
+    assert_eq!(cfg.services[0].check_timeout, Duration::from_secs(7));
+    assert_eq!(cfg.services[1].check_timeout, Duration::from_millis(250));
 }
 
 /// Zero is an error for time limits and grace, a meaning for the rest; any positive time limit

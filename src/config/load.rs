@@ -22,6 +22,7 @@ const SERVICE_KEYS: &[&str] = &[
     "grace",
     "unhealthy_after",
     "restart_on_dep_restart",
+    "check_timeout",
 ];
 const HEALTH_KEYS: &[&str] = &["host", "port", "url", "timeout"];
 const DEP_KEYS: &[&str] = &["name", "host", "port", "url", "lua", "timeout"];
@@ -514,6 +515,7 @@ impl Cx<'_> {
         let (mut pname, mut pid_file, mut check, mut script, mut user) =
             (None, None, None, None, None);
         let (mut timeout, mut grace) = (settings.script_timeout, settings.grace);
+        let mut check_timeout = settings.lua_timeout;
         let (mut health, mut stop, mut follow) = (None, None, false);
         let mut unhealthy_after = settings.unhealthy_after;
         let mut deps = Vec::new();
@@ -538,6 +540,20 @@ impl Cx<'_> {
                 "user" => user = self.string(v, name, kname),
                 "timeout" => timeout = self.limit(v, name, kname).unwrap_or(timeout),
                 "grace" => grace = self.grace(v, name, kname).unwrap_or(grace),
+                "check_timeout" => {
+                    check_timeout = self.limit(v, name, kname).unwrap_or(check_timeout);
+                    if node_of(node, "check").is_none() {
+                        self.error_at(
+                            k,
+                            name,
+                            "`check_timeout` without `check`: there is no check to limit",
+                            Some(
+                                "add `check:` (a Lua health check) or remove `check_timeout`"
+                                    .into(),
+                            ),
+                        );
+                    }
+                }
                 "dep" => deps = self.deps(name, v, settings, services),
                 "health" => health = self.health(name, v, settings),
                 "stop" => stop = self.string(v, name, kname),
@@ -609,6 +625,7 @@ impl Cx<'_> {
             stop,
             unhealthy_after,
             restart_on_dep_restart: follow,
+            check_timeout,
         })
     }
 

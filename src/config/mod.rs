@@ -107,6 +107,8 @@ pub struct Service {
     pub unhealthy_after: u32,
     /// Restart it when one of its local deps was (re)started after it.
     pub restart_on_dep_restart: bool,
+    /// Time limit of its `check:` chunk (`check_timeout:`, default `settings.lua_timeout`).
+    pub check_timeout: Duration,
 }
 
 /// A tcp or http probe of a service's own health.
