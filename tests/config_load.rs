@@ -295,6 +295,23 @@ fn zero_durations_that_mean_something_are_accepted() {
 }
 
 #[test]
+fn restart_on_dep_restart_without_a_local_dep_is_a_warning() {
+    let src = "a:\n  pname: a\n  script: x\n  restart_on_dep_restart: true\n  dep:\n    - {name: db, host: 127.0.0.1, port: 5432}\n";
+    let cfg = config::load_str(src, Path::new("w.yaml")).expect("only a warning");
+    let heads: Vec<String> = cfg.warnings.iter().map(|w| w.headline()).collect();
+    assert_eq!(
+        heads,
+        [
+            "w.yaml:4:27: warning: a: `restart_on_dep_restart` has no effect: no dep names a service of this file"
+        ]
+    );
+    // With a local dep, or set to false, nothing to say.
+    let ok = "db:\n  pname: db\n  script: x\na:\n  pname: a\n  script: x\n  restart_on_dep_restart: true\n  dep: [{name: db}]\nb:\n  pname: b\n  script: x\n  restart_on_dep_restart: false\n";
+    let cfg = config::load_str(ok, Path::new("w.yaml")).unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
 fn merge_keys_share_keys_and_explicit_keys_win() {
     let src = "\
 web:

@@ -608,6 +608,18 @@ impl Cx<'_> {
             );
             self.warnings.push(d);
         }
+        if follow && !deps.iter().any(|d| matches!(d, Dep::Service { .. })) {
+            let v = node_of(node, "restart_on_dep_restart").unwrap_or(key);
+            let d = self.diag(
+                Severity::Warning,
+                v.pos,
+                name,
+                "`restart_on_dep_restart` has no effect: no dep names a service of this file",
+                v.as_str().map_or(1, str::len),
+                Some("it follows the restarts of deps given by name alone (`- name: db`); add one or remove the key".into()),
+            );
+            self.warnings.push(d);
+        }
         if self.errors.len() > ok_before {
             return None;
         }
