@@ -371,3 +371,76 @@ good:
         "later rounds reuse the verdict: {log}"
     );
 }
+
+/// `restart()` of a service with a Lua dep is judged with that dep's result (it runs beside the
+/// asking chunk, so the plan judges it once every result is in); a restart the plan's gate
+/// then holds is not done, the service is left as it is and the log says why.
+#[test]
+fn lua_restart_is_judged_again_once_every_result_is_in() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+web:
+  pname: '{re1}'
+  dep:
+    - name: q
+      lua: return true
+  grace: 1s
+  script: {s1}
+other:
+  pname: '{re2}'
+  check: return false, "never healthy"
+  script: {s2}
+y:
+  pname: '{re3}'
+  dep: [{{name: other}}]
+  grace: 1s
+  script: {s3}
+mon:
+  pname: '{re4}'
+  check: |
+    if alive("web") and alive("y") then
+      log("web: " .. tostring((restart("web"))))
+      log("y: " .. tostring((restart("y"))))
+    end
+    return true
+  script: {s4}
+"#,
+        re1 = f.sleeper_re(1),
+        re2 = f.sleeper_re(2),
+        re3 = f.sleeper_re(3),
+        re4 = f.sleeper_re(4),
+        s1 = f.daemon_script("web", 1),
+        s2 = f.daemon_script("other", 2),
+        s3 = f.daemon_script("y", 3),
+        s4 = f.daemon_script("mon", 4),
+    ));
+    f.run();
+    // y waits on the unhealthy `other`: start it by hand, as an operator would.
+    let sh = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(f.daemon_script("y", 3))
+        .status()
+        .unwrap();
+    assert!(sh.success());
+    let (web, y) = (f.pid_of("web").unwrap(), f.pid_of("y").unwrap());
+    std::thread::sleep(Duration::from_millis(1200)); // past every grace
+    let out = f.run();
+    let log = stdout(&out);
+    assert!(log.contains("mon.check: web: true"), "{log}");
+    assert!(
+        log.contains("web: restarted: restart requested by a Lua restart()"),
+        "{log}"
+    );
+    assert!(wait_for(Duration::from_secs(3), || !is_running(web)));
+    assert!(
+        log.contains(
+            "y: restart requested by a Lua restart() not done: waiting on other (unhealthy: never healthy)"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("y: restarted"), "{log}");
+    assert!(is_running(y), "y is left as it is");
+}

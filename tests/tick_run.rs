@@ -770,3 +770,53 @@ svc:
     );
     assert!(wait_for(Duration::from_secs(3), || !is_running(first)));
 }
+
+/// A loose `pname` matching two unrelated processes: a health restart would have to guess which
+/// one to stop. autoheal does not guess: it signals nothing, starts nothing and says why.
+#[test]
+fn an_ambiguous_pname_is_not_health_restarted() {
+    let f = Fixture::new();
+    let closed = free_port();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+  unhealthy_after: 1
+svc:
+  pname: 'sleep 1000\.{tag}[12]$'
+  health:
+    host: 127.0.0.1
+    port: {closed}
+  grace: 1s
+  script: {s}
+"#,
+        tag = f.tag,
+        s = f.daemon_script("svc", 1)
+    ));
+    let sh = |s: &str| {
+        assert!(
+            std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(s)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    sh(&f.daemon_script("one", 1));
+    sh(&f.daemon_script("two", 2));
+    let (one, two) = (f.pid_of("one").unwrap(), f.pid_of("two").unwrap());
+    std::thread::sleep(Duration::from_millis(1100)); // past grace
+    let out = f.run();
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(
+            "svc: still down: unhealthy: unhealthy (1 failed health observation in a row)"
+        ) && log.contains("not restarted:")
+            && log.contains("stop:"),
+        "{log}"
+    );
+    assert!(is_running(one) && is_running(two), "nothing signalled");
+    assert_eq!(f.journal(), vec!["one", "two"], "nothing started");
+}

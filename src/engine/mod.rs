@@ -33,6 +33,9 @@ pub struct ServiceObs {
     pub health: Option<Result<(), String>>,
     /// Results of its tcp, http and lua deps, by dep name. A dep missing here was not probed.
     pub deps: BTreeMap<String, DepObs>,
+    /// For a service alive by `pname` alone: why autoheal cannot tell which process to stop
+    /// (several unrelated processes match), so it must not restart it without a `stop:`.
+    pub ambiguous: Option<String>,
 }
 
 /// One tcp, http or lua dep as probed.
@@ -128,6 +131,9 @@ pub struct Decision {
 pub struct Plan {
     pub decisions: Vec<Decision>,
     pub state: State,
+    /// Lines for the log that are not a service's verdict: (service, message), e.g. a restart
+    /// a Lua chunk asked for that the gate did not let through.
+    pub notes: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -176,6 +182,23 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
             ss.gave_up = true;
         }
     }
+    // A restart a chunk asked for that the gate holds now that every result is in: the
+    // service stays as it is (alive and well), and the log says why nothing was done.
+    let mut notes = Vec::new();
+    for (name, who) in &obs.requested {
+        if let (Some(Verdict::Alive), Some(svc)) = (verdicts.get(name), config.service(name)) {
+            let ss = next.services.get(name).cloned().unwrap_or_default();
+            if let Some(hold) = gate(config, obs, &next, now, svc, &ss, &mut verdicts.clone()) {
+                notes.push((
+                    name.clone(),
+                    format!(
+                        "restart requested by {who} not done: {}",
+                        hold.describe(now)
+                    ),
+                ));
+            }
+        }
+    }
     let decisions = config
         .services
         .iter()
@@ -187,6 +210,7 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     Plan {
         decisions,
         state: next,
+        notes,
     }
 }
 
@@ -291,8 +315,22 @@ fn decide_uncached(
             (None, None) => return Verdict::Alive,
         },
     };
+    let requested =
+        matches!(&o.health, None | Some(Ok(()))) && dep_restarted_after(obs, svc, o).is_none();
+    if let (None, Some(which)) = (&svc.stop, &o.ambiguous) {
+        // Stopping a guess could kill the wrong process; starting another could double it.
+        if requested {
+            return Verdict::Alive;
+        }
+        return Verdict::Unhealthy {
+            reason: format!("{why}; not restarted: {which}"),
+            held: None,
+        };
+    }
     match gate(config, obs, state, now, svc, &ss, memo) {
         None => Verdict::Restart { reason: why },
+        // Only asked for by a chunk, and healthy: held, it is simply left alone (see `plan`).
+        Some(_) if requested => Verdict::Alive,
         Some(hold) => Verdict::Unhealthy {
             reason: format!("{why}; its restart is held: {}", hold.describe(now)),
             held: Some(hold),

@@ -16,6 +16,7 @@ fn alive() -> ServiceObs {
         started: Some(NOW - 1000.0),
         health: None,
         deps: BTreeMap::new(),
+        ambiguous: None,
     }
 }
 
@@ -25,6 +26,7 @@ fn dead() -> ServiceObs {
         started: None,
         health: None,
         deps: BTreeMap::new(),
+        ambiguous: None,
     }
 }
 
@@ -580,9 +582,16 @@ fn a_requested_restart_passes_the_gate_like_any_other() {
         may_start(&c, &o, &st, NOW, "a"),
         Err("just started, in grace for 29s more".into())
     );
+    // Held: a healthy service asked for by a chunk stays alive, and the log says why.
     let p = plan(&c, &o, &st, NOW);
-    assert!(
-        matches!(verdict(&p, "a"), Verdict::Unhealthy { reason, .. } if reason.contains("in grace"))
+    assert_eq!(verdict(&p, "a"), Verdict::Alive);
+    assert_eq!(
+        p.notes,
+        vec![(
+            "a".to_string(),
+            "restart requested by web.check not done: just started, in grace for 29s more"
+                .to_string()
+        )]
     );
 }
 
@@ -646,4 +655,38 @@ fn a_result_restarts_grace_and_backoff_from_when_the_script_returned() {
     assert_eq!(ss.backoff_until, Some(NOW + 100.0));
     assert_eq!(ss.starts, 2);
     assert_eq!(ss.last_result.as_deref(), Some("exit 0 in 40s"));
+}
+
+#[test]
+fn a_service_whose_process_to_stop_is_ambiguous_is_not_restarted() {
+    let c = cfg(
+        "settings:\n  unhealthy_after: 1\na:\n  pname: nginx\n  health: {host: 127.0.0.1, port: 1}\n  script: x\nb:\n  pname: b\n  stop: kill-b\n  health: {host: 127.0.0.1, port: 1}\n  script: y\n",
+    );
+    let sick = |ambiguous: Option<&str>| {
+        let mut o = alive();
+        o.health = Some(Err("connection refused".into()));
+        o.ambiguous = ambiguous.map(str::to_string);
+        o
+    };
+    let two = "several processes match: 10 (nginx: master), 11 (tail -f nginx.log)";
+    let p = plan(
+        &c,
+        &obs(vec![("a", sick(Some(two))), ("b", sick(Some(two)))]),
+        &State::default(),
+        NOW,
+    );
+    assert_eq!(
+        verdict(&p, "a"),
+        Verdict::Unhealthy {
+            reason: format!(
+                "unhealthy (1 failed health observation in a row): connection refused; not restarted: {two}"
+            ),
+            held: None
+        }
+    );
+    assert!(
+        p.starts() == ["b"],
+        "with a stop: command it is: {:?}",
+        p.decisions
+    );
 }

@@ -96,6 +96,9 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
         }
         let now = unix_now();
         let p = plan(config, &obs, &state, now);
+        for (service, msg) in &p.notes {
+            log.event(service, msg);
+        }
         log_transitions(&state, &p, &started, &mut reported_up, now, log);
         state = p.state.clone();
 
@@ -361,6 +364,7 @@ mod tests {
                 verdict,
             }],
             state: State::default(),
+            notes: Vec::new(),
         }
     }
 

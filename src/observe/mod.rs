@@ -57,16 +57,20 @@ pub const LUA_WORKERS: usize = 16;
 /// check in parallel, each bounded by its own timeout.
 pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
     let table = ProcTable::snapshot();
-    let (alive, started): (Vec<_>, Vec<_>) = config
-        .services
-        .iter()
-        .map(|s| liveness(&table, &s.liveness))
-        .unzip();
+    let mut alive = Vec::new();
+    let mut started = Vec::new();
+    let mut ambiguous = Vec::new();
+    for s in &config.services {
+        let (a, t, amb) = liveness(&table, &s.liveness);
+        alive.push(a);
+        started.push(t);
+        ambiguous.push(amb);
+    }
 
     // Everything to probe or run. Probes are deduplicated by `probe_all`: many services may
     // wait on one database.
     let mut targets: Vec<(Target, Duration)> = Vec::new();
-    let mut chunks: Vec<(usize, Option<&str>, &LuaChunk, Duration)> = Vec::new();
+    let mut chunks: Vec<LuaJob<'_>> = Vec::new();
     for (i, svc) in config.services.iter().enumerate() {
         if let (Ok(_), Some(check)) = (&alive[i], &svc.check) {
             chunks.push((i, None, check, config.settings.lua_timeout));
@@ -101,7 +105,8 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
             // What `restart()` needs to judge the gate: everything but the Lua results (only
             // chunks can call it, so without chunks there is nothing to publish).
             if let Some(world) = &world {
-                world.publish(assemble(config, scope, &alive, &started, &probed, &[]));
+                let live = (&alive[..], &started[..], &ambiguous[..]);
+                world.publish(assemble(config, scope, live, &probed, &[]));
             }
             probed
         });
@@ -122,7 +127,46 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
             .collect();
         (probes.join().unwrap_or_default(), ran)
     });
-    let mut obs = assemble(config, scope, &alive, &started, &probed, &ran);
+    let mut ran = ran;
+    if let (Some(shared), Some(world)) = (&shared, &world) {
+        // A restart a chunk asked for is judged by the plan with every dep of the service;
+        // the Lua deps of an alive service were not run above: run them now.
+        let asked = world.requested();
+        let mut extra: Vec<LuaJob<'_>> = Vec::new();
+        for (i, svc) in config.services.iter().enumerate() {
+            if !asked.contains(&svc.name) {
+                continue;
+            }
+            for dep in &svc.deps {
+                if let Dep::Lua {
+                    name,
+                    chunk,
+                    timeout,
+                } = dep
+                    && !chunks
+                        .iter()
+                        .any(|(j, d, _, _)| *j == i && *d == Some(name.as_str()))
+                {
+                    extra.push((i, Some(name.as_str()), chunk, *timeout));
+                }
+            }
+        }
+        if !extra.is_empty() {
+            let jobs = extra
+                .iter()
+                .map(|(_, _, c, t)| ((*c).clone(), *t))
+                .collect();
+            let results = run_chunks(shared.clone(), jobs, world.clone(), LUA_WORKERS);
+            ran.extend(
+                extra
+                    .iter()
+                    .zip(results)
+                    .map(|((i, dep, _, _), result)| (*i, *dep, result)),
+            );
+        }
+    }
+    let live = (&alive[..], &started[..], &ambiguous[..]);
+    let mut obs = assemble(config, scope, live, &probed, &ran);
     if let Some(world) = world {
         let left = world.finish();
         for (service, dep, result) in left.extra {
@@ -138,23 +182,35 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
 
 type LuaResult<'a> = (usize, Option<&'a str>, Result<(), String>);
 
+/// A chunk to run: (service index, dep name or `None` for its `check:`, chunk, time limit).
+type LuaJob<'a> = (usize, Option<&'a str>, &'a LuaChunk, Duration);
+
+/// Liveness of every service, in config order: alive or why not, when its process started,
+/// why its process to stop is ambiguous (see [`liveness`]).
+type Live<'a> = (
+    &'a [Result<Option<u32>, String>],
+    &'a [Option<f64>],
+    &'a [Option<String>],
+);
+
 /// The observation from liveness, probe results and Lua results.
 fn assemble(
     config: &Config,
     scope: Scope,
-    alive: &[Result<Option<u32>, String>],
-    started: &[Option<f64>],
+    (alive, started, ambiguous): Live<'_>,
     probed: &HashMap<Target, probe::ProbeResult>,
     lua: &[LuaResult<'_>],
 ) -> Observation {
     let mut services: Vec<ServiceObs> = alive
         .iter()
         .zip(started)
-        .map(|(alive, started)| ServiceObs {
+        .zip(ambiguous)
+        .map(|((alive, started), ambiguous)| ServiceObs {
             alive: alive.clone(),
             started: *started,
             health: None,
             deps: Default::default(),
+            ambiguous: ambiguous.clone(),
         })
         .collect();
     let result_of = |target: &Target| {
@@ -424,7 +480,16 @@ fn health_target(p: &Probe) -> (Target, Duration) {
 
 /// Alive iff every liveness check of the service holds: `Ok(pid)` and when that process
 /// started (unix seconds), or the first reason it does not hold.
-fn liveness(table: &ProcTable, l: &Liveness) -> (Result<Option<u32>, String>, Option<f64>) {
+/// Liveness of one service: `Ok(pid)` or `Err(why dead)`, when its process started, and for
+/// `pname` alone, why autoheal could not tell which process to stop.
+///
+/// For `pname` alone the pid is the topmost matching process (see
+/// [`ProcTable::stop_target`]), the one a restart would signal; when several unrelated
+/// processes match, the oldest is shown and the service is marked ambiguous.
+fn liveness(
+    table: &ProcTable,
+    l: &Liveness,
+) -> (Result<Option<u32>, String>, Option<f64>, Option<String>) {
     let mut found = None;
     let checks = [
         l.pname().map(|p| table.find_pname(&p.regex)),
@@ -433,7 +498,14 @@ fn liveness(table: &ProcTable, l: &Liveness) -> (Result<Option<u32>, String>, Op
     for check in checks.into_iter().flatten() {
         match check {
             procs::Liveness::Alive { pid, started } => found = Some((pid, started)),
-            procs::Liveness::Dead { reason } => return (Err(reason), None),
+            procs::Liveness::Dead { reason } => return (Err(reason), None, None),
+        }
+    }
+    let mut ambiguous = None;
+    if let (Liveness::Pname(p), Some(_)) = (l, found) {
+        match table.stop_target(&p.regex) {
+            Ok(pid) => found = Some((pid, table.start_time(pid))),
+            Err(why) => ambiguous = Some(why),
         }
     }
     let started = found.and_then(|(_, s)| s).and_then(|t| {
@@ -441,5 +513,5 @@ fn liveness(table: &ProcTable, l: &Liveness) -> (Result<Option<u32>, String>, Op
             .ok()
             .map(|d| d.as_secs_f64())
     });
-    (Ok(found.map(|(pid, _)| pid)), started)
+    (Ok(found.map(|(pid, _)| pid)), started, ambiguous)
 }

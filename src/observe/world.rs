@@ -71,6 +71,11 @@ impl TickWorld {
         self.published.notify_all();
     }
 
+    /// The services a chunk has asked to restart so far.
+    pub(super) fn requested(&self) -> Vec<String> {
+        lock(&self.requests).keys().cloned().collect()
+    }
+
     /// What the chunks left, taken out (an abandoned chunk may still hold the world).
     pub(super) fn finish(&self) -> Leftovers {
         Leftovers {
@@ -144,6 +149,19 @@ impl World for TickWorld {
                     };
                     lock(&self.extra).push((service.to_string(), name.clone(), dep.clone()));
                     o.deps.insert(name, dep);
+                }
+            }
+        }
+        // Its Lua deps run beside this chunk, so their results are not in yet: they count as
+        // ready here, and the plan, which has every result, judges the whole gate again (a
+        // restart it holds is not done, and the log says why).
+        if let Some(o) = obs.services.get_mut(service) {
+            for dep in &svc.deps {
+                if let crate::config::Dep::Lua { name, .. } = dep {
+                    o.deps.entry(name.clone()).or_insert_with(|| DepObs {
+                        target: "lua".into(),
+                        result: Ok(()),
+                    });
                 }
             }
         }
