@@ -444,3 +444,32 @@ mon:
     assert!(!log.contains("y: restarted"), "{log}");
     assert!(is_running(y), "y is left as it is");
 }
+
+/// A service's `check_timeout:` is the time limit of its `check:` (not `settings.lua_timeout`).
+#[test]
+fn check_timeout_limits_the_check() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+  lua_timeout: 10s
+svc:
+  pname: '{re}'
+  check: sleep(5) return true
+  check_timeout: 300ms
+  script: {s}
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    f.run();
+    let t = Instant::now();
+    let j = f.status_json();
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let reason = j["services"][0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(reason.contains("timed out after 300ms"), "{j}");
+}

@@ -73,7 +73,7 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
     let mut chunks: Vec<LuaJob<'_>> = Vec::new();
     for (i, svc) in config.services.iter().enumerate() {
         if let (Ok(_), Some(check)) = (&alive[i], &svc.check) {
-            chunks.push((i, None, check, config.settings.lua_timeout));
+            chunks.push((i, None, check, svc.check_timeout));
         }
         if let (Ok(_), Some(h)) = (&alive[i], &svc.health) {
             targets.push(health_target(h));
