@@ -58,7 +58,7 @@ pub enum ScriptOutcome {
     /// `sh` was killed by this signal (not by autoheal).
     Signaled { signal: i32, elapsed: Duration },
     /// The timeout passed; the script's process group was killed.
-    TimedOut { elapsed: Duration },
+    TimedOut { limit: Duration, elapsed: Duration },
     /// The script never ran: log file, user, or spawn failure.
     SpawnFailed { reason: String },
 }
@@ -83,8 +83,9 @@ impl ScriptOutcome {
                     .unwrap_or_default(),
                 secs(*elapsed)
             ),
-            ScriptOutcome::TimedOut { elapsed } => {
-                format!("killed after timeout {}", secs(*elapsed))
+            // The limit, not the time it took: killing the group may take a few seconds more.
+            ScriptOutcome::TimedOut { limit, .. } => {
+                format!("killed after timeout {}", secs(*limit))
             }
             ScriptOutcome::SpawnFailed { reason } => format!("could not start: {reason}"),
         }
@@ -399,6 +400,7 @@ fn wait_bounded(mut child: Child, timeout: Duration, start: Instant) -> ScriptOu
     }
     kill_group(&mut child, pgid);
     ScriptOutcome::TimedOut {
+        limit: timeout,
         elapsed: start.elapsed(),
     }
 }
@@ -452,10 +454,11 @@ mod tests {
         );
         assert_eq!(
             ScriptOutcome::TimedOut {
+                limit: Duration::from_secs(2),
                 elapsed: Duration::from_millis(5_030)
             }
             .describe(),
-            "killed after timeout 5s"
+            "killed after timeout 2s"
         );
         assert_eq!(
             ScriptOutcome::SpawnFailed {

@@ -99,7 +99,7 @@ impl Hold {
                 secs(until - now)
             ),
             Hold::GaveUp { failures } => format!(
-                "gave up after {failures} failed restarts; run `autoheal reset SERVICE` once it is fixed"
+                "gave up after {failures} failed restarts; run `autoheal reset` on it once it is fixed"
             ),
         }
     }

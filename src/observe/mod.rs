@@ -60,8 +60,16 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
     let mut alive = Vec::new();
     let mut started = Vec::new();
     let mut ambiguous = Vec::new();
+    // Which process a restart would stop matters only where a restart of an alive service
+    // can happen: health, check, dependents that follow, or any Lua (restart()).
+    let any_lua = config
+        .services
+        .iter()
+        .any(|s| s.check.is_some() || s.deps.iter().any(|d| matches!(d, Dep::Lua { .. })));
     for s in &config.services {
-        let (a, t, amb) = liveness(&table, &s.liveness);
+        let restartable =
+            any_lua || s.health.is_some() || s.check.is_some() || s.restart_on_dep_restart;
+        let (a, t, amb) = liveness(&table, &s.liveness, restartable);
         alive.push(a);
         started.push(t);
         ambiguous.push(amb);
@@ -483,12 +491,14 @@ fn health_target(p: &Probe) -> (Target, Duration) {
 /// Liveness of one service: `Ok(pid)` or `Err(why dead)`, when its process started, and for
 /// `pname` alone, why autoheal could not tell which process to stop.
 ///
-/// For `pname` alone the pid is the topmost matching process (see
-/// [`ProcTable::stop_target`]), the one a restart would signal; when several unrelated
-/// processes match, the oldest is shown and the service is marked ambiguous.
+/// For `pname` alone, of a service that may be restarted while alive (`restartable`), the pid
+/// is the topmost matching process (see [`ProcTable::stop_target`]), the one a restart would
+/// signal; when several unrelated processes match, the oldest is shown and the service is
+/// marked ambiguous. Otherwise it is the oldest match.
 fn liveness(
     table: &ProcTable,
     l: &Liveness,
+    restartable: bool,
 ) -> (Result<Option<u32>, String>, Option<f64>, Option<String>) {
     let mut found = None;
     let checks = [
@@ -502,7 +512,7 @@ fn liveness(
         }
     }
     let mut ambiguous = None;
-    if let (Liveness::Pname(p), Some(_)) = (l, found) {
+    if let (Liveness::Pname(p), Some(_), true) = (l, found, restartable) {
         match table.stop_target(&p.regex) {
             Ok(pid) => found = Some((pid, table.start_time(pid))),
             Err(why) => ambiguous = Some(why),
