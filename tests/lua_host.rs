@@ -622,6 +622,192 @@ fn endless_loop_is_cut_at_the_time_limit() {
     assert!(start.elapsed() < Duration::from_secs(3));
 }
 
+/// Runs `src` under `timeout` on a thread of its own, and panics if it is still running after
+/// `within`: a chunk that escapes its time limit (a loop in C that the instruction hook cannot
+/// interrupt) must fail the test, not hang it. Such a thread is left behind, spinning.
+fn run_within(src: &str, timeout: Duration, within: Duration) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = src.to_string();
+    std::thread::spawn(move || {
+        let _ = tx.send(run_with(&owned, timeout, &TestWorld::default()));
+    });
+    rx.recv_timeout(within)
+        .unwrap_or_else(|_| panic!("still running after {within:?}: {src}"))
+}
+
+/// The C library functions whose loop count a chunk chooses without allocating anything
+/// (string.rep of an empty string, table.move over an empty range, the table functions on a
+/// table whose `__len` / `__index` lie) are bounded: they fail, or run as Lua code the hook
+/// stops, instead of looping in C past the time limit.
+#[test]
+fn c_library_loops_are_bounded() {
+    let t = Duration::from_millis(500);
+    let within = Duration::from_secs(5);
+    assert_eq!(
+        run_within("return string.rep('', 1e15) == ''", t, within),
+        Ok(())
+    );
+    assert_eq!(
+        run_within("return ('').rep('', 1e15, '') == ''", t, within),
+        Ok(())
+    );
+    assert_eq!(
+        run_within("return ('x'):rep(1e15)", t, within),
+        Err("conf.yaml:7: web.check: string.rep: result too large (more than 64 MiB)".into())
+    );
+    assert_eq!(
+        run_within("return string.rep('', 1e15, ',')", t, within),
+        Err("conf.yaml:7: web.check: string.rep: result too large (more than 64 MiB)".into())
+    );
+    assert_eq!(
+        run_within(
+            "return table.move({}, 1, math.maxinteger - 1, 1)",
+            t,
+            within
+        ),
+        Err(
+            "conf.yaml:7: web.check: table.move: too many elements to move (more than 16777216)"
+                .into()
+        )
+    );
+    // A length the chunk chooses (__len), elements and stores made by C functions (no Lua code
+    // for the hook to stop in): run as Lua loops, so the time limit holds.
+    let liar = "local t = setmetatable({}, {__len = function() return 0x7ffffffe end, \
+                __index = tostring, __newindex = rawequal})\n";
+    for op in [
+        "table.insert(t, 1, 'x')",
+        "table.remove(t, 1)",
+        "table.sort(t)",
+        "table.concat(t)",
+        "table.move(t, 1, 1 << 23, 2)",
+    ] {
+        let err = run_within(&format!("{liar}{op}"), t, within).unwrap_err();
+        assert!(
+            err == "timed out after 500ms" || err == "memory limit of 64 MiB exceeded",
+            "{op}: {err}"
+        );
+    }
+}
+
+/// The bounded versions behave as the C functions on ordinary input, on plain tables and on
+/// proxies (tables with metamethods), errors included.
+#[test]
+fn bounded_library_functions_keep_their_behaviour() {
+    let same = r#"
+        local function proxy(t)
+          return setmetatable({}, {__index = t, __newindex = t, __len = function() return #t end})
+        end
+        local function run(make)
+          local out = {}
+          local function show(t, n) local s = {} for i = 1, n do s[i] = tostring(t[i]) end return table.concat(s, ",") end
+          local a = make({5, 3, 9, 1})
+          table.insert(a, 7)                    out[#out + 1] = show(a, 6)
+          table.insert(a, 2, 8)                 out[#out + 1] = show(a, 7)
+          out[#out + 1] = tostring(table.remove(a)) .. ":" .. show(a, 7)
+          out[#out + 1] = tostring(table.remove(a, 1)) .. ":" .. show(a, 7)
+          table.sort(a)                         out[#out + 1] = show(a, 5)
+          table.sort(a, function(x, y) return x > y end) out[#out + 1] = show(a, 5)
+          table.move(a, 1, 3, 2)                out[#out + 1] = show(a, 6)
+          table.move(a, 2, 4, 1)                out[#out + 1] = show(a, 6)
+          local b = make({})
+          out[#out + 1] = tostring(table.move(a, 1, 3, 1, b) == b) .. show(b, 4)
+          out[#out + 1] = table.concat(a, "-") .. "|" .. table.concat(a, "", 2, 3) .. "|" .. table.concat(a, ",", 4, 3)
+          out[#out + 1] = table.concat({table.unpack(a)}, " ") .. "|" .. table.concat({table.unpack(a, 2, 3)}, " ")
+          for _, bad in ipairs({
+            function() table.insert(a, 10, 1) end,
+            function() table.insert(a, 1, 2, 3) end,
+            function() table.remove(a, 10) end,
+            function() table.concat(make({1, {}, 3})) end,
+            function() table.sort(make({3, 1, 2}), 1) end,
+            function() table.sort(make({3, {}, 2})) end,
+            function() table.move(a, 1.5, 2, 1) end,
+            function() table.unpack(a, 1, 1e8) end,
+          }) do
+            local ok, err = pcall(bad)
+            out[#out + 1] = tostring(ok) .. " " .. tostring(err):gsub("^[^:]*:%d+: ", "")
+          end
+          return table.concat(out, "\n")
+        end
+        local plain, proxied = run(function(t) return t end), run(proxy)
+        return plain == proxied, plain .. "\n---\n" .. proxied
+    "#;
+    assert_eq!(run(same), Ok(()));
+    // string.rep as before on ordinary input.
+    assert_eq!(
+        run(
+            "return string.rep('ab', 3, ',') == 'ab,ab,ab' and ('x'):rep(0) == '' \
+             and ('x'):rep(-1) == '' and string.rep(12, 2) == '1212' and ('x'):rep(3) == 'xxx'"
+        ),
+        Ok(())
+    );
+    // Misuse keeps Lua's messages, at the chunk's line.
+    assert_eq!(
+        run("local x = 1\nlocal s = string.rep('x', 2.5)"),
+        Err("conf.yaml:8: web.check: bad argument #2 to 'rep' (number has no integer representation)".into())
+    );
+    assert_eq!(
+        run("local x = 1\ntable.insert({}, 5, 1)"),
+        Err("conf.yaml:8: web.check: bad argument #2 to 'insert' (position out of bounds)".into())
+    );
+    assert_eq!(
+        run("local x = 1\ntable.insert(setmetatable({}, {}), 5, 1)"),
+        Err("conf.yaml:8: web.check: bad argument #2 to 'insert' (position out of bounds)".into())
+    );
+    assert_eq!(
+        run(
+            "local t = {} for i = 1, 50 do t[i] = i end\ntable.sort(t, function() return true end)"
+        ),
+        Err("conf.yaml:8: web.check: invalid order function for sorting".into())
+    );
+    assert_eq!(
+        run("local x = 1\nlocal s = table.concat({1, {}})"),
+        Err(
+            "conf.yaml:8: web.check: invalid value (table) at index 2 in table for 'concat'".into()
+        )
+    );
+    // An error raised by a comparator is the comparator's, at its own line.
+    assert_eq!(
+        run("table.sort({3, 2, 1}, function(a, b)\nerror('cmp says no')\nend)"),
+        Err("conf.yaml:8: web.check: cmp says no".into())
+    );
+}
+
+/// xpcall's message handler runs after the error unwound, as ordinary Lua code: the hook stops
+/// an endless handler (Lua runs a real message handler with hooks off).
+#[test]
+fn xpcall_handlers_are_under_the_time_limit() {
+    let t = Duration::from_millis(300);
+    let within = Duration::from_secs(5);
+    for src in [
+        "xpcall(error, function(m) while true do end end)",
+        "xpcall(function() while true do end end, function(m) while true do end end)",
+        "while true do xpcall(function() while true do end end, function(m) return m end) end",
+    ] {
+        assert_eq!(
+            run_within(src, t, within),
+            Err("timed out after 300ms".into()),
+            "{src}"
+        );
+    }
+    // xpcall's return convention is kept.
+    assert_eq!(
+        run(r#"
+            local a, b, c = xpcall(function(x, y) return x + y, "z" end, print, 1, 2)
+            local d, e = xpcall(function() error("x", 0) end, function(m) return "h:" .. m, 2 end)
+            local n = 0
+            local f, g = xpcall(error, function(m) n = n + 1 if n < 3 then error("again") end return n end)
+            local h, i = xpcall(error, function(m) error("always") end)
+            local ok, msg = pcall(xpcall, print)
+            return a == true and b == 3 and c == "z" and d == false and e == "h:x"
+               and f == false and g == 3 and h == false and i == "error in error handling"
+               and not ok and msg:find("bad argument #2 to 'xpcall'", 1, true) ~= nil,
+               table.concat({tostring(a), tostring(b), tostring(c), tostring(d), tostring(e),
+                             tostring(g), tostring(i), tostring(msg)}, " ")
+        "#),
+        Ok(())
+    );
+}
+
 #[test]
 fn finalizers_cannot_hang_the_tick() {
     // A __gc would run when the state is closed, after the deadline and out of the hook's reach.
@@ -654,8 +840,14 @@ fn finalizers_cannot_hang_the_tick() {
 fn memory_bomb_hits_the_memory_limit() {
     let err = run("local t = {} while true do t[#t+1] = string.rep('x', 1e6) end").unwrap_err();
     assert_eq!(err, "memory limit of 64 MiB exceeded");
-    let err = run("return string.rep('x', 1e9)").unwrap_err();
+    let err = run("local s = string.rep('x', 40 << 20)\nreturn s .. s").unwrap_err();
     assert_eq!(err, "memory limit of 64 MiB exceeded");
+    // A string.rep larger than the limit is refused before it is built.
+    let err = run("local s = string.rep('x', 1e9)").unwrap_err();
+    assert_eq!(
+        err,
+        "conf.yaml:7: web.check: string.rep: result too large (more than 64 MiB)"
+    );
 }
 
 #[test]
