@@ -374,6 +374,57 @@ fn json_round_trip() {
     );
 }
 
+/// json.encode and json.decode work outside the Lua memory limit, so they have their own bound:
+/// 1 MiB of JSON text. Shared subtables cannot blow an encoding up past it.
+#[test]
+fn json_size_is_bounded() {
+    let t = Duration::from_secs(2);
+    let within = Duration::from_secs(10);
+    let bomb = |rounds: u32| {
+        format!(
+            "local s = string.rep('x', 1000)\nlocal t = {{s, s}}\nfor i = 1, {rounds} do t = {{t, t}} end\n\
+             local v, err = json.encode(t)\n\
+             return v == nil and err == 'cannot encode: the result would be larger than 1 MiB', err or #v"
+        )
+    };
+    assert_eq!(run_within(&bomb(11), t, within), Ok(()));
+    assert_eq!(run_within(&bomb(40), t, within), Ok(()));
+    // Up to the bound, as before (keys sorted, compact).
+    assert_eq!(
+        run(
+            r#"local v = json.encode({b = 1, a = {1, 2.5, "x\n"}, c = json.null, [3] = false})
+               return v == '{"3":false,"a":[1,2.5,"x\\n"],"b":1,"c":null}', v"#
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run(
+            "local v = json.encode({string.rep('x', 1000000)})\nlocal w = json.encode(string.rep('y', 1048574))\nreturn #v == 1000004 and #w == 1048576, #v"
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run(
+            "local v, err = json.encode({string.rep('x', 1048575)})\nreturn v == nil and err == 'cannot encode: the result would be larger than 1 MiB', err"
+        ),
+        Ok(())
+    );
+    // json.decode takes at most 1 MiB of text.
+    assert_eq!(
+        run(
+            "local v = json.decode('[\"' .. string.rep('x', 1000000) .. '\"]')\nreturn #v[1] == 1000000"
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run(
+            "local v, err = json.decode('\"' .. string.rep('x', 1048575) .. '\"')\n\
+             return v == nil and err == 'cannot decode: the text is 1048577 bytes, more than 1 MiB', err"
+        ),
+        Ok(())
+    );
+}
+
 #[test]
 fn tcp_exchange_and_its_bounds() {
     let echo = server(|req| {

@@ -197,6 +197,7 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
     ah.set(
         "file_age",
         lua.create_function(move |_, path: String| {
+            c.check_deadline()?;
             let p = c.path(&path);
             let age = std::fs::metadata(&p).and_then(|m| m.modified()).map(|m| {
                 SystemTime::now()
@@ -215,6 +216,7 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
     ah.set(
         "disk_free",
         lua.create_function(move |_, path: String| {
+            c.check_deadline()?;
             let p = c.path(&path);
             Ok(match rustix::fs::statvfs(&p) {
                 Ok(s) => {
@@ -229,7 +231,7 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
         })?,
     )?;
 
-    ah.set("json", json::table(lua)?)?;
+    ah.set("json", json::table(lua, ctx)?)?;
 
     let g = lua.globals();
     for pair in ah.pairs::<String, Value>() {

@@ -353,6 +353,16 @@ impl Ctx {
         format!("timed out after {}", show(self.timeout()))
     }
 
+    /// Fails with the chunk's timeout once the deadline has passed: for a primitive that could
+    /// be called from a loop in C (as a metamethod or a sort comparator), where the hook never
+    /// runs.
+    pub(crate) fn check_deadline(&self) -> mlua::Result<()> {
+        if Instant::now() >= self.deadline() {
+            return Err(self.timeout_error());
+        }
+        Ok(())
+    }
+
     /// The time a blocking primitive may take: `want`, cut to what the chunk has left. Errors
     /// with the chunk's timeout when nothing is left.
     pub(crate) fn budget(&self, want: Duration) -> mlua::Result<Duration> {
