@@ -820,3 +820,42 @@ svc:
     assert!(is_running(one) && is_running(two), "nothing signalled");
     assert_eq!(f.journal(), vec!["one", "two"], "nothing started");
 }
+
+/// A hung script holds back only its own service: the tick goes on observing and heals an
+/// unrelated chain while it runs, then records the hung one when its timeout kills it.
+#[test]
+fn a_hung_script_does_not_hold_back_unrelated_services() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 5s
+hung:
+  pname: 'never-{{tag}}'
+  script: sleep 30
+  timeout: 4s
+a:
+  pname: '{re1}'
+  script: {s1}
+b:
+  pname: '{re2}'
+  dep: [{{name: a}}]
+  script: {s2}
+"#,
+        re1 = f.sleeper_re(1),
+        re2 = f.sleeper_re(2),
+        s1 = f.daemon_script("a", 1),
+        s2 = f.daemon_script("b", 2),
+    ));
+    let out = f.run();
+    let log = stdout(&out);
+    assert_eq!(f.journal(), vec!["a", "b"], "{log}");
+    let b_started = log.find("b: started").expect(&log);
+    let hung_killed = log
+        .find("hung: start failed: script killed after timeout 4s")
+        .expect(&log);
+    assert!(
+        b_started < hung_killed,
+        "b did not wait for hung's script: {log}"
+    );
+}

@@ -10,7 +10,7 @@
 use crate::config::{Config, Dep, Service, Settings};
 use crate::report::secs;
 use crate::state::{ServiceState, State};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What one observation saw; the input of [`plan`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +20,8 @@ pub struct Observation {
     pub requested: BTreeMap<String, String>,
     /// Lines Lua chunks logged with `log()`: (chunk label, message).
     pub notes: Vec<(String, String)>,
+    /// Services whose start (or restart) script is still running: not started again.
+    pub running: BTreeSet<String>,
 }
 
 /// One service as observed.
@@ -74,6 +76,8 @@ pub enum Hold {
     Backoff { until: f64, failures: u32 },
     /// `failures` restarts in a row failed; autoheal stopped trying (`autoheal reset`).
     GaveUp { failures: u32 },
+    /// Its start script is still running (a slow script holds only its own service).
+    Starting,
 }
 
 impl Hold {
@@ -81,7 +85,7 @@ impl Hold {
     /// `None` when it never lifts within a tick.
     pub fn lifts_at(&self, now: f64) -> Option<f64> {
         match self {
-            Hold::Deps { .. } => Some(now),
+            Hold::Deps { .. } | Hold::Starting => Some(now),
             Hold::Grace { until } | Hold::Backoff { until, .. } => Some(*until),
             Hold::GaveUp { .. } => None,
         }
@@ -98,6 +102,7 @@ impl Hold {
                 "backed off for {} more after {failures} failed restarts",
                 secs(until - now)
             ),
+            Hold::Starting => "its start script is running".into(),
             Hold::GaveUp { failures } => format!(
                 "gave up after {failures} failed restarts; run `autoheal reset` on it once it is fixed"
             ),
@@ -383,6 +388,9 @@ fn gate(
     ss: &ServiceState,
     memo: &mut BTreeMap<String, Verdict>,
 ) -> Option<Hold> {
+    if obs.running.contains(&svc.name) {
+        return Some(Hold::Starting);
+    }
     let settings = &config.settings;
     let grace = svc.grace.as_secs_f64();
     let last_start = ss.last_start;
@@ -460,6 +468,7 @@ fn dep_unready(
             Verdict::Held(Hold::GaveUp { .. }) => {
                 Some(format!("{name} (dead, autoheal gave up on it)"))
             }
+            Verdict::Held(Hold::Starting) => Some(format!("{name} (starting: script running)")),
         },
         _ => {
             let name = dep.name();

@@ -4,7 +4,7 @@
 
 use super::{Hold, Plan, Verdict, plan, record_result, record_start};
 use crate::config::{Config, Service};
-use crate::engine::Observation;
+use crate::engine::{Observation, ServiceObs};
 use crate::exec::{ScriptOutcome, ScriptSpec, run_script};
 use crate::observe::{Ctx, Restarts, Scope, observe};
 use crate::report::log::Log;
@@ -13,6 +13,7 @@ use crate::state::{self, LockOutcome, State, StateError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How a tick is run.
@@ -81,7 +82,13 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
     let mut interval = FIRST_INTERVAL;
     let mut started: BTreeMap<String, f64> = BTreeMap::new();
     let mut reported_up: BTreeSet<String> = BTreeSet::new();
+    let mut running = Running::new();
     loop {
+        let done = running.collect(Duration::ZERO);
+        if !done.is_empty() {
+            record_finished(config, dir, done, &mut state, &mut started, log);
+            state::save(dir, &state)?;
+        }
         let ctx = Ctx {
             state: &state,
             restarts: if opts.dry_run {
@@ -90,7 +97,8 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
                 Restarts::Allowed
             },
         };
-        let obs = observe(config, Scope::Dead, &ctx);
+        let mut obs = observe(config, Scope::Dead, &ctx);
+        obs.running = running.services.clone();
         for (label, msg) in &obs.notes {
             log.event(label, msg);
         }
@@ -116,19 +124,23 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
 
         let starts = p.starts();
         if !starts.is_empty() {
-            act(config, &p, &obs, dir, &mut state, &mut started, log)?;
-            state::save(dir, &state)?;
+            launch(config, &p, &obs, dir, &mut state, &mut running, log)?;
             interval = FIRST_INTERVAL;
         }
         let elapsed = started_at.elapsed();
         let done = p.all_well()
             || elapsed >= budget
             || (starts.is_empty() && !can_change(&p, now, now + (budget - elapsed).as_secs_f64()));
-        if done {
-            if starts.is_empty() {
-                // (After starts it was saved just above.)
-                state::save(dir, &state)?;
+        if done && !running.services.is_empty() {
+            // The budget is spent or nothing else can change, but scripts still run: wait for
+            // them (each is bounded by its `timeout`), and record how they ended.
+            while !running.services.is_empty() {
+                let done = running.collect(Duration::from_secs(1));
+                record_finished(config, dir, done, &mut state, &mut started, log);
             }
+        }
+        if done {
+            state::save(dir, &state)?;
             for d in &p.decisions {
                 if let Some(reason) = d.verdict.reason(now)
                     && !matches!(d.verdict, Verdict::Start | Verdict::Restart { .. })
@@ -138,12 +150,17 @@ pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOut
             }
             return Ok(TickOutcome::Done { plan: p, now });
         }
-        if !starts.is_empty() {
-            // Scripts just ran: look again at once, their services may already be up.
-            continue;
+        // Wait for the next look; a script that returns meanwhile ends the wait: its service
+        // may already be up.
+        let wait = jitter(interval).min(budget - elapsed);
+        let done = running.collect(wait);
+        if !done.is_empty() {
+            record_finished(config, dir, done, &mut state, &mut started, log);
+            state::save(dir, &state)?;
+            interval = FIRST_INTERVAL;
+        } else if running.services.is_empty() {
+            interval = (interval.mul_f64(1.5)).min(MAX_INTERVAL);
         }
-        std::thread::sleep(jitter(interval).min(budget - elapsed));
-        interval = (interval.mul_f64(1.5)).min(MAX_INTERVAL);
     }
 }
 
@@ -167,17 +184,63 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.8 + 0.4 * (r as f64) / 1000.0)
 }
 
-/// Runs the scripts of every service to start, in parallel (stopping first those to restart),
-/// and records each start: in the state file before any script runs (a state that cannot be
-/// saved starts nothing: without it, grace and backoff would be forgotten and every tick would
-/// start the service again), and each outcome once its script returns.
-fn act(
+/// A script that returned, for the log and the state.
+struct Finished {
+    service: String,
+    /// Why it was restarted (`None`: a start of a dead service) and what stopping it did.
+    restart: Option<(String, String)>,
+    /// Why it was dead, for the log line of a start.
+    was: String,
+    outcome: ScriptOutcome,
+    at: f64,
+}
+
+/// Scripts launched and not yet returned. They run on their own threads, so that a slow or
+/// hung script (killed only at its `timeout`) holds back nothing but its own service and its
+/// dependents: the tick goes on observing and starting the others.
+struct Running {
+    tx: mpsc::Sender<Finished>,
+    rx: mpsc::Receiver<Finished>,
+    services: BTreeSet<String>,
+}
+
+impl Running {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::channel();
+        Running {
+            tx,
+            rx,
+            services: BTreeSet::new(),
+        }
+    }
+
+    /// Waits up to `wait` for a script to return, then takes every one that has.
+    fn collect(&mut self, wait: Duration) -> Vec<Finished> {
+        let mut done = Vec::new();
+        if self.services.is_empty() {
+            std::thread::sleep(wait);
+        } else if let Ok(f) = self.rx.recv_timeout(wait) {
+            done.push(f);
+        }
+        done.extend(self.rx.try_iter());
+        for f in &done {
+            self.services.remove(&f.service);
+        }
+        done
+    }
+}
+
+/// Launches the scripts of every service to start, each on its own thread (stopping first
+/// those to restart), after recording each start in the state file: a state that cannot be
+/// saved starts nothing (without it, grace and backoff would be forgotten and every tick would
+/// start the service again).
+fn launch(
     config: &Config,
     p: &Plan,
     obs: &Observation,
     dir: &Path,
     state: &mut State,
-    started: &mut BTreeMap<String, f64>,
+    running: &mut Running,
     log: &mut Log,
 ) -> Result<(), StateError> {
     let cwd = config
@@ -194,18 +257,15 @@ fn act(
         env: vec![("AUTOHEAL_CONFIG".into(), config.path.display().to_string())],
         cwd: cwd.clone(),
     };
-    let jobs: Vec<(&Service, Option<&str>, Option<u32>)> = p
+    let jobs: Vec<(&Service, Option<&str>, &ServiceObs)> = p
         .decisions
         .iter()
         .filter_map(|d| {
             let svc = config.service(&d.service)?;
-            let pid = obs
-                .services
-                .get(&d.service)
-                .and_then(|o| o.alive.clone().ok().flatten());
+            let o = obs.services.get(&d.service)?;
             match &d.verdict {
-                Verdict::Start => Some((svc, None, None)),
-                Verdict::Restart { reason } => Some((svc, Some(reason.as_str()), pid)),
+                Verdict::Start => Some((svc, None, o)),
+                Verdict::Restart { reason } => Some((svc, Some(reason.as_str()), o)),
                 _ => None,
             }
         })
@@ -225,71 +285,71 @@ fn act(
         }
         return Err(e);
     }
-    let outcomes: Vec<(Option<String>, ScriptOutcome, f64)> = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
-            .iter()
-            .map(|(svc, restart, pid)| {
-                let spec = &spec;
-                s.spawn(move || {
-                    let stopped = restart.map(|_| stop(svc, *pid, spec));
-                    let outcome = run_script(&spec(svc, &svc.script));
-                    (stopped, outcome, unix_now())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or((
-                    None,
-                    ScriptOutcome::SpawnFailed {
-                        reason: "the script runner crashed".into(),
-                    },
-                    unix_now(),
-                ))
-            })
-            .collect()
-    });
-    for ((svc, restart, _), (stopped, outcome, finished)) in jobs.iter().zip(outcomes) {
-        let ss = state.services.entry(svc.name.clone()).or_default();
-        record_result(ss, &config.settings, finished, outcome.describe());
-        started.insert(svc.name.clone(), at);
-        let why = match restart {
-            Some(reason) => format!("{reason}; {}", stopped.unwrap_or_default()),
-            None => format!(
-                "was dead ({}), deps ready",
-                obs.services
-                    .get(&svc.name)
-                    .and_then(|o| o.alive.clone().err())
-                    .unwrap_or_default()
-            ),
-        };
-        let line = match (outcome.success(), restart.is_some()) {
-            (true, false) => format!("started: {why}; script {}", outcome.describe()),
-            (true, true) => format!("restarted: {why}; script {}", outcome.describe()),
-            (false, restart) => format!(
-                "{} failed: script {}; see {} ({why})",
-                if restart { "restart" } else { "start" },
-                outcome.describe(),
-                script_log(dir, &svc.name).display()
-            ),
-        };
-        log.event(&svc.name, &line);
+    for (svc, restart, o) in jobs {
+        let script = spec(svc, &svc.script);
+        let stop_spec = svc.stop.as_ref().map(|cmd| spec(svc, cmd));
+        let pid = o.alive.clone().ok().flatten();
+        let restart = restart.map(str::to_string);
+        let was = o.alive.clone().err().unwrap_or_default();
+        let service = svc.name.clone();
+        let tx = running.tx.clone();
+        running.services.insert(service.clone());
+        std::thread::spawn(move || {
+            let restart = restart.map(|why| (why, stop(stop_spec.as_ref(), pid)));
+            let outcome = run_script(&script);
+            let _ = tx.send(Finished {
+                service,
+                restart,
+                was,
+                outcome,
+                at: unix_now(),
+            });
+        });
     }
     Ok(())
 }
 
+/// Records the outcome of each returned script (grace and backoff count from its return) and
+/// logs it.
+fn record_finished(
+    config: &Config,
+    dir: &Path,
+    done: Vec<Finished>,
+    state: &mut State,
+    started: &mut BTreeMap<String, f64>,
+    log: &mut Log,
+) {
+    for f in done {
+        let ss = state.services.entry(f.service.clone()).or_default();
+        let began = ss.last_start.unwrap_or(f.at);
+        record_result(ss, &config.settings, f.at, f.outcome.describe());
+        started.insert(f.service.clone(), began);
+        let why = match &f.restart {
+            Some((reason, stopped)) => format!("{reason}; {stopped}"),
+            None => format!("was dead ({}), deps ready", f.was),
+        };
+        let line = match (f.outcome.success(), f.restart.is_some()) {
+            (true, false) => format!("started: {why}; script {}", f.outcome.describe()),
+            (true, true) => format!("restarted: {why}; script {}", f.outcome.describe()),
+            (false, restart) => format!(
+                "{} failed: script {}; see {} ({why})",
+                if restart { "restart" } else { "start" },
+                f.outcome.describe(),
+                script_log(dir, &f.service).display()
+            ),
+        };
+        log.event(&f.service, &line);
+    }
+}
+
 /// Stops a service before its restart: its `stop:` command, then its pid if still running.
-fn stop(svc: &Service, pid: Option<u32>, spec: &dyn Fn(&Service, &str) -> ScriptSpec) -> String {
+fn stop(stop: Option<&ScriptSpec>, pid: Option<u32>) -> String {
     let mut said = Vec::new();
-    if let Some(cmd) = &svc.stop {
-        said.push(format!(
-            "stop command {}",
-            run_script(&spec(svc, cmd)).describe()
-        ));
+    if let Some(spec) = stop {
+        said.push(format!("stop command {}", run_script(spec).describe()));
     }
     if let Some(pid) = pid
-        && (svc.stop.is_none() || crate::exec::running(pid))
+        && (stop.is_none() || crate::exec::running(pid))
     {
         said.push(crate::exec::stop_process(
             pid,

@@ -117,6 +117,7 @@ pub fn status(
                 Verdict::Held(Hold::Grace { .. }) => "grace",
                 Verdict::Held(Hold::Backoff { .. }) => "backoff",
                 Verdict::Held(Hold::GaveUp { .. }) => "gave_up",
+                Verdict::Held(Hold::Starting) => "starting",
             };
             ServiceStatus {
                 name: svc.name.clone(),
