@@ -184,6 +184,37 @@ fn pid_file_written_after_start_is_alive() {
 }
 
 #[test]
+fn a_pid_file_confirmed_by_pname_is_not_stale_whatever_its_time() {
+    // As after a clock stepped forward: the file looks older than its process. With `pname`
+    // also given and matching the pid's command line, it is the service's own process.
+    let dir = tempfile::tempdir().unwrap();
+    let arg = unique_sleep_arg();
+    let mut child = sleep_child(&arg);
+    let _guard = KillOnDrop(child.id());
+    let path = pid_file(dir.path(), &child.id().to_string());
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let table = ProcTable::snapshot();
+    let mine = regex::Regex::new(&format!("sleep {}$", regex::escape(&arg))).unwrap();
+    assert!(matches!(
+        table.check_pid_file_as(&path, Some(&mine)),
+        Liveness::Alive { pid, .. } if pid == child.id()
+    ));
+    let other = regex::Regex::new("^not-this-one$").unwrap();
+    assert!(matches!(
+        table.check_pid_file_as(&path, Some(&other)),
+        Liveness::Dead { reason } if reason.starts_with("stale pid file")
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
 fn pid_file_older_than_its_process_is_stale() {
     // As after a reboot: the file was written long ago, its pid now belongs to a new process.
     let dir = tempfile::tempdir().unwrap();

@@ -503,7 +503,8 @@ fn liveness(
     let mut found = None;
     let checks = [
         l.pname().map(|p| table.find_pname(&p.regex)),
-        l.pid_file().map(|f| table.check_pid_file(f)),
+        l.pid_file()
+            .map(|f| table.check_pid_file_as(f, l.pname().map(|p| &p.regex))),
     ];
     for check in checks.into_iter().flatten() {
         match check {

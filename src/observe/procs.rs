@@ -205,6 +205,15 @@ impl ProcTable {
     /// Never blocks: anything but a regular file (a FIFO, a device, a directory) is dead with
     /// "is not a regular file" and is not even opened, and at most the first 4 KiB are read.
     pub fn check_pid_file(&self, path: &Path) -> Liveness {
+        self.check_pid_file_as(path, None)
+    }
+
+    /// As [`check_pid_file`](Self::check_pid_file), but a pid whose command line matches
+    /// `pname` is the service's own process whatever the file's time says: the start-time test
+    /// is skipped. A clock stepped forward after the file was written (NTP correcting a slow
+    /// hardware clock after boot) makes every process look younger than its pid file; a
+    /// service with both `pname` and `pid_file` is not fooled by it.
+    pub fn check_pid_file_as(&self, path: &Path, pname: Option<&regex::Regex>) -> Liveness {
         let shown = path.display();
         let (text, mtime) = match read_pid_file(path) {
             Ok(v) => v,
@@ -228,7 +237,8 @@ impl ProcTable {
         if p.zombie {
             return Liveness::dead(format!("pid {pid} is a zombie"));
         }
-        if let (Some(started), Some(mtime)) = (p.started, mtime)
+        let confirmed = pname.is_some_and(|re| re.is_match(&p.cmdline));
+        if let (Some(started), Some(mtime), false) = (p.started, mtime, confirmed)
             && started > mtime + PID_FILE_SLACK
         {
             return Liveness::dead(format!(
