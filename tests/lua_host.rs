@@ -425,6 +425,66 @@ fn json_size_is_bounded() {
     );
 }
 
+/// `log` and `print` are bounded: a message is cut at 2 KiB (with a marker saying how long it
+/// was), and one run writes at most 100 lines (then one line saying the rest are dropped).
+#[test]
+fn log_is_bounded() {
+    let t = Duration::from_secs(5);
+    let world = TestWorld::default();
+    assert_eq!(
+        run_with(
+            "for i = 1, 1000 do log(string.rep('x', 100000)) end\nreturn true",
+            t,
+            &world
+        ),
+        Ok(())
+    );
+    let logs = std::mem::take(&mut *world.logs.lock().unwrap());
+    assert_eq!(logs.len(), 101);
+    let cut = format!(
+        "web.check: {}… [truncated: 100000 bytes in all]",
+        "x".repeat(2048)
+    );
+    assert!(logs[..100].iter().all(|l| *l == cut), "{}", &logs[0]);
+    assert_eq!(
+        logs[100],
+        "web.check: more than 100 log lines in one run; the rest are dropped"
+    );
+    // print: the same limits, its arguments joined by tabs before the cut; a cut never splits
+    // a character.
+    assert_eq!(
+        run_with(
+            "print('a', 1, nil, true, string.rep('y', 5000))\nlog('a' .. string.rep('é', 2000))\nlog('short')\nreturn true",
+            t,
+            &world
+        ),
+        Ok(())
+    );
+    let logs = std::mem::take(&mut *world.logs.lock().unwrap());
+    assert_eq!(logs.len(), 3);
+    assert_eq!(
+        logs[0],
+        format!(
+            "web.check: a\t1\tnil\ttrue\t{}… [truncated: 5013 bytes in all]",
+            "y".repeat(2048 - 13)
+        )
+    );
+    assert_eq!(
+        logs[1],
+        format!(
+            "web.check: a{}… [truncated: 4001 bytes in all]",
+            "é".repeat(1023)
+        )
+    );
+    assert_eq!(logs[2], "web.check: short");
+    // The count is per run.
+    assert_eq!(
+        run_with("for i = 1, 150 do print(i) end\nreturn true", t, &world),
+        Ok(())
+    );
+    assert_eq!(world.logs.lock().unwrap().len(), 101);
+}
+
 #[test]
 fn tcp_exchange_and_its_bounds() {
     let echo = server(|req| {

@@ -12,6 +12,7 @@ use std::net::TcpStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use mlua::{Function, Lua, Scope, Table, Value};
@@ -24,6 +25,11 @@ use crate::observe::procs::{Liveness, ProcTable};
 
 /// Default bound of `tcp_exchange`'s reply and of `exec`'s captured output.
 pub(crate) const MAX_REPLY: usize = 64 * 1024;
+/// The longest message `log` / `print` writes (in bytes); a longer one is cut, with a marker.
+const MAX_LOG_LINE: usize = 2048;
+/// The most lines one run writes with `log` and `print`; past it, one line says the rest are
+/// dropped.
+const MAX_LOG_LINES: usize = 100;
 /// Default time limit of `exec` (still cut to what the chunk has left).
 const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -269,18 +275,88 @@ pub(crate) fn world_fns<'scope>(
         }
     })?;
     let restart = scope.create_function(move |_, name: String| Ok(check(world.restart(&name))))?;
+    // Lines written by this run, `log` and `print` together.
+    let lines = Arc::new(AtomicUsize::new(0));
+    let written = Arc::clone(&lines);
     let log = scope.create_function(move |_, msg: Value| {
-        world.log(label, &display(&msg));
+        if let Some(line) = log_line(&written, std::slice::from_ref(&msg)) {
+            world.log(label, &line);
+        }
         Ok(())
     })?;
     let print = scope.create_function(move |_, args: mlua::Variadic<Value>| {
-        let line: Vec<String> = args.iter().map(display).collect();
-        world.log(label, &line.join("\t"));
+        if let Some(line) = log_line(&lines, &args) {
+            world.log(label, &line);
+        }
         Ok(())
     })?;
     Ok((alive, restart, log, print))
 }
 
+/// The line `log` / `print` writes for `values` (joined by tabs), cut at [`MAX_LOG_LINE`]
+/// bytes; `None` past [`MAX_LOG_LINES`] lines in this run (`lines` counts them), except for one
+/// line that says so.
+fn log_line(lines: &AtomicUsize, values: &[Value]) -> Option<String> {
+    let n = lines.fetch_add(1, Ordering::Relaxed);
+    if n > MAX_LOG_LINES {
+        return None;
+    }
+    if n == MAX_LOG_LINES {
+        return Some(format!(
+            "more than {MAX_LOG_LINES} log lines in one run; the rest are dropped"
+        ));
+    }
+    let mut line = Capped::default();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            line.push(b"\t");
+        }
+        match v {
+            Value::String(s) => line.push(&s.as_bytes()),
+            other => line.push(display(other).as_bytes()),
+        }
+    }
+    Some(line.finish())
+}
+
+/// A log line being built: at most [`MAX_LOG_LINE`] bytes kept, never half a UTF-8 character,
+/// every byte counted.
+#[derive(Default)]
+struct Capped {
+    kept: Vec<u8>,
+    total: usize,
+    truncated: bool,
+}
+
+impl Capped {
+    fn push(&mut self, bytes: &[u8]) {
+        self.total = self.total.saturating_add(bytes.len());
+        if self.truncated {
+            return;
+        }
+        let room = MAX_LOG_LINE - self.kept.len();
+        if bytes.len() <= room {
+            self.kept.extend_from_slice(bytes);
+            return;
+        }
+        let mut cut = room;
+        while cut > 0 && (bytes[cut] & 0xC0) == 0x80 {
+            cut -= 1;
+        }
+        self.kept.extend_from_slice(&bytes[..cut]);
+        self.truncated = true;
+    }
+
+    fn finish(self) -> String {
+        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
+        if self.truncated {
+            text.push_str(&format!("… [truncated: {} bytes in all]", self.total));
+        }
+        text
+    }
+}
+
+/// A value as `print` shows it.
 fn display(v: &Value) -> String {
     match v {
         Value::String(s) => s.to_string_lossy(),
