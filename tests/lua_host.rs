@@ -703,6 +703,92 @@ fn exec_env_file_age_disk_free() {
     );
 }
 
+/// The largest regular file (a memfd included) this process has open, in bytes.
+fn largest_open_file() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    dir.filter_map(|e| std::fs::metadata(e.ok()?.path()).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
+}
+
+/// What exec keeps of a command's output is bounded while the command runs (64 KiB kept, the
+/// rest read and thrown away), and nothing a command leaves behind can make it grow after exec
+/// returned: the output pipe is closed then.
+#[test]
+fn exec_output_is_bounded_while_and_after_it_runs() {
+    // Watch this process's open files while a command writes as fast as it can.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut largest = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                largest = largest.max(largest_open_file());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            largest
+        })
+    };
+    let start = Instant::now();
+    let r = run(
+        "local ok, code, out, why = exec('cat /dev/zero', {timeout = 0.5})\n\
+         return not ok and code == nil and #out == 65536 and why == 'timed out after 500ms', \
+         tostring(#out) .. ' ' .. tostring(why)",
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let largest = watcher.join().unwrap();
+    assert_eq!(r, Ok(()));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        largest <= 1 << 20,
+        "an open file of this process grew to {largest} bytes"
+    );
+    // A command that exits at once but leaves a writer behind: exec returns at once, and the
+    // writer cannot go on writing into anything of ours.
+    let world = TestWorld::default();
+    let start = Instant::now();
+    let r = run_with(
+        "local ok, code, out = exec('(sleep 0.3; exec cat /dev/zero) & echo $!')\n\
+         return false, out",
+        Duration::from_secs(5),
+        &world,
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let pid: i32 = r.unwrap_err().trim().parse().unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !gone(pid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survived = !gone(pid);
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(
+        !survived,
+        "the writer exec left behind was still running 5s after it started writing"
+    );
+}
+
 #[test]
 fn endless_loop_is_cut_at_the_time_limit() {
     let start = Instant::now();

@@ -6,9 +6,9 @@
 //! range, unknown service) raises a Lua error, which names the chunk's conf.yaml line.
 
 use crate::report::io_reason;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -539,29 +539,41 @@ struct ExecRun {
     failure: Option<String>,
 }
 
-/// `/bin/sh -c cmd` in its own process group, stdin from /dev/null, stdout and stderr into an
-/// anonymous memory file (not a pipe: a daemon the command leaves behind could hold a pipe open
-/// forever); past the timeout the whole group is killed.
+/// `/bin/sh -c cmd` in its own process group, stdin from /dev/null, stdout and stderr into one
+/// pipe. Past the timeout the whole group is killed.
+///
+/// The pipe is read while the command runs: the first [`MAX_REPLY`] bytes are kept, the rest
+/// is read and thrown away (so a chatty command neither blocks nor costs memory). exec waits
+/// for the command's exit, not for the pipe's end: a daemon the command leaves behind holding
+/// the pipe cannot hang the check. Once the command is gone, what it wrote is read and the pipe
+/// closed, so a process left behind that still writes to it gets EPIPE (SIGPIPE) instead of
+/// making anything grow.
 fn exec(cmd: &str, timeout: Duration) -> ExecRun {
     let fail = |why: String| ExecRun {
         code: None,
         output: Vec::new(),
         failure: Some(why),
     };
-    let out = match rustix::fs::memfd_create("autoheal-exec", rustix::fs::MemfdFlags::CLOEXEC) {
-        Ok(fd) => File::from(fd),
-        Err(e) => return fail(format!("cannot capture output: {}", io_reason(&e.into()))),
+    let (reader, writer) = match std::io::pipe() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("cannot capture output: {}", io_reason(&e))),
     };
-    let (Ok(stdout), Ok(stderr)) = (out.try_clone(), out.try_clone()) else {
-        return fail("cannot capture output".into());
+    let writer2 = match writer.try_clone() {
+        Ok(w) => w,
+        Err(e) => return fail(format!("cannot capture output: {}", io_reason(&e))),
     };
+    if let Err(e) = rustix::io::ioctl_fionbio(&reader, true) {
+        return fail(format!("cannot capture output: {}", io_reason(&e.into())));
+    }
     let start = Instant::now();
+    // The Command holds our copies of the pipe's write end: dropped right after the spawn, so
+    // that only the command (and what it starts) has them.
     let child = Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
+        .stdout(writer)
+        .stderr(writer2)
         .process_group(0)
         .spawn();
     let mut child = match child {
@@ -569,8 +581,10 @@ fn exec(cmd: &str, timeout: Duration) -> ExecRun {
         Err(e) => return fail(format!("cannot start /bin/sh: {}", io_reason(&e))),
     };
     let pgid = rustix::process::Pid::from_child(&child);
+    let mut out = Capture::new(reader);
     let mut pause = Duration::from_millis(2);
     let (code, failure) = loop {
+        out.read_some();
         match child.try_wait() {
             Ok(Some(status)) => match (status.code(), status.signal()) {
                 (Some(c), _) => break (Some(c), None),
@@ -591,15 +605,71 @@ fn exec(cmd: &str, timeout: Duration) -> ExecRun {
             }
             break (None, Some(format!("timed out after {}", show(timeout))));
         }
-        std::thread::sleep(pause.min(timeout - elapsed));
+        out.wait(pause.min(timeout - elapsed));
         pause = (pause * 2).min(Duration::from_millis(50));
     };
-    let mut output = vec![0u8; MAX_REPLY];
-    let n = rustix::io::pread(&out, &mut output, 0).unwrap_or(0);
-    output.truncate(n);
+    // What the command wrote before it ended; then the pipe is closed (dropped with `out`).
+    out.read_some();
     ExecRun {
         code,
-        output,
+        output: out.kept,
         failure,
+    }
+}
+
+/// The read end of `exec`'s output pipe (non-blocking) and the first [`MAX_REPLY`] bytes read.
+struct Capture {
+    pipe: std::io::PipeReader,
+    kept: Vec<u8>,
+    /// Every write end is closed.
+    eof: bool,
+}
+
+impl Capture {
+    /// At most this many bytes are read in one go (then exec looks at the clock and the child
+    /// again).
+    const READ_AT_ONCE: usize = 1 << 20;
+
+    fn new(pipe: std::io::PipeReader) -> Capture {
+        Capture {
+            pipe,
+            kept: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Reads what the pipe holds, up to [`Self::READ_AT_ONCE`] bytes; keeps what fits.
+    fn read_some(&mut self) {
+        let mut buf = [0u8; 16 * 1024];
+        let mut read = 0;
+        while !self.eof && read < Self::READ_AT_ONCE {
+            match self.pipe.read(&mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    read += n;
+                    let room = MAX_REPLY - self.kept.len();
+                    self.kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => self.eof = true,
+            }
+        }
+    }
+
+    /// Waits up to `d` for something to read (sleeps once nothing more can come).
+    fn wait(&self, d: Duration) {
+        if self.eof {
+            std::thread::sleep(d);
+            return;
+        }
+        let mut fds = [libc::pollfd {
+            fd: self.pipe.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let ms = d.as_millis().clamp(1, 1000) as libc::c_int;
+        // SAFETY: one pollfd, valid for the call; the fd is ours and open.
+        unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
     }
 }
