@@ -5,13 +5,27 @@
 ---   check: mysql.ping{port=3306}
 local mysql = {}
 
+-- A packet is a 4-byte header (3 bytes length, little-endian, then 1 byte sequence number) and
+-- that many bytes of payload. The server keeps the connection open after its greeting (it waits
+-- for the client's answer), so reading stops as soon as the packet is complete, or as soon as
+-- its first payload byte says it is no MySQL packet at all.
+local function complete(reply)
+  if #reply < 5 then
+    return false
+  end
+  local kind = reply:byte(5)
+  if kind ~= 10 and kind ~= 0xff then
+    return true
+  end
+  return #reply >= 4 + reply:byte(1) + reply:byte(2) * 256 + reply:byte(3) * 65536
+end
+
 --- mysql.ping{host="127.0.0.1", port=3306, timeout=nil} → true, server_version | false, reason
 function mysql.ping(o)
   o = o or {}
   local host, port = o.host or "127.0.0.1", o.port or 3306
   local where = string.format("mysql %s:%d", host, port)
-  -- 4-byte header (3 bytes length, 1 byte sequence), then the payload.
-  local reply, err = tcp_exchange(host, port, "", { timeout = o.timeout, max = 256 })
+  local reply, err = tcp_exchange(host, port, "", { timeout = o.timeout, max = 4096, done = complete })
   if not reply then
     return false, where .. ": " .. err
   end

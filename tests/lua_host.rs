@@ -531,6 +531,63 @@ fn tcp_exchange_and_its_bounds() {
     );
 }
 
+/// `opts.done`: reading stops as soon as the reply so far satisfies a Lua function, with a
+/// server that keeps the connection open after answering (a length-prefixed message here).
+#[test]
+fn tcp_exchange_done_stops_at_a_complete_message() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                // In two pieces, then silence for longer than any check waits.
+                let _ = s.write_all(b"\x00\x05he");
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = s.write_all(b"llo");
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let _ = s.read(&mut [0u8; 64]);
+            });
+        }
+    });
+    let whole = "function(r) calls = calls + 1 return #r >= 2 and #r >= 2 + r:byte(2) end";
+    let start = Instant::now();
+    assert_eq!(
+        run(&format!(
+            "calls = 0\nlocal r, err = tcp_exchange('127.0.0.1', {port}, '', {{timeout = 5, done = {whole}}})\n\
+             return r == '\\0\\5hello' and calls >= 1, tostring(r or err) .. ' ' .. calls"
+        )),
+        Ok(())
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // Never satisfied: a timeout is an error, as with `stop`.
+    let err = run(&format!(
+        "return tcp_exchange('127.0.0.1', {port}, '', {{timeout = 0.3, done = function() return false end}})"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "timed out after 300ms (got 7 bytes: \"\\0\\u{5}hello\")"
+    );
+    // An error in `done` is the chunk's error; `done` must be a function.
+    assert_eq!(
+        run(&format!(
+            "return tcp_exchange('127.0.0.1', {port}, '', {{done = function()\nerror('not this')\nend}})"
+        )),
+        Err("conf.yaml:8: web.check: not this".into())
+    );
+    assert_eq!(
+        run(&format!(
+            "return tcp_exchange('127.0.0.1', {port}, '', {{done = 1}})"
+        )),
+        Err("conf.yaml:7: web.check: done must be a function, got integer".into())
+    );
+}
+
 #[test]
 fn probes_count_against_the_chunk_time_limit() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();

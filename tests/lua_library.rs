@@ -109,6 +109,25 @@ fn answering(reply: &'static [u8]) -> u16 {
     port
 }
 
+/// A loopback listener that greets every connection with `greeting` and then keeps it open,
+/// saying nothing more, as a MySQL or MariaDB server does while it waits for the client's
+/// handshake response (10 s here, longer than any check waits).
+fn greeting_then_silence(greeting: &'static [u8]) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = s.write_all(greeting);
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let _ = s.read(&mut [0u8; 1024]);
+            });
+        }
+    });
+    port
+}
+
 #[test]
 fn redis_ping_against_redis_server() {
     let port = free_port();
@@ -314,17 +333,127 @@ fn postgres_ping() {
 fn mysql_ping_reads_the_greeting() {
     // A MariaDB 10.11 greeting as captured on the wire (header, protocol 10, version, ...).
     static GREETING: &[u8] = b"\x2a\x00\x00\x00\x0a10.11.6-MariaDB\x00\x05\x00\x00\x00abcdefgh\x00\xfe\xf7\x08\x02\x00\xff\x81\x15\x00\x00\x00\x00\x00\x00\x0f\x00\x00\x00";
-    let port = answering(GREETING);
+    // A real server keeps the connection open after its greeting: the check returns as soon as
+    // the greeting packet is complete (the check's time limit is 5 s).
+    let port = greeting_then_silence(GREETING);
+    let start = Instant::now();
     assert_eq!(check(&format!("mysql.ping{{port={port}}}")), Ok(()));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // The version is the second value.
+    assert_eq!(
+        check(&format!(
+            "local ok, v = mysql.ping{{port={port}}} return false, tostring(ok) .. \" \" .. v"
+        )),
+        Err("true 10.11.6-MariaDB".into())
+    );
     static REFUSED: &[u8] = b"\x17\x00\x00\x00\xff\x10\x04Too many connections";
     let port = answering(REFUSED);
     assert_eq!(
         check(&format!("mysql.ping{{port={port}}}")).unwrap_err(),
         format!("mysql 127.0.0.1:{port}: error 1040: Too many connections")
     );
-    let port = answering(b"SSH-2.0-OpenSSH_9.2\r\n");
+    // Not MySQL, and the connection stays open: no need to wait for more either.
+    let port = greeting_then_silence(b"SSH-2.0-OpenSSH_9.2\r\n");
+    let start = Instant::now();
     let err = check(&format!("mysql.ping{{port={port}}}")).unwrap_err();
     assert!(err.contains("not a MySQL greeting"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // A greeting cut short by a server that then says nothing: the check's timeout.
+    let port = greeting_then_silence(&GREETING[..20]);
+    let config = config_with(&format!("mysql.ping{{port={port}, timeout=0.3}}"));
+    let chunk = config.services[0].check.as_ref().unwrap();
+    let err = lua::run_chunk(&config, chunk, Duration::from_secs(5), &NoWorld).unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "mysql 127.0.0.1:{port}: timed out after 300ms (got 20 bytes"
+        )),
+        "{err}"
+    );
+}
+
+/// mariadb-install-db + mariadbd in `dir`, listening on loopback `port` only; `None` (with a
+/// note) when MariaDB is not installed.
+fn start_mariadb(dir: &Path, port: u16) -> Option<Server> {
+    let find = |name: &str| {
+        ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file())
+    };
+    let (Some(install), Some(mariadbd)) = (find("mariadb-install-db"), find("mariadbd")) else {
+        eprintln!("note: no MariaDB (apt-get install mariadb-server); real-server test skipped");
+        return None;
+    };
+    let data = dir.join("data");
+    let user: &[&str] = if rustix::process::geteuid().is_root() {
+        &["--user=root"]
+    } else {
+        &[]
+    };
+    let ok = Command::new(install)
+        .args(user)
+        .arg(format!("--datadir={}", data.display()))
+        .arg("--auth-root-authentication-method=normal")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("note: mariadb-install-db failed; real-server test skipped");
+        return None;
+    }
+    let child = Command::new(mariadbd)
+        .arg("--no-defaults")
+        .args(user)
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", dir.join("sock").display()))
+        .arg(format!("--pid-file={}", dir.join("pid").display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    Some(Server(child, libc::SIGTERM))
+}
+
+/// Against a real MariaDB (when installed): it keeps the connection open after its greeting,
+/// and the check still returns at once.
+#[test]
+fn mysql_ping_against_mariadb() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(_server) = start_mariadb(dir.path(), port) else {
+        return;
+    };
+    assert!(
+        wait_port(port, Duration::from_secs(20)),
+        "mariadbd did not listen"
+    );
+    let start = Instant::now();
+    let shown = check(&format!(
+        "local ok, v = mysql.ping{{port={port}}} return false, tostring(ok) .. \" \" .. tostring(v)"
+    ))
+    .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        shown.starts_with("true ") && shown.contains("MariaDB"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -140,21 +140,45 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
                 };
                 // `stop` (`until` is a Lua keyword, but `["until"]=` is accepted too).
                 let mut until = None;
+                let mut done = None;
                 if let Some(o) = &opts {
                     for key in ["stop", "until"] {
                         if let Some(s) = o.get::<Option<mlua::LuaString>>(key)? {
                             until = Some(s.as_bytes().to_vec()).filter(|s| !s.is_empty());
                         }
                     }
+                    done = match o.get::<Value>("done")? {
+                        Value::Nil => None,
+                        Value::Function(f) => Some(f),
+                        other => {
+                            return Err(misuse(format!(
+                                "done must be a function, got {}",
+                                other.type_name()
+                            )));
+                        }
+                    };
                 }
-                match exchange(
-                    &host,
-                    port(p)?,
-                    &request.as_bytes(),
-                    t,
-                    max,
-                    until.as_deref(),
-                ) {
+                // `done(reply)` after each read; an error in it stops the reading and is raised.
+                let mut failed = None;
+                let mut complete = |reply: &[u8]| {
+                    let Some(f) = &done else { return false };
+                    match lua.create_string(reply).and_then(|s| f.call::<Value>(s)) {
+                        Ok(v) => !matches!(v, Value::Nil | Value::Boolean(false)),
+                        Err(e) => {
+                            failed = Some(e);
+                            true
+                        }
+                    }
+                };
+                let waits = Wait {
+                    until: until.as_deref(),
+                    done: done.is_some().then_some(&mut complete as Done),
+                };
+                let result = exchange(&host, port(p)?, &request.as_bytes(), t, max, waits);
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                match result {
                     Ok(reply) => Ok((Value::String(lua.create_string(reply)?), None)),
                     Err(e) => Ok((Value::Nil, Some(e))),
                 }
@@ -433,17 +457,31 @@ fn status(n: i64) -> mlua::Result<u16> {
         .ok_or_else(|| misuse(format!("status must be an HTTP code, not {n}")))
 }
 
-/// Connects, sends `request`, and reads the reply until EOF, `max` bytes, `until` (opts.stop) seen, or the
-/// timeout. Without `until`, a timeout after some bytes arrived returns them (servers keep
-/// connections open); with `until`, it is an error.
+/// `opts.done`: called with the reply so far; true = complete.
+type Done<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
+
+/// What `tcp_exchange` waits for, besides EOF and `max` bytes.
+struct Wait<'a> {
+    /// `opts.stop`: the reply contains this.
+    until: Option<&'a [u8]>,
+    /// `opts.done`: called with the reply so far after each read; true = complete.
+    done: Option<Done<'a>>,
+}
+
+/// Connects, sends `request`, and reads the reply until EOF, `max` bytes, `until` (opts.stop)
+/// seen, `done` (opts.done) satisfied, or the timeout. Without `until` or `done`, a timeout
+/// after some bytes arrived returns them (servers keep connections open); with one, it is an
+/// error.
 fn exchange(
     host: &str,
     port: u16,
     request: &[u8],
     timeout: Duration,
     max: usize,
-    until: Option<&[u8]>,
+    mut wait: Wait,
 ) -> Result<Vec<u8>, String> {
+    let until = wait.until;
+    let waits_for_something = until.is_some() || wait.done.is_some();
     let deadline = Instant::now() + timeout;
     let timed_out = || format!("timed out after {}", show(timeout));
     let mut stream = None;
@@ -477,7 +515,7 @@ fn exchange(
     loop {
         let l = left(deadline);
         let waited_out = |reply: &Vec<u8>| {
-            if until.is_none() && !reply.is_empty() {
+            if !waits_for_something && !reply.is_empty() {
                 Ok(())
             } else if reply.is_empty() {
                 Err(format!("{} waiting for a reply", timed_out()))
@@ -508,6 +546,11 @@ fn exchange(
                 }
                 if let Some(u) = until
                     && reply[from..].windows(u.len()).any(|w| w == u)
+                {
+                    break;
+                }
+                if let Some(done) = wait.done.as_mut()
+                    && done(&reply)
                 {
                     break;
                 }
