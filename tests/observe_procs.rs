@@ -507,3 +507,25 @@ fn stop_target_refuses_to_pick_among_unrelated_matching_processes() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_start_time_is_read_to_a_fraction_of_a_second() {
+    // The boot time comes from /proc/uptime (hundredths), not /proc/stat's whole seconds: a
+    // grace counted from a process's start must not end up to a second early.
+    let mut worst = 0.0f64;
+    for _ in 0..5 {
+        let before = SystemTime::now();
+        let mut child = sleep_child(&unique_sleep_arg());
+        let _guard = KillOnDrop(child.id());
+        let started = ProcTable::snapshot().start_time(child.id()).unwrap();
+        let off = match started.duration_since(before) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        worst = worst.max(off.abs());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // Clock ticks are 10 ms; allow for a busy machine, not for a whole second.
+    assert!(worst < 0.3, "start times off by up to {worst:.3}s");
+}

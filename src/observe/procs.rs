@@ -379,8 +379,17 @@ fn own_tree(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
     tree
 }
 
-/// Boot time from the `btime` line of `/proc/stat` (whole seconds since the epoch).
+/// Boot time: now minus `/proc/uptime` (to the hundredth of a second, so that a process's
+/// start time, and the grace counted from it, is not up to a second early), else the `btime`
+/// line of `/proc/stat` (whole seconds since the epoch).
 fn boot_time(proc_root: &Path) -> Option<SystemTime> {
+    let uptime = fs::read_to_string(proc_root.join("uptime"))
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok())
+        .filter(|u| u.is_finite() && *u >= 0.0);
+    if let Some(up) = uptime {
+        return SystemTime::now().checked_sub(Duration::from_secs_f64(up));
+    }
     let stat = fs::read_to_string(proc_root.join("stat")).ok()?;
     let secs = stat
         .lines()
