@@ -493,12 +493,7 @@ pub(crate) fn new_state(ctx: &Arc<Ctx>) -> mlua::Result<Lua> {
             require(lua, &ctx, &name)
         })?
     };
-    let new_env: Function = lua.load(PRELUDE).set_name("=autoheal.sandbox").call((
-        timed_out,
-        auto,
-        LUA_MEMORY as i64,
-        MAX_ITEMS,
-    ))?;
+    let new_env: Function = prelude(&lua)?.call((timed_out, auto, LUA_MEMORY as i64, MAX_ITEMS))?;
     lua.set_named_registry_value(NEW_ENV, new_env)?;
 
     let primitives = prims::install(&lua, ctx)?;
@@ -522,6 +517,24 @@ pub(crate) fn new_state(ctx: &Arc<Ctx>) -> mlua::Result<Lua> {
         },
     )?;
     Ok(lua)
+}
+
+/// [`PRELUDE`], compiled once per process: compiling it costs more than the rest of a new state,
+/// and loading our own bytecode is quick (a chunk's `load` never takes bytecode).
+fn prelude(lua: &Lua) -> mlua::Result<Function> {
+    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+    let name = "=autoheal.sandbox";
+    let code = match BYTECODE.get() {
+        Some(code) => code,
+        None => {
+            let f = lua.load(PRELUDE).set_name(name).into_function()?;
+            BYTECODE.get_or_init(|| f.dump(false))
+        }
+    };
+    lua.load(&code[..])
+        .set_name(name)
+        .set_mode(mlua::chunk::ChunkMode::Binary)
+        .into_function()
 }
 
 /// `require(name)`: the run's primitives for "autoheal", else `NAME.lua` from the lua dirs, run
