@@ -419,13 +419,8 @@ mon:
     ));
     f.run();
     // y waits on the unhealthy `other`: start it by hand, as an operator would.
-    let sh = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(f.daemon_script("y", 3))
-        .status()
-        .unwrap();
-    assert!(sh.success());
-    let (web, y) = (f.pid_of("web").unwrap(), f.pid_of("y").unwrap());
+    let y = f.start_by_hand("y", 3);
+    let web = f.pid_of("web").unwrap();
     std::thread::sleep(Duration::from_millis(1200)); // past every grace
     let out = f.run();
     let log = stdout(&out);

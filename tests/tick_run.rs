@@ -607,17 +607,9 @@ app:
     ));
     // app first, by hand, then db: db is newer than app (process start times count in
     // clock ticks; keep them clearly apart).
-    let sh = |s: &str| {
-        std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(s)
-            .status()
-            .unwrap()
-    };
-    sh(&f.daemon_script("app", 2));
+    let old_app = f.start_by_hand("app", 2);
     std::thread::sleep(Duration::from_millis(300));
-    sh(&f.daemon_script("db", 1));
-    let old_app = f.pid_of("app").unwrap();
+    f.start_by_hand("db", 1);
     // app's process older than its grace: no longer warming up, so it may be restarted.
     std::thread::sleep(Duration::from_millis(900));
     let out = f.run();
@@ -746,13 +738,7 @@ svc:
         s = f.daemon_script("svc", 1)
     ));
     // Started by someone else, a moment ago.
-    let status = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(f.daemon_script("svc", 1))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let first = f.pid_of("svc").unwrap();
+    let first = f.start_by_hand("svc", 1);
     let out = f.run();
     let log = stdout(&out);
     assert!(
@@ -793,19 +779,7 @@ svc:
         tag = f.tag,
         s = f.daemon_script("svc", 1)
     ));
-    let sh = |s: &str| {
-        assert!(
-            std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(s)
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    sh(&f.daemon_script("one", 1));
-    sh(&f.daemon_script("two", 2));
-    let (one, two) = (f.pid_of("one").unwrap(), f.pid_of("two").unwrap());
+    let (one, two) = (f.start_by_hand("one", 1), f.start_by_hand("two", 2));
     std::thread::sleep(Duration::from_millis(1100)); // past grace
     let out = f.run();
     let log = stdout(&out);

@@ -89,17 +89,10 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
         if !needs_deps(scope, svc, &alive[i]) {
             continue;
         }
-        for dep in &svc.deps {
-            if let Dep::Lua {
-                name,
-                chunk,
-                timeout,
-            } = dep
-            {
-                chunks.push((i, Some(name.as_str()), chunk, *timeout));
-            }
-            targets.extend(dep_target(dep));
+        for (name, chunk, timeout) in lua_deps(svc) {
+            chunks.push((i, Some(name), chunk, timeout));
         }
+        targets.extend(svc.deps.iter().filter_map(dep_target));
     }
     let probes_end = targets.iter().map(|(_, t)| *t).max().unwrap_or_default();
     // The chunks' world owns a copy of the config: their threads may outlive this call.
@@ -145,17 +138,12 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
             if !asked.contains(&svc.name) {
                 continue;
             }
-            for dep in &svc.deps {
-                if let Dep::Lua {
-                    name,
-                    chunk,
-                    timeout,
-                } = dep
-                    && !chunks
-                        .iter()
-                        .any(|(j, d, _, _)| *j == i && *d == Some(name.as_str()))
+            for (name, chunk, timeout) in lua_deps(svc) {
+                if !chunks
+                    .iter()
+                    .any(|(j, d, _, _)| *j == i && *d == Some(name))
                 {
-                    extra.push((i, Some(name.as_str()), chunk, *timeout));
+                    extra.push((i, Some(name), chunk, timeout));
                 }
             }
         }
@@ -430,6 +418,18 @@ fn run_chunks(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `lua:` deps of `svc`: (name, chunk, time limit).
+fn lua_deps(svc: &Service) -> impl Iterator<Item = (&str, &LuaChunk, Duration)> {
+    svc.deps.iter().filter_map(|d| match d {
+        Dep::Lua {
+            name,
+            chunk,
+            timeout,
+        } => Some((name.as_str(), chunk, *timeout)),
+        _ => None,
+    })
 }
 
 /// Whether this observation probes the deps of `svc` (see [`Scope`]).

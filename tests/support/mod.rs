@@ -67,6 +67,18 @@ impl Fixture {
         )
     }
 
+    /// Runs [`daemon_script`](Self::daemon_script) by hand, as an operator or systemd would
+    /// start the service behind autoheal's back; returns the daemon's pid.
+    pub fn start_by_hand(&self, name: &str, k: u32) -> u32 {
+        let status = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(self.daemon_script(name, k))
+            .status()
+            .unwrap();
+        assert!(status.success(), "{name}: {status}");
+        self.pid_of(name).expect("the script wrote its pid file")
+    }
+
     /// Runs the binary with `args` (`{dir}` expanded), the config and state dir of this fixture.
     pub fn autoheal(&self, args: &[&str]) -> Output {
         self.autoheal_cmd(args).output().unwrap()
