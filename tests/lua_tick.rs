@@ -468,3 +468,40 @@ svc:
         .to_string();
     assert!(reason.contains("timed out after 300ms"), "{j}");
 }
+
+/// A check that errs (a bug in it, not an answer) is reported, and its dependents wait, but it
+/// never restarts the service: only `false` (or nil) from a check that ran counts.
+#[test]
+fn a_check_that_errs_never_restarts_a_working_service() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+  unhealthy_after: 1
+svc:
+  pname: '{re}'
+  check: |
+    local r = http_get("http://127.0.0.1:1/health", {{timeout = 0.2}})
+    return r.status == 200
+  grace: 100ms
+  script: {s}
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    let first = f.start_by_hand("svc", 1);
+    std::thread::sleep(Duration::from_millis(200)); // past its grace
+    for _ in 0..2 {
+        let out = f.run();
+        let log = stdout(&out);
+        assert!(
+            log.contains("svc: still down: unhealthy: its check failed to run: ")
+                && log.contains("svc.check: attempt to index a nil value (local 'r')")
+                && log.contains("(not counted toward a restart)"),
+            "{log}"
+        );
+    }
+    assert!(is_running(first));
+    assert_eq!(f.journal(), vec!["svc"], "started by hand only");
+}

@@ -38,6 +38,10 @@ pub struct ServiceObs {
     /// For a service alive by `pname` alone: why autoheal cannot tell which process to stop
     /// (several unrelated processes match), so it must not restart it without a `stop:`.
     pub ambiguous: Option<String>,
+    /// Its `health` failure is its `check:` chunk erring (a runtime error, a time or memory
+    /// limit), not an answer: the service's health is unknown. Shown, never counted toward a
+    /// health restart (a bug in a check must not restart a working service).
+    pub check_error: bool,
 }
 
 /// One tcp, http or lua dep as probed.
@@ -238,6 +242,11 @@ fn clamp_to_clock(ss: &mut ServiceState, settings: &Settings, now: f64) {
 fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Settings, now: f64) {
     let alive = obs.is_some_and(|o| o.alive.is_ok());
     let unhealthy = obs.is_some_and(|o| matches!(o.health, Some(Err(_))));
+    if alive && obs.is_some_and(|o| o.check_error) {
+        // Health unknown: the streak neither grows nor resets.
+        ss.alive_since = None;
+        return;
+    }
     if alive && !unhealthy {
         let since = *ss.alive_since.get_or_insert(now);
         // Seen alive and well: whatever made autoheal give up is over.
@@ -299,6 +308,12 @@ fn decide_uncached(
         };
     };
     // Alive: restarted only when its health kept failing, or a dep it follows restarted.
+    if let (true, Some(Err(reason))) = (o.check_error, &o.health) {
+        return Verdict::Unhealthy {
+            reason: format!("its check failed to run: {reason} (not counted toward a restart)"),
+            held: None,
+        };
+    }
     let why = match &o.health {
         Some(Err(reason)) if ss.health_failures < svc.unhealthy_after => {
             return Verdict::Unhealthy {

@@ -17,6 +17,7 @@ fn alive() -> ServiceObs {
         health: None,
         deps: BTreeMap::new(),
         ambiguous: None,
+        check_error: false,
     }
 }
 
@@ -27,6 +28,7 @@ fn dead() -> ServiceObs {
         health: None,
         deps: BTreeMap::new(),
         ambiguous: None,
+        check_error: false,
     }
 }
 
@@ -689,4 +691,31 @@ fn a_service_whose_process_to_stop_is_ambiguous_is_not_restarted() {
         "with a stop: command it is: {:?}",
         p.decisions
     );
+}
+
+#[test]
+fn a_check_that_errs_is_shown_but_never_restarts_the_service() {
+    let c =
+        cfg("settings:\n  unhealthy_after: 1\na:\n  pname: a\n  check: return x.y\n  script: x\n");
+    let mut o = alive();
+    o.health = Some(Err(
+        "t.yaml:4: a.check: attempt to index a nil value (global 'x')".into(),
+    ));
+    o.check_error = true;
+    let mut st = State::default();
+    for k in 0..20 {
+        let p = plan(&c, &obs(vec![("a", o.clone())]), &st, NOW + 10.0 * k as f64);
+        st = p.state.clone();
+        match verdict(&p, "a") {
+            Verdict::Unhealthy { reason, held: None } => {
+                assert!(reason.contains("not counted toward a restart"), "{reason}")
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+    assert_eq!(st.services["a"].health_failures, 0);
+    // The same failure as an answer (`return false, "why"`) counts.
+    o.check_error = false;
+    let p = plan(&c, &obs(vec![("a", o)]), &st, NOW + 300.0);
+    assert!(matches!(verdict(&p, "a"), Verdict::Restart { .. }));
 }

@@ -73,37 +73,56 @@ pub fn run_chunk(
     timeout: Duration,
     world: &dyn World,
 ) -> Result<(), String> {
-    guarded(chunk, || sandbox::run(None, config, chunk, timeout, world))
+    guarded(chunk, || sandbox::run(None, config, chunk, timeout, world)).map_err(Failure::reason)
+}
+
+/// Why a chunk did not return a truthy value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It returned false or nil (`false, "why"`: the why): the answer of a check that worked.
+    Falsy(String),
+    /// It did not answer: a runtime error, its time or memory limit, stuck in a library
+    /// function. A health check that errs says nothing about the service: it is reported, and
+    /// never counted toward a health restart.
+    Error(String),
+}
+
+impl Failure {
+    pub fn reason(self) -> String {
+        match self {
+            Failure::Falsy(r) | Failure::Error(r) => r,
+        }
+    }
 }
 
 /// Runs one chunk in a fresh environment of a sandboxed state taken from `pool` (or a new one)
 /// under `timeout` and the memory limit.
 ///
-/// `Ok(())` if it returned a truthy value. `Err(reason)` for a falsy result (`"returned
-/// false"`, `"returned nil"`, or the second value of `false, "why"`), a runtime error with its
-/// conf.yaml line (`"conf.yaml:23: web.check: attempt to index a nil value (global 'resp')"`),
-/// a timeout (`"timed out after 5s"`) or the memory limit (`"memory limit of 64 MiB
-/// exceeded"`). Never panics.
+/// `Ok(())` if it returned a truthy value. [`Failure::Falsy`] for a falsy result (`"returned
+/// false"`, `"returned nil"`, or the second value of `false, "why"`); [`Failure::Error`] for a
+/// runtime error with its conf.yaml line (`"conf.yaml:23: web.check: attempt to index a nil
+/// value (global 'resp')"`), a timeout (`"timed out after 5s"`) or the memory limit (`"memory
+/// limit of 64 MiB exceeded"`). Never panics.
 pub fn run_chunk_in(
     pool: &Pool,
     config: &Config,
     chunk: &LuaChunk,
     timeout: Duration,
     world: &dyn World,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     guarded(chunk, || {
         sandbox::run(Some(&pool.0), config, chunk, timeout, world)
     })
 }
 
 /// A panic in a run is an error of that run (its state is dropped, never reused).
-fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
     let run = std::panic::AssertUnwindSafe(run);
     std::panic::catch_unwind(run).unwrap_or_else(|_| {
-        Err(format!(
+        Err(Failure::Error(format!(
             "{}: internal error in the Lua host (please report it)",
             chunk.label
-        ))
+        )))
     })
 }
 

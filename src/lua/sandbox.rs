@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use regex::Regex;
 
-use super::{World, left, prims, show};
+use super::{Failure, World, left, prims, show};
 use crate::config::{Config, LuaChunk};
 use crate::defaults::LUA_MEMORY;
 
@@ -708,13 +708,16 @@ impl Host {
         chunk: &LuaChunk,
         timeout: Duration,
         world: &dyn World,
-    ) -> (Result<(), String>, bool) {
+    ) -> (Result<(), Failure>, bool) {
         let lua = &self.lua;
         let ctx = &self.ctx;
         // The limit counts what this run adds to what the state already holds.
         if let Err(e) = lua.set_memory_limit(lua.used_memory() + LUA_MEMORY) {
             return (
-                Err(format!("{}: cannot start Lua: {e}", chunk.label)),
+                Err(Failure::Error(format!(
+                    "{}: cannot start Lua: {e}",
+                    chunk.label
+                ))),
                 false,
             );
         }
@@ -737,13 +740,13 @@ impl Host {
             Err(e) => recoverable(e) && !ctx.timed_out.load(Ordering::Relaxed),
         };
         let result = match result {
-            Ok(Ok(values)) => verdict(values),
-            Ok(Err(syntax)) => Err(syntax),
+            Ok(Ok(values)) => verdict(values).map_err(Failure::Falsy),
+            Ok(Err(syntax)) => Err(Failure::Error(syntax)),
             Err(e) => {
                 if std::env::var_os("AUTOHEAL_LUA_DEBUG").is_some() {
                     eprintln!("{e:#?}");
                 }
-                Err(describe_error(config, chunk, ctx, &e))
+                Err(Failure::Error(describe_error(config, chunk, ctx, &e)))
             }
         };
         let reusable = reusable
@@ -772,7 +775,7 @@ pub(crate) fn run(
     chunk: &LuaChunk,
     timeout: Duration,
     world: &dyn World,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let k = key(config);
     let host = match pool {
         Some(p) => {
@@ -788,7 +791,8 @@ pub(crate) fn run(
     };
     let host = match host {
         Some(h) => h,
-        None => Host::new(config).map_err(|e| format!("{}: cannot start Lua: {e}", chunk.label))?,
+        None => Host::new(config)
+            .map_err(|e| Failure::Error(format!("{}: cannot start Lua: {e}", chunk.label)))?,
     };
     let (result, reusable) = host.run(config, chunk, timeout, world);
     if reusable {

@@ -15,6 +15,7 @@ mod world;
 
 use crate::config::{Config, Dep, Liveness, LuaChunk, Probe, Service};
 use crate::engine::{DepObs, Observation, ServiceObs};
+use crate::lua::Failure;
 use crate::state::State;
 use probe::Target;
 use procs::ProcTable;
@@ -176,7 +177,7 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
     obs
 }
 
-type LuaResult<'a> = (usize, Option<&'a str>, Result<(), String>);
+type LuaResult<'a> = (usize, Option<&'a str>, Result<(), Failure>);
 
 /// A chunk to run: (service index, dep name or `None` for its `check:`, chunk, time limit).
 type LuaJob<'a> = (usize, Option<&'a str>, &'a LuaChunk, Duration);
@@ -207,6 +208,7 @@ fn assemble(
             health: None,
             deps: Default::default(),
             ambiguous: ambiguous.clone(),
+            check_error: false,
         })
         .collect();
     let result_of = |target: &Target| {
@@ -241,9 +243,10 @@ fn assemble(
     for (i, dep, result) in lua {
         match dep {
             None => {
-                let h = &mut services[*i].health;
-                if !matches!(h, Some(Err(_))) {
-                    *h = Some(result.clone());
+                let o = &mut services[*i];
+                if !matches!(o.health, Some(Err(_))) {
+                    o.check_error = matches!(result, Err(Failure::Error(_)));
+                    o.health = Some(result.clone().map_err(Failure::reason));
                 }
             }
             Some(name) => {
@@ -251,7 +254,7 @@ fn assemble(
                     name.to_string(),
                     DepObs {
                         target: "lua".into(),
-                        result: result.clone(),
+                        result: result.clone().map_err(Failure::reason),
                     },
                 );
             }
@@ -280,7 +283,7 @@ const MAX_STUCK: usize = LUA_WORKERS;
 
 enum Event {
     Started(usize, Instant),
-    Done(usize, Result<(), String>),
+    Done(usize, Result<(), Failure>),
 }
 
 /// Runs `jobs` (chunk, time limit) on at most `workers` threads; results in job order.
@@ -301,9 +304,9 @@ fn run_chunks(
     jobs: Vec<(LuaChunk, Duration)>,
     world: Arc<world::TickWorld>,
     workers: usize,
-) -> Vec<Result<(), String>> {
+) -> Vec<Result<(), Failure>> {
     let n = jobs.len();
-    let mut results: Vec<Option<Result<(), String>>> = vec![None; n];
+    let mut results: Vec<Option<Result<(), Failure>>> = vec![None; n];
     let mut started: Vec<Option<Instant>> = vec![None; n];
     let limits: Vec<(String, usize, Duration)> = jobs
         .iter()
@@ -314,7 +317,9 @@ fn run_chunks(
         let stuck = lock(&STUCK);
         for (i, (chunk, timeout)) in jobs.into_iter().enumerate() {
             if let Some((_, why)) = stuck.iter().find(|(l, _)| *l == chunk.label) {
-                results[i] = Some(Err(format!("{why} (earlier in this tick; not run again)")));
+                results[i] = Some(Err(Failure::Error(format!(
+                    "{why} (earlier in this tick; not run again)"
+                ))));
             } else {
                 queue.push_back((i, chunk, timeout));
             }
@@ -385,18 +390,18 @@ fn run_chunks(
                 crate::report::duration(STUCK_AFTER),
                 crate::report::duration(*limit)
             );
-            results[i] = Some(Err(why.clone()));
+            results[i] = Some(Err(Failure::Error(why.clone())));
             let mut stuck = lock(&STUCK);
             stuck.push((label.clone(), why));
             live -= 1;
             if stuck.len() >= MAX_STUCK {
                 // Give up on the rest rather than lose a thread per chunk.
                 for (j, chunk, _) in lock(&queue).drain(..) {
-                    results[j] = Some(Err(format!(
+                    results[j] = Some(Err(Failure::Error(format!(
                         "{}: not run: {} Lua chunks are stuck in this tick",
                         chunk.label,
                         stuck.len()
-                    )));
+                    ))));
                 }
             }
         }
