@@ -16,6 +16,7 @@ use autoheal::lua::{self, World};
 #[derive(Default)]
 struct TestWorld {
     alive: HashMap<String, bool>,
+    started: HashMap<String, f64>,
     refuse: HashMap<String, String>,
     restarted: Mutex<Vec<String>>,
     logs: Mutex<Vec<String>>,
@@ -27,6 +28,10 @@ impl World for TestWorld {
             .get(service)
             .copied()
             .ok_or_else(|| format!("no service `{service}` in this file"))
+    }
+    fn started(&self, service: &str) -> Result<Option<f64>, String> {
+        let alive = self.alive(service)?;
+        Ok(self.started.get(service).copied().filter(|_| alive))
     }
     fn restart(&self, service: &str) -> Result<(), String> {
         if let Some(why) = self.refuse.get(service) {
@@ -615,6 +620,41 @@ fn probes_count_against_the_chunk_time_limit() {
     .unwrap_err();
     assert_eq!(err, "timed out after 300ms");
     assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn started_gives_a_service_s_process_start_time() {
+    let world = TestWorld {
+        alive: HashMap::from([("db".to_string(), true), ("app".to_string(), false)]),
+        started: HashMap::from([("db".to_string(), 1_800_000_100.5)]),
+        ..Default::default()
+    };
+    let t = Duration::from_secs(5);
+    assert_eq!(
+        run_with("return started('db') == 1800000100.5", t, &world),
+        Ok(())
+    );
+    assert_eq!(
+        run_with(
+            "local t, why = started('app') return t == nil, why",
+            t,
+            &world
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run_with("return select(2, started('app'))", t, &world),
+        Ok(()),
+        "the reason is a string"
+    );
+    assert_eq!(
+        run_with("return require('autoheal').started('db') > 0", t, &world),
+        Ok(())
+    );
+    assert_eq!(
+        run_with("return started('nope')", t, &world),
+        Err("conf.yaml:7: web.check: started: no service `nope` in this file".into())
+    );
 }
 
 #[test]

@@ -18,6 +18,9 @@ impl World for NoWorld {
     fn alive(&self, service: &str) -> Result<bool, String> {
         Err(format!("no service `{service}`"))
     }
+    fn started(&self, service: &str) -> Result<Option<f64>, String> {
+        Err(format!("no service `{service}`"))
+    }
     fn restart(&self, _: &str) -> Result<(), String> {
         Err("not in this test".into())
     }

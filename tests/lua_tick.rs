@@ -505,3 +505,41 @@ svc:
     assert!(is_running(first));
     assert_eq!(f.journal(), vec!["svc"], "started by hand only");
 }
+
+/// Following a remote dep's restart from Lua: `started(name)` (when the service's own process
+/// started) against a fact the dep exposes (here the age of a file its start touches).
+#[test]
+fn a_check_follows_a_remote_restart_with_started() {
+    let f = Fixture::new();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+  unhealthy_after: 1
+app:
+  pname: '{re}'
+  check: |
+    local age = file_age("{{dir}}/db_started")
+    if age and os.time() - age > started("app") + 1 then
+      return false, "db restarted after app"
+    end
+    return true
+  grace: 1s
+  script: {s}
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("app", 1)
+    ));
+    let first = f.start_by_hand("app", 1);
+    std::thread::sleep(Duration::from_millis(2500)); // past its grace, and a second apart
+    std::fs::write(f.path("db_started"), "").unwrap();
+    let out = f.run();
+    assert!(
+        stdout(&out).contains("app: restarted: unhealthy (1 failed health observation in a row): db restarted after app"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(wait_for(Duration::from_secs(3), || !is_running(first)));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(stdout(&f.run()), "", "app is now newer than db's start");
+}

@@ -37,6 +37,9 @@ pub trait World: Sync {
     /// Liveness (and health, for a service of this file with `check:`) of a service of this
     /// file. `Err` = unknown service name.
     fn alive(&self, service: &str) -> Result<bool, String>;
+    /// When the process of a service of this file started (unix seconds), `None` when it is
+    /// dead or its start time is unknown. `Err` = unknown service name.
+    fn started(&self, service: &str) -> Result<Option<f64>, String>;
     /// Ask for a restart through the engine's gate (deps ready, grace, backoff, lock, dry-run).
     /// `Ok(())` = accepted; `Err(reason)` otherwise.
     fn restart(&self, service: &str) -> Result<(), String>;

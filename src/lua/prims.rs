@@ -272,6 +272,15 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
     Ok(ah)
 }
 
+/// The primitives that reach the engine, for one run.
+pub(crate) struct WorldFns {
+    pub alive: Function,
+    pub restart: Function,
+    pub started: Function,
+    pub log: Function,
+    pub print: Function,
+}
+
 /// The primitives that reach the engine, valid for one run only: `alive`, `restart`, `log`,
 /// and `print` (as `log`).
 pub(crate) fn world_fns<'scope>(
@@ -279,7 +288,7 @@ pub(crate) fn world_fns<'scope>(
     world: &'scope dyn World,
     label: &'scope str,
     ctx: &Arc<Ctx>,
-) -> mlua::Result<(Function, Function, Function, Function)> {
+) -> mlua::Result<WorldFns> {
     let c = Arc::clone(ctx);
     let alive = scope.create_function(move |_, spec: Value| -> mlua::Result<Check> {
         match spec {
@@ -299,6 +308,11 @@ pub(crate) fn world_fns<'scope>(
         }
     })?;
     let restart = scope.create_function(move |_, name: String| Ok(check(world.restart(&name))))?;
+    let started = scope.create_function(move |_, name: String| match world.started(&name) {
+        Ok(Some(t)) => Ok((Some(t), None)),
+        Ok(None) => Ok((None, Some(format!("{name} is dead")))),
+        Err(e) => Err(misuse(format!("started: {e}"))),
+    })?;
     // Lines written by this run, `log` and `print` together.
     let lines = Arc::new(AtomicUsize::new(0));
     let written = Arc::clone(&lines);
@@ -314,7 +328,13 @@ pub(crate) fn world_fns<'scope>(
         }
         Ok(())
     })?;
-    Ok((alive, restart, log, print))
+    Ok(WorldFns {
+        alive,
+        restart,
+        started,
+        log,
+        print,
+    })
 }
 
 /// The line `log` / `print` writes for `values` (joined by tabs), cut at [`MAX_LOG_LINE`]

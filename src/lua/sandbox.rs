@@ -290,15 +290,15 @@ meta.__index = function(env, k)
   if v ~= nil then rawset(env, k, v) end
   return v
 end
-return function(alive, restart, log, print, prims)
-  local env = { alive = alive, restart = restart, log = log, print = print }
+return function(alive, restart, started, log, print, prims)
+  local env = { alive = alive, restart = restart, started = started, log = log, print = print }
   env._G = env
   env.load = function(chunk, name, _, ...)
     if select("#", ...) == 0 then return rawload(chunk, name, "t", env) end
     return rawload(chunk, name, "t", ...)
   end
   local ah = copy(prims)
-  ah.alive, ah.restart, ah.log = alive, restart, log
+  ah.alive, ah.restart, ah.started, ah.log = alive, restart, started, log
   return rawsetmetatable(env, meta), { autoheal = ah }
 end
 "##;
@@ -726,8 +726,14 @@ impl Host {
             let world_fns = prims::world_fns(scope, world, &chunk.label, ctx)?;
             let new_env: Function = lua.named_registry_value(NEW_ENV)?;
             let prims: Table = lua.named_registry_value(PRIMS)?;
-            let (env, loaded): (Table, Table) =
-                new_env.call((world_fns.0, world_fns.1, world_fns.2, world_fns.3, prims))?;
+            let (env, loaded): (Table, Table) = new_env.call((
+                world_fns.alive,
+                world_fns.restart,
+                world_fns.started,
+                world_fns.log,
+                world_fns.print,
+                prims,
+            ))?;
             lua.set_named_registry_value(LOADED, &loaded)?;
             lua.set_named_registry_value(ENV, &env)?;
             match compile(lua, chunk, Some(&env)) {

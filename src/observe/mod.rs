@@ -98,9 +98,15 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
     let probes_end = targets.iter().map(|(_, t)| *t).max().unwrap_or_default();
     // The chunks' world owns a copy of the config: their threads may outlive this call.
     let shared = (!chunks.is_empty()).then(|| Arc::new(config.clone()));
-    let world = shared
-        .as_ref()
-        .map(|c| Arc::new(world::TickWorld::new(c.clone(), ctx, &alive, probes_end)));
+    let world = shared.as_ref().map(|c| {
+        Arc::new(world::TickWorld::new(
+            c.clone(),
+            ctx,
+            &alive,
+            &started,
+            probes_end,
+        ))
+    });
     let (probed, ran) = std::thread::scope(|s| {
         let probes = s.spawn(|| {
             let probed = probe::probe_all(&targets, crate::defaults::PROBE_WORKERS);

@@ -24,6 +24,7 @@ pub(super) struct TickWorld {
     state: State,
     restarts: Restarts,
     alive: Vec<Result<Option<u32>, String>>,
+    started: Vec<Option<f64>>,
     now: f64,
     /// Until when `restart()` waits for the probes.
     wait_until: Instant,
@@ -48,6 +49,7 @@ impl TickWorld {
         config: Arc<Config>,
         ctx: &Ctx<'_>,
         alive: &[Result<Option<u32>, String>],
+        started: &[Option<f64>],
         probes_take: Duration,
     ) -> Self {
         TickWorld {
@@ -55,6 +57,7 @@ impl TickWorld {
             state: ctx.state.clone(),
             restarts: ctx.restarts,
             alive: alive.to_vec(),
+            started: started.to_vec(),
             now: crate::engine::tick::unix_now(),
             wait_until: Instant::now() + probes_take + Duration::from_secs(1),
             partial: Mutex::new(None),
@@ -101,6 +104,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl World for TickWorld {
     fn alive(&self, service: &str) -> Result<bool, String> {
         Ok(self.alive[self.index(service)?].is_ok())
+    }
+
+    fn started(&self, service: &str) -> Result<Option<f64>, String> {
+        let i = self.index(service)?;
+        Ok(self.started[i].filter(|_| self.alive[i].is_ok()))
     }
 
     fn restart(&self, service: &str) -> Result<(), String> {
