@@ -231,6 +231,11 @@ fn module_diag(path: &Path, message: &str, chunk: &LuaChunk) -> Diagnostic {
 }
 
 pub(crate) fn check_config(config: &Config) -> Vec<Diagnostic> {
+    let chunks = chunks(config);
+    if chunks.is_empty() {
+        // No Lua in the file: no state to build.
+        return Vec::new();
+    }
     let ctx = Arc::new(Ctx::new(config, config.settings.lua_timeout));
     let lua = match sandbox::new_state(&ctx) {
         Ok(lua) => lua,
@@ -255,7 +260,7 @@ pub(crate) fn check_config(config: &Config) -> Vec<Diagnostic> {
         seen: HashSet::new(),
         diags: Vec::new(),
     };
-    for chunk in chunks(config) {
+    for chunk in chunks {
         checker.chunk(chunk);
     }
     checker.diags

@@ -596,7 +596,9 @@ pub(crate) fn compile(
         }
         .into_function()
     };
-    if let Ok(f) = load(wrapped) {
+    if !starts_a_statement(&chunk.source)
+        && let Ok(f) = load(wrapped)
+    {
         return Ok(f);
     }
     load(chunk.source.clone()).map_err(|e| {
@@ -634,10 +636,34 @@ fn lua_name(chunk: &LuaChunk) -> &str {
 
 /// Whether `source` is a single expression (so it runs as `return <source>`).
 pub(crate) fn is_expression(lua: &Lua, source: &str) -> bool {
-    lua.load(format!("return {source}"))
-        .set_mode(mlua::chunk::ChunkMode::Text)
-        .into_function()
-        .is_ok()
+    !starts_a_statement(source)
+        && lua
+            .load(format!("return {source}"))
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .into_function()
+            .is_ok()
+}
+
+/// Whether `source` begins (after blanks and `--` comments) with a keyword no expression can
+/// begin with (`return`, `local`, `if`...): then `return <source>` cannot compile, and trying it
+/// would only cost a compile, every run.
+fn starts_a_statement(source: &str) -> bool {
+    const KEYWORDS: [&str; 8] = [
+        "return", "local", "if", "for", "while", "repeat", "do", "goto",
+    ];
+    let mut rest = source.trim_start();
+    // Line comments (`--[[ ]]` block comments are rare enough to take the slow path).
+    while let Some(after) = rest.strip_prefix("--") {
+        if after.starts_with('[') {
+            return false;
+        }
+        rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+    }
+    let word: &str = rest
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or("");
+    KEYWORDS.contains(&word)
 }
 
 /// `label:N: rest` → (N, rest).
@@ -878,5 +904,34 @@ fn flatten(e: &mlua::Error) -> (String, String) {
         }
         mlua::Error::BadArgument { .. } => (e.to_string(), String::new()),
         other => (other.to_string(), String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_a_statement;
+
+    #[test]
+    fn statements_are_told_from_expressions_by_their_first_word() {
+        for src in [
+            "return true",
+            "  local x = 1\nreturn x",
+            "-- note\nif x then return 1 end",
+            "for i = 1, 2 do end",
+            "do return 1 end",
+        ] {
+            assert!(starts_a_statement(src), "{src:?}");
+        }
+        for src in [
+            "tcp_probe('db', 5432)",
+            "redis.ping{port=6379}",
+            "-- note\nalive('db')",
+            "returned_value",
+            "localhost_ok()",
+            "--[[ block ]] return true",
+            "",
+        ] {
+            assert!(!starts_a_statement(src), "{src:?}");
+        }
     }
 }

@@ -512,8 +512,17 @@ fn liveness(
     restartable: bool,
 ) -> (Result<Option<u32>, String>, Option<f64>, Option<String>) {
     let mut found = None;
+    let mut ambiguous = None;
+    let by_pname = l.pname().map(|p| match (l, restartable) {
+        (Liveness::Pname(_), true) => {
+            let (alive, why) = table.find_pname_to_stop(&p.regex);
+            ambiguous = why;
+            alive
+        }
+        _ => table.find_pname(&p.regex),
+    });
     let checks = [
-        l.pname().map(|p| table.find_pname(&p.regex)),
+        by_pname,
         l.pid_file()
             .map(|f| table.check_pid_file_as(f, l.pname().map(|p| &p.regex))),
     ];
@@ -521,13 +530,6 @@ fn liveness(
         match check {
             procs::Liveness::Alive { pid, started } => found = Some((pid, started)),
             procs::Liveness::Dead { reason } => return (Err(reason), None, None),
-        }
-    }
-    let mut ambiguous = None;
-    if let (Liveness::Pname(p), Some(_), true) = (l, found, restartable) {
-        match table.stop_target(&p.regex) {
-            Ok(pid) => found = Some((pid, table.start_time(pid))),
-            Err(why) => ambiguous = Some(why),
         }
     }
     let started = found.and_then(|(_, s)| s).and_then(|t| {

@@ -155,34 +155,30 @@ impl ProcTable {
     ///   a `stop:` command or a `pid_file` so that autoheal knows which process to stop. Nothing
     ///   should be signalled then.
     pub fn stop_target(&self, re: &regex::Regex) -> Result<u32, String> {
-        const SHOWN: usize = 5;
         let matching: BTreeMap<u32, &Proc> = self.matching(re).collect();
-        let tops: Vec<(u32, &Proc)> = matching
+        top_of(re, &matching)
+    }
+
+    /// [`find_pname`](Self::find_pname) and [`stop_target`](Self::stop_target) in one scan of
+    /// the table, for a service that may be restarted while alive: alive with the pid a restart
+    /// would stop, or with the oldest match and why the one to stop is ambiguous.
+    pub fn find_pname_to_stop(&self, re: &regex::Regex) -> (Liveness, Option<String>) {
+        let matching: BTreeMap<u32, &Proc> = self.matching(re).collect();
+        let oldest = matching
             .iter()
-            .filter(|(_, p)| !matching.contains_key(&p.ppid))
-            .map(|(&pid, &p)| (pid, p))
-            .collect();
-        match tops.as_slice() {
-            [] => Err(no_match(re)),
-            [(pid, _)] => Ok(*pid),
-            _ => {
-                let mut listed: Vec<String> = tops
-                    .iter()
-                    .take(SHOWN)
-                    .map(|(pid, p)| format!("{pid} ({})", shorten(&p.cmdline, 60)))
-                    .collect();
-                if tops.len() > SHOWN {
-                    listed.push(format!("and {} more", tops.len() - SHOWN));
-                }
-                Err(format!(
-                    "pname \"{}\" matches {} unrelated processes: {}; give the service a `stop:` \
-                     command or a `pid_file` so that autoheal knows which process to stop",
-                    re.as_str(),
-                    tops.len(),
-                    listed.join(", ")
-                ))
-            }
-        }
+            .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), **pid));
+        let Some((&oldest, _)) = oldest else {
+            return (Liveness::dead(no_match(re)), None);
+        };
+        let (pid, ambiguous) = match top_of(re, &matching) {
+            Ok(pid) => (pid, None),
+            Err(why) => (oldest, Some(why)),
+        };
+        let alive = Liveness::Alive {
+            pid,
+            started: matching[&pid].started,
+        };
+        (alive, ambiguous)
     }
 
     /// The processes `pname` may match: not zombies, not kernel threads, not our own tree.
@@ -377,6 +373,37 @@ fn own_tree(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
         }
     }
     tree
+}
+
+/// The one topmost process among `matching` (none whose parent also matches), or why not.
+fn top_of(re: &regex::Regex, matching: &BTreeMap<u32, &Proc>) -> Result<u32, String> {
+    const SHOWN: usize = 5;
+    let tops: Vec<(u32, &Proc)> = matching
+        .iter()
+        .filter(|(_, p)| !matching.contains_key(&p.ppid))
+        .map(|(&pid, &p)| (pid, p))
+        .collect();
+    match tops.as_slice() {
+        [] => Err(no_match(re)),
+        [(pid, _)] => Ok(*pid),
+        _ => {
+            let mut listed: Vec<String> = tops
+                .iter()
+                .take(SHOWN)
+                .map(|(pid, p)| format!("{pid} ({})", shorten(&p.cmdline, 60)))
+                .collect();
+            if tops.len() > SHOWN {
+                listed.push(format!("and {} more", tops.len() - SHOWN));
+            }
+            Err(format!(
+                "pname \"{}\" matches {} unrelated processes: {}; give the service a `stop:` \
+                 command or a `pid_file` so that autoheal knows which process to stop",
+                re.as_str(),
+                tops.len(),
+                listed.join(", ")
+            ))
+        }
+    }
 }
 
 /// Boot time: now minus `/proc/uptime` (to the hundredth of a second, so that a process's
