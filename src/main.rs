@@ -9,6 +9,7 @@ use autoheal::{Exit, engine, state};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,9 +34,10 @@ fn main() -> ExitCode {
 }
 
 /// Loads the config, or prints every error and exits 2: nothing is started on a bad file.
-fn with_config(path: &Path, f: impl FnOnce(&Config) -> Exit) -> Exit {
+fn with_config(path: &Path, f: impl FnOnce(&Arc<Config>) -> Exit) -> Exit {
     match load(path) {
-        Ok(cfg) => f(&cfg),
+        // Shared, not copied, with the threads that run Lua chunks.
+        Ok(cfg) => f(&Arc::new(cfg)),
         Err(exit) => exit,
     }
 }
@@ -52,7 +54,7 @@ fn state_dir(cfg: &Config, flag: &Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| cfg.settings.state_dir.clone())
 }
 
-fn run(cfg: &Config, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
+fn run(cfg: &Arc<Config>, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
     let dir = state_dir(cfg, dir);
     let mut log = if dry_run {
         Log::stdout()
@@ -78,7 +80,7 @@ fn run(cfg: &Config, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
     }
 }
 
-fn status(cfg: &Config, dir: &Option<PathBuf>, json: bool) -> Exit {
+fn status(cfg: &Arc<Config>, dir: &Option<PathBuf>, json: bool) -> Exit {
     let dir = state_dir(cfg, dir);
     // Read-only: a missing or bad state file just means no history.
     let (st, warning) = state::peek(&dir);

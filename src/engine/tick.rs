@@ -13,7 +13,7 @@ use crate::state::{self, LockOutcome, State, StateError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How a tick is run.
@@ -51,7 +51,11 @@ pub fn unix_now() -> f64 {
 }
 
 /// Runs one tick.
-pub fn run(config: &Config, opts: &TickOptions, log: &mut Log) -> Result<TickOutcome, StateError> {
+pub fn run(
+    config: &Arc<Config>,
+    opts: &TickOptions,
+    log: &mut Log,
+) -> Result<TickOutcome, StateError> {
     let dir = &opts.state_dir;
     // The lock lives as long as this binding: to the end of the tick.
     let _lock = if opts.dry_run {

@@ -56,7 +56,7 @@ pub const LUA_WORKERS: usize = 16;
 
 /// One observation: one process-table snapshot, then every needed probe, Lua dep and health
 /// check in parallel, each bounded by its own timeout.
-pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
+pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation {
     let table = ProcTable::snapshot();
     let mut alive = Vec::new();
     let mut started = Vec::new();
@@ -96,8 +96,8 @@ pub fn observe(config: &Config, scope: Scope, ctx: &Ctx<'_>) -> Observation {
         targets.extend(svc.deps.iter().filter_map(dep_target));
     }
     let probes_end = targets.iter().map(|(_, t)| *t).max().unwrap_or_default();
-    // The chunks' world owns a copy of the config: their threads may outlive this call.
-    let shared = (!chunks.is_empty()).then(|| Arc::new(config.clone()));
+    // The chunks' world shares the config: their threads may outlive this call.
+    let shared = (!chunks.is_empty()).then(|| Arc::clone(config));
     let world = shared.as_ref().map(|c| {
         Arc::new(world::TickWorld::new(
             c.clone(),
