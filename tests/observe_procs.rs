@@ -32,6 +32,17 @@ fn sleep_child(arg: &str) -> Child {
         .expect("spawn sleep")
 }
 
+/// Sets a file's mtime an hour back, as a pid file written before a reboot would be.
+fn written_an_hour_ago(path: &std::path::Path) {
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+}
+
 /// Kills, by pid, a process this test started, when dropped (also when an assert fails).
 struct KillOnDrop(u32);
 
@@ -192,13 +203,7 @@ fn a_pid_file_confirmed_by_pname_is_not_stale_whatever_its_time() {
     let mut child = sleep_child(&arg);
     let _guard = KillOnDrop(child.id());
     let path = pid_file(dir.path(), &child.id().to_string());
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
+    written_an_hour_ago(&path);
     let table = ProcTable::snapshot();
     let mine = regex::Regex::new(&format!("sleep {}$", regex::escape(&arg))).unwrap();
     assert!(matches!(
@@ -221,13 +226,7 @@ fn pid_file_older_than_its_process_is_stale() {
     let mut child = sleep_child(&unique_sleep_arg());
     let _guard = KillOnDrop(child.id());
     let path = pid_file(dir.path(), &child.id().to_string());
-    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
+    written_an_hour_ago(&path);
 
     assert_eq!(
         ProcTable::snapshot().check_pid_file(&path),
