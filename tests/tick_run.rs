@@ -833,3 +833,20 @@ b:
         "b did not wait for hung's script: {log}"
     );
 }
+
+/// A tick ends on a last look after the scripts it ran: in one pass (`converge: 0`) a service
+/// whose script left it running is reported up and the tick exits 0, not 1.
+#[test]
+fn a_one_pass_tick_ends_on_what_its_scripts_did() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 0\nsvc:\n  pname: '{re}'\n  script: {s}\n",
+        re = f.sleeper_re(1),
+        s = f.daemon_script("svc", 1)
+    ));
+    let out = f.run();
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("svc: started") && log.contains("svc: up,"), "{log}");
+    assert_eq!(f.journal(), vec!["svc"]);
+}

@@ -87,6 +87,9 @@ pub fn run(
     let mut started: BTreeMap<String, f64> = BTreeMap::new();
     let mut reported_up: BTreeSet<String> = BTreeSet::new();
     let mut running = Running::new();
+    // Set once the tick is over but for the scripts it waited on: one last look, acting on
+    // nothing, so that the tick ends on what is true now.
+    let mut closing = false;
     loop {
         let done = running.collect(Duration::ZERO);
         if !done.is_empty() {
@@ -126,29 +129,44 @@ pub fn run(
             return Ok(TickOutcome::Done { plan: p, now });
         }
 
-        let starts = p.starts();
+        let starts = if closing { Vec::new() } else { p.starts() };
         if !starts.is_empty() {
             launch(config, &p, &obs, dir, &mut state, &mut running, log)?;
             interval = FIRST_INTERVAL;
         }
         let elapsed = started_at.elapsed();
-        let done = p.all_well()
+        let done = closing
+            || p.all_well()
             || elapsed >= budget
             || (starts.is_empty() && !can_change(&p, now, now + (budget - elapsed).as_secs_f64()));
         if done && !running.services.is_empty() {
             // The budget is spent or nothing else can change, but scripts still run: wait for
-            // them (each is bounded by its `timeout`), and record how they ended.
+            // them (each is bounded by its `timeout`), record how they ended, and look once
+            // more.
             while !running.services.is_empty() {
                 let done = running.collect(Duration::from_secs(1));
                 record_finished(config, dir, done, &mut state, &mut started, log);
             }
+            state::save(dir, &state)?;
+            closing = true;
+            continue;
         }
         if done {
             state::save(dir, &state)?;
             for d in &p.decisions {
-                if let Some(reason) = d.verdict.reason(now)
-                    && !matches!(d.verdict, Verdict::Start | Verdict::Restart { .. })
-                {
+                let reason = match &d.verdict {
+                    // Due, but this tick acts no more: the next one will.
+                    Verdict::Start => Some(
+                        "dead, deps ready; the next tick starts it (this tick's converge budget \
+                         is spent)"
+                            .to_string(),
+                    ),
+                    Verdict::Restart { reason } => Some(format!(
+                        "{reason}; the next tick restarts it (this tick's converge budget is spent)"
+                    )),
+                    v => v.reason(now),
+                };
+                if let Some(reason) = reason {
                     log.event(&d.service, &format!("still down: {reason}"));
                 }
             }
