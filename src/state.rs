@@ -71,6 +71,10 @@ pub struct ServiceState {
     pub health_seen_at: Option<f64>,
     /// Total restarts autoheal ran, for the log and `status`.
     pub starts: u64,
+    /// Set when a start's script is launched (to when its `timeout` kills it at the latest),
+    /// cleared when it returns: a tick interrupted meanwhile leaves it, and the next tick does
+    /// not start the service again before then (the script may still be running).
+    pub script_until: Option<f64>,
 }
 
 /// Errors of the state dir. Each names the path and what the operator can do about it.

@@ -33,7 +33,7 @@ impl World for TestWorld {
         let alive = self.alive(service)?;
         Ok(self.started.get(service).copied().filter(|_| alive))
     }
-    fn restart(&self, service: &str) -> Result<(), String> {
+    fn restart(&self, service: &str, _: Instant) -> Result<(), String> {
         if let Some(why) = self.refuse.get(service) {
             return Err(why.clone());
         }

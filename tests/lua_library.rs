@@ -21,7 +21,7 @@ impl World for NoWorld {
     fn started(&self, service: &str) -> Result<Option<f64>, String> {
         Err(format!("no service `{service}`"))
     }
-    fn restart(&self, _: &str) -> Result<(), String> {
+    fn restart(&self, _: &str, _: Instant) -> Result<(), String> {
         Err("not in this test".into())
     }
     fn log(&self, _: &str, _: &str) {}

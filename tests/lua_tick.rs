@@ -543,3 +543,49 @@ app:
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(stdout(&f.run()), "", "app is now newer than db's start");
 }
+
+/// `restart()` answers within the asking chunk's own time limit, even while the observation's
+/// probes are slower: it refuses, and nothing is restarted behind the chunk's back.
+#[test]
+fn lua_restart_answers_within_the_chunk_s_time_limit() {
+    let f = Fixture::new();
+    // Accepts connections (the kernel's backlog) and never answers: an http probe waits.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mute.local_addr().unwrap().port();
+    f.config(&format!(
+        r#"
+settings:
+  converge: 0
+x:
+  pname: '{re}'
+  grace: 1s
+  script: {s}
+mon:
+  pname: 'never-{{tag}}'
+  dep:
+    - name: slow
+      url: http://127.0.0.1:{port}/
+      timeout: 3s
+    - name: ask
+      lua: |
+        local ok, why = restart("x")
+        log("restart x: " .. tostring(ok) .. ", " .. tostring(why))
+        return true
+      timeout: 1s
+  script: echo mon >> {{dir}}/journal
+"#,
+        re = f.sleeper_re(1),
+        s = f.daemon_script("x", 1)
+    ));
+    let x = f.start_by_hand("x", 1);
+    std::thread::sleep(Duration::from_millis(1100)); // past x's grace
+    let out = f.run();
+    let log = stdout(&out);
+    assert!(
+        log.contains("restart x: false, the probes of this observation did not finish within the chunk's time limit"),
+        "{log}"
+    );
+    assert!(!log.contains("x: restarted"), "{log}");
+    assert!(is_running(x));
+    drop(mute);
+}

@@ -21,6 +21,7 @@ fn sample() -> State {
             health_failures: 1,
             health_seen_at: Some(1_700_000_100.0),
             starts: 7,
+            script_until: Some(1_700_000_060.25),
         },
     );
     s.services.insert("db".into(), ServiceState::default());

@@ -847,6 +847,45 @@ fn a_one_pass_tick_ends_on_what_its_scripts_did() {
     let out = f.run();
     let log = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
-    assert!(log.contains("svc: started") && log.contains("svc: up,"), "{log}");
+    assert!(
+        log.contains("svc: started") && log.contains("svc: up,"),
+        "{log}"
+    );
     assert_eq!(f.journal(), vec!["svc"]);
+}
+
+/// When the state cannot be saved mid-tick, the tick ends (exit 2), but only after the scripts
+/// it started have returned: none is left running unwatched, and each outcome is logged.
+#[test]
+fn a_tick_that_cannot_save_waits_for_its_scripts_before_it_ends() {
+    let f = Fixture::new();
+    f.config(
+        r#"
+settings:
+  converge: 5s
+slow:
+  pname: 'never-{tag}-slow'
+  script: mkdir -p {dir}/state/.state.json.tmp/x; sleep 1.5; echo slow >> {dir}/journal
+  timeout: 10s
+quick:
+  pname: 'never-{tag}-quick'
+  script: sleep 0.2; echo quick >> {dir}/journal
+"#,
+    );
+    let out = f.run();
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write state file"),
+        "{}",
+        stderr(&out)
+    );
+    // quick returned first; the save after it failed; slow's outcome was still waited for.
+    let mut journal = f.journal();
+    journal.sort();
+    assert_eq!(journal, vec!["quick", "slow"], "{log}");
+    assert!(
+        log.contains("slow: start failed") || log.contains("slow: started"),
+        "{log}"
+    );
 }

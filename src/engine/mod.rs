@@ -177,7 +177,7 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     for svc in &config.services {
         let ss = next.services.entry(svc.name.clone()).or_default();
-        clamp_to_clock(ss, &config.settings, now);
+        clamp_to_clock(ss, svc, &config.settings, now);
         update_streaks(ss, obs.services.get(&svc.name), &config.settings, now);
     }
     for svc in &config.services {
@@ -197,13 +197,14 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     for (name, who) in &obs.requested {
         if let (Some(Verdict::Alive), Some(svc)) = (verdicts.get(name), config.service(name)) {
             let ss = next.services.get(name).cloned().unwrap_or_default();
-            if let Some(hold) = gate(config, obs, &next, now, svc, &ss, &mut verdicts.clone()) {
+            let why = ambiguous_stop(obs, svc).map(str::to_string).or_else(|| {
+                gate(config, obs, &next, now, svc, &ss, &mut verdicts.clone())
+                    .map(|hold| hold.describe(now))
+            });
+            if let Some(why) = why {
                 notes.push((
                     name.clone(),
-                    format!(
-                        "restart requested by {who} not done: {}",
-                        hold.describe(now)
-                    ),
+                    format!("restart requested by {who} not done: {why}"),
                 ));
             }
         }
@@ -226,7 +227,10 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
 /// Times in the future are what a clock stepped back leaves (a state written before the step):
 /// a start is brought back to now and a backoff to at most `backoff_max` from now, so the step
 /// holds a service for one grace or one backoff at most, not for the size of the step.
-fn clamp_to_clock(ss: &mut ServiceState, settings: &Settings, now: f64) {
+fn clamp_to_clock(ss: &mut ServiceState, svc: &Service, settings: &Settings, now: f64) {
+    if let Some(t) = ss.script_until.as_mut() {
+        *t = t.min(now + svc.timeout.as_secs_f64());
+    }
     if let Some(t) = ss.last_start.as_mut() {
         *t = t.min(now);
     }
@@ -236,6 +240,9 @@ fn clamp_to_clock(ss: &mut ServiceState, settings: &Settings, now: f64) {
     if let Some(t) = ss.alive_since.as_mut() {
         *t = t.min(now);
     }
+    if let Some(t) = ss.health_seen_at.as_mut() {
+        *t = t.min(now);
+    }
 }
 
 /// Alive streaks and counter resets, from one observation.
@@ -243,8 +250,7 @@ fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Se
     let alive = obs.is_some_and(|o| o.alive.is_ok());
     let unhealthy = obs.is_some_and(|o| matches!(o.health, Some(Err(_))));
     if alive && obs.is_some_and(|o| o.check_error) {
-        // Health unknown: the streak neither grows nor resets.
-        ss.alive_since = None;
+        // Health unknown: no failure is counted, no streak is broken, no counter is reset.
         return;
     }
     if alive && !unhealthy {
@@ -337,7 +343,7 @@ fn decide_uncached(
     };
     let requested =
         matches!(&o.health, None | Some(Ok(()))) && dep_restarted_after(obs, svc, o).is_none();
-    if let (None, Some(which)) = (&svc.stop, &o.ambiguous) {
+    if let Some(which) = ambiguous_stop(obs, svc) {
         // Stopping a guess could kill the wrong process; starting another could double it.
         if requested {
             return Verdict::Alive;
@@ -370,11 +376,23 @@ pub fn may_start(
     let svc = config
         .service(service)
         .ok_or_else(|| format!("no service `{service}`"))?;
+    if let Some(which) = ambiguous_stop(obs, svc) {
+        return Err(which.to_string());
+    }
     let ss = state.services.get(service).cloned().unwrap_or_default();
     match gate(config, obs, state, now, svc, &ss, &mut BTreeMap::new()) {
         None => Ok(()),
         Some(hold) => Err(hold.describe(now)),
     }
+}
+
+/// Why autoheal cannot tell which process to stop for a restart of `svc` (its `pname` matches
+/// several unrelated processes and it has no `stop:`), if so.
+fn ambiguous_stop<'a>(obs: &'a Observation, svc: &Service) -> Option<&'a str> {
+    if svc.stop.is_some() {
+        return None;
+    }
+    obs.services.get(&svc.name)?.ambiguous.as_deref()
 }
 
 /// With `restart_on_dep_restart`, a local dep whose process started after this one's.
@@ -403,7 +421,9 @@ fn gate(
     ss: &ServiceState,
     memo: &mut BTreeMap<String, Verdict>,
 ) -> Option<Hold> {
-    if obs.running.contains(&svc.name) {
+    // Its script runs (in this tick), or may still run (launched by a tick that was
+    // interrupted before it returned; killed at its timeout at the latest).
+    if obs.running.contains(&svc.name) || ss.script_until.is_some_and(|t| now < t) {
         return Some(Hold::Starting);
     }
     let settings = &config.settings;
@@ -507,6 +527,7 @@ fn dep_unready(
 /// count from then, not from when it began (a script that takes 40 s must not be judged 30 s
 /// after it began, or its service is started twice). Pure.
 pub fn record_result(ss: &mut ServiceState, settings: &Settings, finished: f64, result: String) {
+    ss.script_until = None;
     ss.last_start = Some(finished);
     ss.last_result = Some(result);
     let delay = backoff_delay(ss.failures, settings);

@@ -719,3 +719,64 @@ fn a_check_that_errs_is_shown_but_never_restarts_the_service() {
     let p = plan(&c, &obs(vec![("a", o)]), &st, NOW + 300.0);
     assert!(matches!(verdict(&p, "a"), Verdict::Restart { .. }));
 }
+
+#[test]
+fn a_script_an_interrupted_tick_left_running_holds_its_service() {
+    let c = cfg("a:\n  pname: a\n  script: x\n  timeout: 60s\n  grace: 30s\n");
+    // Launched 40 s ago (past its grace) by a tick that never recorded how it ended.
+    let st = state_with("a", |s| {
+        record_start(s, &c.settings, NOW - 40.0, "script running".into());
+        s.script_until = Some(NOW + 20.0);
+    });
+    let p = plan(&c, &obs(vec![("a", dead())]), &st, NOW);
+    assert_eq!(verdict(&p, "a"), Verdict::Held(Hold::Starting));
+    let p = plan(&c, &obs(vec![("a", dead())]), &p.state, NOW + 20.0);
+    assert_eq!(verdict(&p, "a"), Verdict::Start);
+    // Its outcome, once recorded, clears it.
+    let mut ss = st.services["a"].clone();
+    record_result(&mut ss, &c.settings, NOW, "exit 0 in 40s".into());
+    assert_eq!(ss.script_until, None);
+    // A clock stepped back cannot make it hold longer than the script's timeout.
+    let st = state_with("a", |s| s.script_until = Some(NOW + 86400.0));
+    let p = plan(&c, &obs(vec![("a", dead())]), &st, NOW);
+    assert_eq!(p.state.services["a"].script_until, Some(NOW + 60.0));
+}
+
+#[test]
+fn a_requested_restart_of_an_ambiguous_service_is_refused_and_said() {
+    let c = cfg("a:\n  pname: a\n  script: x\n");
+    let mut o = alive();
+    o.ambiguous = Some("pname \"a\" matches 2 unrelated processes".into());
+    let mut ob = obs(vec![("a", o)]);
+    assert_eq!(
+        may_start(&c, &ob, &State::default(), NOW, "a"),
+        Err("pname \"a\" matches 2 unrelated processes".into())
+    );
+    ob.requested.insert("a".into(), "web.check".into());
+    let p = plan(&c, &ob, &State::default(), NOW);
+    assert_eq!(verdict(&p, "a"), Verdict::Alive);
+    assert_eq!(
+        p.notes,
+        vec![(
+            "a".to_string(),
+            "restart requested by web.check not done: pname \"a\" matches 2 unrelated processes"
+                .to_string()
+        )]
+    );
+}
+
+#[test]
+fn a_health_count_from_the_future_is_brought_back_to_now() {
+    let c = cfg(
+        "settings:\n  unhealthy_after: 2\na:\n  pname: a\n  health: {host: 127.0.0.1, port: 1}\n  script: x\n",
+    );
+    let mut o = alive();
+    o.health = Some(Err("connection refused".into()));
+    let st = state_with("a", |s| {
+        s.health_failures = 1;
+        s.health_seen_at = Some(NOW + 86400.0);
+    });
+    let p = plan(&c, &obs(vec![("a", o)]), &st, NOW);
+    assert_eq!(p.state.services["a"].health_seen_at, Some(NOW));
+    assert_eq!(p.state.services["a"].health_failures, 1);
+}

@@ -94,7 +94,7 @@ pub fn run(
         let done = running.collect(Duration::ZERO);
         if !done.is_empty() {
             record_finished(config, dir, done, &mut state, &mut started, log);
-            state::save(dir, &state)?;
+            save_or_drain(config, dir, &mut state, &mut running, &mut started, log)?;
         }
         let ctx = Ctx {
             state: &state,
@@ -131,7 +131,10 @@ pub fn run(
 
         let starts = if closing { Vec::new() } else { p.starts() };
         if !starts.is_empty() {
-            launch(config, &p, &obs, dir, &mut state, &mut running, log)?;
+            if let Err(e) = launch(config, &p, &obs, dir, &mut state, &mut running, log) {
+                drain(config, dir, &mut state, &mut running, &mut started, log);
+                return Err(e);
+            }
             interval = FIRST_INTERVAL;
         }
         let elapsed = started_at.elapsed();
@@ -143,10 +146,7 @@ pub fn run(
             // The budget is spent or nothing else can change, but scripts still run: wait for
             // them (each is bounded by its `timeout`), record how they ended, and look once
             // more.
-            while !running.services.is_empty() {
-                let done = running.collect(Duration::from_secs(1));
-                record_finished(config, dir, done, &mut state, &mut started, log);
-            }
+            drain(config, dir, &mut state, &mut running, &mut started, log);
             state::save(dir, &state)?;
             closing = true;
             continue;
@@ -176,12 +176,12 @@ pub fn run(
         // may already be up.
         let wait = jitter(interval).min(budget - elapsed);
         let done = running.collect(wait);
-        if !done.is_empty() {
-            record_finished(config, dir, done, &mut state, &mut started, log);
-            state::save(dir, &state)?;
-            interval = FIRST_INTERVAL;
-        } else if running.services.is_empty() {
+        if done.is_empty() {
             interval = (interval.mul_f64(1.5)).min(MAX_INTERVAL);
+        } else {
+            record_finished(config, dir, done, &mut state, &mut started, log);
+            save_or_drain(config, dir, &mut state, &mut running, &mut started, log)?;
+            interval = FIRST_INTERVAL;
         }
     }
 }
@@ -296,6 +296,7 @@ fn launch(
     for (svc, _, _) in &jobs {
         let ss = state.services.entry(svc.name.clone()).or_default();
         record_start(ss, &config.settings, at, "script running".into());
+        ss.script_until = Some(at + svc.timeout.as_secs_f64());
     }
     if let Err(e) = state::save(dir, state) {
         for (svc, _, _) in &jobs {
@@ -329,6 +330,37 @@ fn launch(
         });
     }
     Ok(())
+}
+
+/// Waits for every running script (each bounded by its `timeout`) and records how it ended.
+fn drain(
+    config: &Config,
+    dir: &Path,
+    state: &mut State,
+    running: &mut Running,
+    started: &mut BTreeMap<String, f64>,
+    log: &mut Log,
+) {
+    while !running.services.is_empty() {
+        let done = running.collect(Duration::from_secs(1));
+        record_finished(config, dir, done, state, started, log);
+    }
+}
+
+/// Saves the state; when it cannot be saved the tick ends, but only once the scripts it
+/// started have returned (a tick never leaves a script behind unwatched).
+fn save_or_drain(
+    config: &Config,
+    dir: &Path,
+    state: &mut State,
+    running: &mut Running,
+    started: &mut BTreeMap<String, f64>,
+    log: &mut Log,
+) -> Result<(), StateError> {
+    state::save(dir, state).inspect_err(|_| {
+        drain(config, dir, state, running, started, log);
+        let _ = state::save(dir, state);
+    })
 }
 
 /// Records the outcome of each returned script (grace and backoff count from its return) and

@@ -40,9 +40,10 @@ pub trait World: Sync {
     /// When the process of a service of this file started (unix seconds), `None` when it is
     /// dead or its start time is unknown. `Err` = unknown service name.
     fn started(&self, service: &str) -> Result<Option<f64>, String>;
-    /// Ask for a restart through the engine's gate (deps ready, grace, backoff, lock, dry-run).
-    /// `Ok(())` = accepted; `Err(reason)` otherwise.
-    fn restart(&self, service: &str) -> Result<(), String>;
+    /// Ask for a restart through the engine's gate (deps ready, grace, backoff, lock, dry-run),
+    /// answering by `deadline` (the asking chunk's own): `Ok(())` = accepted; `Err(reason)`
+    /// otherwise.
+    fn restart(&self, service: &str, deadline: std::time::Instant) -> Result<(), String>;
     /// Log one line on behalf of a chunk.
     fn log(&self, label: &str, msg: &str);
 }

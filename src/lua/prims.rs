@@ -307,7 +307,11 @@ pub(crate) fn world_fns<'scope>(
             ))),
         }
     })?;
-    let restart = scope.create_function(move |_, name: String| Ok(check(world.restart(&name))))?;
+    let r = Arc::clone(ctx);
+    let restart = scope.create_function(move |_, name: String| {
+        r.check_deadline()?;
+        Ok(check(world.restart(&name, r.deadline())))
+    })?;
     let started = scope.create_function(move |_, name: String| match world.started(&name) {
         Ok(Some(t)) => Ok((Some(t), None)),
         Ok(None) => Ok((None, Some(format!("{name} is dead")))),

@@ -280,9 +280,15 @@ fn assemble(
 /// A chunk still running this long past its own time limit is abandoned.
 const STUCK_AFTER: Duration = Duration::from_secs(1);
 
-/// Labels of chunks abandoned in this process (this tick): later observations of the same
-/// tick do not run them again, so one stuck chunk costs one thread, not one per round.
+/// Chunks abandoned in this process (this tick), by [`stuck_key`], with why: later
+/// observations of the same tick do not run them again, so one stuck chunk costs one thread,
+/// not one per round.
 static STUCK: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// How [`STUCK`] knows a chunk: its label and line (two unnamed deps share a label).
+fn stuck_key(chunk: &LuaChunk) -> String {
+    format!("{}@{}", chunk.label, chunk.line)
+}
 
 /// More stuck chunks than this in one tick, and the rest of the chunks are not run.
 const MAX_STUCK: usize = LUA_WORKERS;
@@ -322,7 +328,7 @@ fn run_chunks(
     {
         let stuck = lock(&STUCK);
         for (i, (chunk, timeout)) in jobs.into_iter().enumerate() {
-            if let Some((_, why)) = stuck.iter().find(|(l, _)| *l == chunk.label) {
+            if let Some((_, why)) = stuck.iter().find(|(k, _)| *k == stuck_key(&chunk)) {
                 results[i] = Some(Err(Failure::Error(format!(
                     "{why} (earlier in this tick; not run again)"
                 ))));
@@ -398,7 +404,7 @@ fn run_chunks(
             );
             results[i] = Some(Err(Failure::Error(why.clone())));
             let mut stuck = lock(&STUCK);
-            stuck.push((label.clone(), why));
+            stuck.push((format!("{label}@{line}"), why));
             live -= 1;
             if stuck.len() >= MAX_STUCK {
                 // Give up on the rest rather than lose a thread per chunk.

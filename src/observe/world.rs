@@ -111,7 +111,7 @@ impl World for TickWorld {
         Ok(self.started[i].filter(|_| self.alive[i].is_ok()))
     }
 
-    fn restart(&self, service: &str) -> Result<(), String> {
+    fn restart(&self, service: &str, deadline: Instant) -> Result<(), String> {
         self.index(service)?;
         match self.restarts {
             Restarts::Allowed => {}
@@ -119,10 +119,15 @@ impl World for TickWorld {
             Restarts::Never => return Err("`autoheal status` restarts nothing".into()),
         }
         let mut partial = lock(&self.partial);
+        // Never past the asking chunk's own time limit: the hook cannot stop a wait in Rust.
+        let wait_until = self.wait_until.min(deadline);
         while partial.is_none() {
-            let left = self.wait_until.saturating_duration_since(Instant::now());
+            let left = wait_until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err("the probes of this observation did not finish in time".into());
+                return Err(
+                    "the probes of this observation did not finish within the chunk's time limit"
+                        .into(),
+                );
             }
             partial = self
                 .published
@@ -143,7 +148,11 @@ impl World for TickWorld {
             })
             .collect();
         if !missing.is_empty() {
-            let targets: Vec<_> = missing.iter().map(|(_, t, d)| (t.clone(), *d)).collect();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let targets: Vec<_> = missing
+                .iter()
+                .map(|(_, t, d)| (t.clone(), (*d).min(left)))
+                .collect();
             let probed = super::probe::probe_all(&targets, crate::defaults::PROBE_WORKERS);
             if let Some(o) = obs.services.get_mut(service) {
                 for (name, target, _) in missing {
@@ -174,6 +183,9 @@ impl World for TickWorld {
             }
         }
         may_start(&self.config, &obs, &self.state, self.now, service)?;
+        if Instant::now() >= deadline {
+            return Err("decided past the chunk's time limit: not done".into());
+        }
         lock(&self.requests)
             .entry(service.to_string())
             .or_insert_with(|| "a Lua restart()".to_string());
