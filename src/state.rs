@@ -75,6 +75,18 @@ pub struct ServiceState {
     /// cleared when it returns: a tick interrupted meanwhile leaves it, and the next tick does
     /// not start the service again before then (the script may still be running).
     pub script_until: Option<f64>,
+    /// The process last seen alive through the service's `pid_file`, by a mark no clock step
+    /// changes: the same process is trusted whatever the pid file's time says.
+    pub pid_file_process: Option<ProcId>,
+}
+
+/// A process, told apart from any other by marks no clock step changes: the boot it belongs to
+/// (`/proc/sys/kernel/random/boot_id`), its pid and its start in clock ticks since that boot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcId {
+    pub boot: String,
+    pub pid: u32,
+    pub ticks: u64,
 }
 
 /// Errors of the state dir. Each names the path and what the operator can do about it.

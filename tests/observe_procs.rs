@@ -207,13 +207,50 @@ fn a_pid_file_confirmed_by_pname_is_not_stale_whatever_its_time() {
     let table = ProcTable::snapshot();
     let mine = regex::Regex::new(&format!("sleep {}$", regex::escape(&arg))).unwrap();
     assert!(matches!(
-        table.check_pid_file_as(&path, Some(&mine)),
+        table.check_pid_file_as(&path, Some(&mine), None),
         Liveness::Alive { pid, .. } if pid == child.id()
     ));
     let other = regex::Regex::new("^not-this-one$").unwrap();
     assert!(matches!(
-        table.check_pid_file_as(&path, Some(&other)),
+        table.check_pid_file_as(&path, Some(&other), None),
         Liveness::Dead { reason } if reason.starts_with("stale pid file")
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_pid_file_s_known_process_is_not_stale_whatever_its_time() {
+    // The process seen alive through the pid file before (boot id, pid, start ticks): a clock
+    // stepped forward since cannot make it stale. Another process under that pid can.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sleep_child(&unique_sleep_arg());
+    let _guard = KillOnDrop(child.id());
+    let path = pid_file(dir.path(), &child.id().to_string());
+    written_an_hour_ago(&path);
+    let table = ProcTable::snapshot();
+    let known = table
+        .proc_id(child.id())
+        .expect("boot id and start ticks are readable");
+    assert!(matches!(
+        table.check_pid_file_as(&path, None, Some(&known)),
+        Liveness::Alive { pid, .. } if pid == child.id()
+    ));
+    let other = autoheal::state::ProcId {
+        ticks: known.ticks + 1,
+        ..known.clone()
+    };
+    assert!(matches!(
+        table.check_pid_file_as(&path, None, Some(&other)),
+        Liveness::Dead { reason } if reason.starts_with("stale pid file")
+    ));
+    let other_boot = autoheal::state::ProcId {
+        boot: "another-boot".into(),
+        ..known
+    };
+    assert!(matches!(
+        table.check_pid_file_as(&path, None, Some(&other_boot)),
+        Liveness::Dead { .. }
     ));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -889,3 +889,25 @@ quick:
         "{log}"
     );
 }
+
+/// A clock stepped forward after a service wrote its pid file makes its process look younger
+/// than the file. The process autoheal has already seen alive through that pid file is known by
+/// marks no clock changes (boot id, pid, start ticks): it stays alive, and is not started twice.
+#[test]
+fn a_pid_file_seen_alive_stays_alive_when_the_clock_jumps() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 0\nsvc:\n  pid_file: svc.pid\n  script: {s}\n",
+        s = f.daemon_script("svc", 1)
+    ));
+    let pid = f.start_by_hand("svc", 1);
+    assert_eq!(stdout(&f.run()), "", "alive: nothing to do");
+    // What a forward step looks like from here: the pid file now seems written an hour before
+    // its process started.
+    age_file(&f.path("svc.pid"), 3600);
+    let out = f.run();
+    assert_eq!(stdout(&out), "", "still alive, not started again");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(is_running(pid));
+    assert_eq!(f.journal(), vec!["svc"]);
+}

@@ -42,6 +42,9 @@ pub struct ServiceObs {
     /// limit), not an answer: the service's health is unknown. Shown, never counted toward a
     /// health restart (a bug in a check must not restart a working service).
     pub check_error: bool,
+    /// With a `pid_file`, its live process, by marks no clock step changes: remembered, so that
+    /// a clock stepped forward later cannot make this same process look stale.
+    pub pid_file_process: Option<crate::state::ProcId>,
 }
 
 /// One tcp, http or lua dep as probed.
@@ -249,6 +252,12 @@ fn clamp_to_clock(ss: &mut ServiceState, svc: &Service, settings: &Settings, now
 fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Settings, now: f64) {
     let alive = obs.is_some_and(|o| o.alive.is_ok());
     let unhealthy = obs.is_some_and(|o| matches!(o.health, Some(Err(_))));
+    if let Some(o) = obs {
+        // Remember the pid file's process while it lives; forget it once the service is dead.
+        if o.alive.is_err() || o.pid_file_process.is_some() {
+            ss.pid_file_process = o.pid_file_process.clone();
+        }
+    }
     if alive && obs.is_some_and(|o| o.check_error) {
         // Health unknown: no failure is counted, no streak is broken, no counter is reset.
         return;

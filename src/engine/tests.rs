@@ -18,6 +18,7 @@ fn alive() -> ServiceObs {
         deps: BTreeMap::new(),
         ambiguous: None,
         check_error: false,
+        pid_file_process: None,
     }
 }
 
@@ -29,6 +30,7 @@ fn dead() -> ServiceObs {
         deps: BTreeMap::new(),
         ambiguous: None,
         check_error: false,
+        pid_file_process: None,
     }
 }
 
@@ -779,4 +781,20 @@ fn a_health_count_from_the_future_is_brought_back_to_now() {
     let p = plan(&c, &obs(vec![("a", o)]), &st, NOW);
     assert_eq!(p.state.services["a"].health_seen_at, Some(NOW));
     assert_eq!(p.state.services["a"].health_failures, 1);
+}
+
+#[test]
+fn the_pid_file_s_process_is_remembered_while_it_lives() {
+    let c = cfg("a:\n  pid_file: /run/a.pid\n  script: x\n");
+    let id = crate::state::ProcId {
+        boot: "b".into(),
+        pid: 100,
+        ticks: 5,
+    };
+    let mut o = alive();
+    o.pid_file_process = Some(id.clone());
+    let p = plan(&c, &obs(vec![("a", o)]), &State::default(), NOW);
+    assert_eq!(p.state.services["a"].pid_file_process, Some(id));
+    let p = plan(&c, &obs(vec![("a", dead())]), &p.state, NOW + 1.0);
+    assert_eq!(p.state.services["a"].pid_file_process, None);
 }

@@ -16,6 +16,7 @@ mod world;
 use crate::config::{Config, Dep, Liveness, LuaChunk, Probe, Service};
 use crate::engine::{DepObs, Observation, ServiceObs};
 use crate::lua::Failure;
+use crate::state::ProcId;
 use crate::state::State;
 use probe::Target;
 use procs::ProcTable;
@@ -60,7 +61,7 @@ pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation
     let table = ProcTable::snapshot();
     let mut alive = Vec::new();
     let mut started = Vec::new();
-    let mut ambiguous = Vec::new();
+    let mut extra = Vec::new();
     // Which process a restart would stop matters only where a restart of an alive service
     // can happen: health, check, dependents that follow, or any Lua (restart()).
     let any_lua = config
@@ -70,10 +71,15 @@ pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation
     for s in &config.services {
         let restartable =
             any_lua || s.health.is_some() || s.check.is_some() || s.restart_on_dep_restart;
-        let (a, t, amb) = liveness(&table, &s.liveness, restartable);
+        let known = ctx
+            .state
+            .services
+            .get(&s.name)
+            .and_then(|ss| ss.pid_file_process.as_ref());
+        let (a, t, x) = liveness(&table, &s.liveness, restartable, known);
         alive.push(a);
         started.push(t);
-        ambiguous.push(amb);
+        extra.push(x);
     }
 
     // Everything to probe or run. Probes are deduplicated by `probe_all`: many services may
@@ -113,7 +119,7 @@ pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation
             // What `restart()` needs to judge the gate: everything but the Lua results (only
             // chunks can call it, so without chunks there is nothing to publish).
             if let Some(world) = &world {
-                let live = (&alive[..], &started[..], &ambiguous[..]);
+                let live = (&alive[..], &started[..], &extra[..]);
                 world.publish(assemble(config, scope, live, &probed, &[]));
             }
             probed
@@ -168,7 +174,7 @@ pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation
             );
         }
     }
-    let live = (&alive[..], &started[..], &ambiguous[..]);
+    let live = (&alive[..], &started[..], &extra[..]);
     let mut obs = assemble(config, scope, live, &probed, &ran);
     if let Some(world) = world {
         let left = world.finish();
@@ -193,27 +199,28 @@ type LuaJob<'a> = (usize, Option<&'a str>, &'a LuaChunk, Duration);
 type Live<'a> = (
     &'a [Result<Option<u32>, String>],
     &'a [Option<f64>],
-    &'a [Option<String>],
+    &'a [Extra],
 );
 
 /// The observation from liveness, probe results and Lua results.
 fn assemble(
     config: &Config,
     scope: Scope,
-    (alive, started, ambiguous): Live<'_>,
+    (alive, started, extra): Live<'_>,
     probed: &HashMap<Target, probe::ProbeResult>,
     lua: &[LuaResult<'_>],
 ) -> Observation {
     let mut services: Vec<ServiceObs> = alive
         .iter()
         .zip(started)
-        .zip(ambiguous)
-        .map(|((alive, started), ambiguous)| ServiceObs {
+        .zip(extra)
+        .map(|((alive, started), extra)| ServiceObs {
             alive: alive.clone(),
             started: *started,
             health: None,
             deps: Default::default(),
-            ambiguous: ambiguous.clone(),
+            ambiguous: extra.ambiguous.clone(),
+            pid_file_process: extra.pid_file_process.clone(),
             check_error: false,
         })
         .collect();
@@ -503,10 +510,18 @@ fn health_target(p: &Probe) -> (Target, Duration) {
     }
 }
 
-/// Alive iff every liveness check of the service holds: `Ok(pid)` and when that process
-/// started (unix seconds), or the first reason it does not hold.
-/// Liveness of one service: `Ok(pid)` or `Err(why dead)`, when its process started, and for
-/// `pname` alone, why autoheal could not tell which process to stop.
+/// What liveness found besides alive or dead.
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    /// For `pname` alone: why autoheal cannot tell which process to stop.
+    ambiguous: Option<String>,
+    /// The process alive through the `pid_file`, by marks no clock step changes.
+    pid_file_process: Option<ProcId>,
+}
+
+/// Liveness of one service: `Ok(pid)` or `Err(why dead)` (the first check that does not
+/// hold), when its process started (unix seconds), and the [`Extra`]s. `known` is the process
+/// seen alive through its `pid_file` before: trusted whatever the file's time.
 ///
 /// For `pname` alone, of a service that may be restarted while alive (`restartable`), the pid
 /// is the topmost matching process (see [`ProcTable::stop_target`]), the one a restart would
@@ -516,7 +531,8 @@ fn liveness(
     table: &ProcTable,
     l: &Liveness,
     restartable: bool,
-) -> (Result<Option<u32>, String>, Option<f64>, Option<String>) {
+    known: Option<&ProcId>,
+) -> (Result<Option<u32>, String>, Option<f64>, Extra) {
     let mut found = None;
     let mut ambiguous = None;
     let by_pname = l.pname().map(|p| match (l, restartable) {
@@ -530,12 +546,12 @@ fn liveness(
     let checks = [
         by_pname,
         l.pid_file()
-            .map(|f| table.check_pid_file_as(f, l.pname().map(|p| &p.regex))),
+            .map(|f| table.check_pid_file_as(f, l.pname().map(|p| &p.regex), known)),
     ];
     for check in checks.into_iter().flatten() {
         match check {
             procs::Liveness::Alive { pid, started } => found = Some((pid, started)),
-            procs::Liveness::Dead { reason } => return (Err(reason), None, None),
+            procs::Liveness::Dead { reason } => return (Err(reason), None, Extra::default()),
         }
     }
     let started = found.and_then(|(_, s)| s).and_then(|t| {
@@ -543,5 +559,14 @@ fn liveness(
             .ok()
             .map(|d| d.as_secs_f64())
     });
-    (Ok(found.map(|(pid, _)| pid)), started, ambiguous)
+    // With a pid file, the pid found last is the pid file's.
+    let pid_file_process = l
+        .pid_file()
+        .and(found)
+        .and_then(|(pid, _)| table.proc_id(pid));
+    let extra = Extra {
+        ambiguous,
+        pid_file_process,
+    };
+    (Ok(found.map(|(pid, _)| pid)), started, extra)
 }

@@ -29,6 +29,7 @@
 //! [`ProcTable::stop_target`] only picks the pid that the engine then signals.
 
 use crate::report::io_reason;
+use crate::state::ProcId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
@@ -52,6 +53,8 @@ struct Proc {
     /// Arguments joined by spaces, as `pgrep -f` sees them; empty for kernel threads.
     cmdline: String,
     started: Option<SystemTime>,
+    /// Start in clock ticks since boot (field 22): unlike `started`, no clock step moves it.
+    start_ticks: u64,
     zombie: bool,
 }
 
@@ -89,6 +92,8 @@ pub struct ProcTable {
     /// autoheal's own tree: itself, its descendants and its ancestors in its own session.
     /// Never matched by `pname`.
     own_tree: HashSet<u32>,
+    /// This boot's id (`sys/kernel/random/boot_id`), for [`ProcId`]s.
+    boot_id: Option<String>,
 }
 
 impl ProcTable {
@@ -122,7 +127,15 @@ impl ProcTable {
             }
         }
         let own_tree = own_tree(&procs, own_pid);
-        ProcTable { procs, own_tree }
+        let boot_id = fs::read_to_string(proc_root.join("sys/kernel/random/boot_id"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        ProcTable {
+            procs,
+            own_tree,
+            boot_id,
+        }
     }
 
     /// pgrep -f semantics: the first non-excluded, non-zombie process whose full command line
@@ -201,15 +214,29 @@ impl ProcTable {
     /// Never blocks: anything but a regular file (a FIFO, a device, a directory) is dead with
     /// "is not a regular file" and is not even opened, and at most the first 4 KiB are read.
     pub fn check_pid_file(&self, path: &Path) -> Liveness {
-        self.check_pid_file_as(path, None)
+        self.check_pid_file_as(path, None, None)
     }
 
-    /// As [`check_pid_file`](Self::check_pid_file), but a pid whose command line matches
-    /// `pname` is the service's own process whatever the file's time says: the start-time test
-    /// is skipped. A clock stepped forward after the file was written (NTP correcting a slow
-    /// hardware clock after boot) makes every process look younger than its pid file; a
-    /// service with both `pname` and `pid_file` is not fooled by it.
-    pub fn check_pid_file_as(&self, path: &Path, pname: Option<&regex::Regex>) -> Liveness {
+    /// The marks of process `pid` that no clock step changes, if it is in the table.
+    pub fn proc_id(&self, pid: u32) -> Option<ProcId> {
+        Some(ProcId {
+            boot: self.boot_id.clone()?,
+            pid,
+            ticks: self.procs.get(&pid)?.start_ticks,
+        })
+    }
+
+    /// As [`check_pid_file`](Self::check_pid_file), but the start-time test is skipped for the
+    /// service's own process, known by its command line matching `pname` or by being `known`
+    /// (the process seen alive through this pid file before, [`proc_id`](Self::proc_id)). A
+    /// clock stepped forward after the file was written (NTP correcting a slow hardware clock
+    /// after boot) makes every process look younger than its pid file; neither is fooled by it.
+    pub fn check_pid_file_as(
+        &self,
+        path: &Path,
+        pname: Option<&regex::Regex>,
+        known: Option<&ProcId>,
+    ) -> Liveness {
         let shown = path.display();
         let (text, mtime) = match read_pid_file(path) {
             Ok(v) => v,
@@ -233,7 +260,8 @@ impl ProcTable {
         if p.zombie {
             return Liveness::dead(format!("pid {pid} is a zombie"));
         }
-        let confirmed = pname.is_some_and(|re| re.is_match(&p.cmdline));
+        let confirmed = pname.is_some_and(|re| re.is_match(&p.cmdline))
+            || known.is_some_and(|k| self.proc_id(pid).as_ref() == Some(k));
         if let (Some(started), Some(mtime), false) = (p.started, mtime, confirmed)
             && started > mtime + PID_FILE_SLACK
         {
@@ -304,6 +332,7 @@ fn read_proc(dir: &Path, boot: Option<SystemTime>, ticks: u64) -> Option<Proc> {
         session,
         cmdline: join_cmdline(&cmdline),
         started,
+        start_ticks,
         // X (dead) is only seen for an instant, but it is no more alive than a zombie.
         zombie: matches!(state, 'Z' | 'X'),
     })
@@ -523,6 +552,7 @@ mod tests {
             session,
             cmdline: "x".into(),
             started: None,
+            start_ticks: 0,
             zombie: false,
         }
     }
@@ -611,6 +641,7 @@ mod tests {
         let table = |procs: &BTreeMap<u32, Proc>| ProcTable {
             own_tree: own_tree(procs, 9),
             procs: procs.clone(),
+            boot_id: None,
         };
         assert_eq!(table(&procs).stop_target(&re), Ok(100));
 
@@ -666,6 +697,7 @@ mod tests {
         let t = ProcTable {
             own_tree: own_tree(&procs, 999),
             procs,
+            boot_id: None,
         };
         let err = t
             .stop_target(&regex::Regex::new("^worker").unwrap())
