@@ -84,18 +84,13 @@ pub fn run(
     let started_at = Instant::now();
     let budget = config.settings.converge;
     let mut interval = FIRST_INTERVAL;
-    let mut started: BTreeMap<String, f64> = BTreeMap::new();
     let mut reported_up: BTreeSet<String> = BTreeSet::new();
     let mut running = Running::new();
     // Set once the tick is over but for the scripts it waited on: one last look, acting on
     // nothing, so that the tick ends on what is true now.
     let mut closing = false;
     loop {
-        let done = running.collect(Duration::ZERO);
-        if !done.is_empty() {
-            record_finished(config, dir, done, &mut state, &mut started, log);
-            save_or_drain(config, dir, &mut state, &mut running, &mut started, log)?;
-        }
+        running.settle(Duration::ZERO, config, dir, &mut state, log)?;
         let ctx = Ctx {
             state: &state,
             restarts: if opts.dry_run {
@@ -114,7 +109,7 @@ pub fn run(
         for (service, msg) in &p.notes {
             log.event(service, msg);
         }
-        log_transitions(&state, &p, &started, &mut reported_up, now, log);
+        log_transitions(&state, &p, &running.started, &mut reported_up, now, log);
         state = p.state.clone();
 
         if opts.dry_run {
@@ -132,7 +127,7 @@ pub fn run(
         let starts = if closing { Vec::new() } else { p.starts() };
         if !starts.is_empty() {
             if let Err(e) = launch(config, &p, &obs, dir, &mut state, &mut running, log) {
-                drain(config, dir, &mut state, &mut running, &mut started, log);
+                running.drain(config, dir, &mut state, log);
                 return Err(e);
             }
             interval = FIRST_INTERVAL;
@@ -146,7 +141,7 @@ pub fn run(
             // The budget is spent or nothing else can change, but scripts still run: wait for
             // them (each is bounded by its `timeout`), record how they ended, and look once
             // more.
-            drain(config, dir, &mut state, &mut running, &mut started, log);
+            running.drain(config, dir, &mut state, log);
             state::save(dir, &state)?;
             closing = true;
             continue;
@@ -175,12 +170,9 @@ pub fn run(
         // Wait for the next look; a script that returns meanwhile ends the wait: its service
         // may already be up.
         let wait = jitter(interval).min(budget - elapsed);
-        let done = running.collect(wait);
-        if done.is_empty() {
+        if running.settle(wait, config, dir, &mut state, log)? == 0 {
             interval = (interval.mul_f64(1.5)).min(MAX_INTERVAL);
         } else {
-            record_finished(config, dir, done, &mut state, &mut started, log);
-            save_or_drain(config, dir, &mut state, &mut running, &mut started, log)?;
             interval = FIRST_INTERVAL;
         }
     }
@@ -223,7 +215,11 @@ struct Finished {
 struct Running {
     tx: mpsc::Sender<Finished>,
     rx: mpsc::Receiver<Finished>,
+    /// Services whose script runs now.
     services: BTreeSet<String>,
+    /// Services whose script returned in this tick, and when it began (for "up, N after its
+    /// start").
+    started: BTreeMap<String, f64>,
 }
 
 impl Running {
@@ -233,6 +229,7 @@ impl Running {
             tx,
             rx,
             services: BTreeSet::new(),
+            started: BTreeMap::new(),
         }
     }
 
@@ -249,6 +246,71 @@ impl Running {
             self.services.remove(&f.service);
         }
         done
+    }
+
+    /// Waits up to `wait` for scripts to return, records each (state, log) and saves the
+    /// state; how many returned. When the state cannot be saved the tick ends, but only once
+    /// every script it started has returned (none is left behind unwatched).
+    fn settle(
+        &mut self,
+        wait: Duration,
+        config: &Config,
+        dir: &Path,
+        state: &mut State,
+        log: &mut Log,
+    ) -> Result<usize, StateError> {
+        let done = self.collect(wait);
+        let n = done.len();
+        if n > 0 {
+            self.record(config, dir, done, state, log);
+            state::save(dir, state).inspect_err(|_| {
+                self.drain(config, dir, state, log);
+                let _ = state::save(dir, state);
+            })?;
+        }
+        Ok(n)
+    }
+
+    /// Waits for every running script (each bounded by its `timeout`) and records how it
+    /// ended.
+    fn drain(&mut self, config: &Config, dir: &Path, state: &mut State, log: &mut Log) {
+        while !self.services.is_empty() {
+            let done = self.collect(Duration::from_secs(1));
+            self.record(config, dir, done, state, log);
+        }
+    }
+
+    /// Records the outcome of each returned script (grace and backoff count from its return)
+    /// and logs it.
+    fn record(
+        &mut self,
+        config: &Config,
+        dir: &Path,
+        done: Vec<Finished>,
+        state: &mut State,
+        log: &mut Log,
+    ) {
+        for f in done {
+            let ss = state.services.entry(f.service.clone()).or_default();
+            let began = ss.last_start.unwrap_or(f.at);
+            record_result(ss, &config.settings, f.at, f.outcome.describe());
+            self.started.insert(f.service.clone(), began);
+            let why = match &f.restart {
+                Some((reason, stopped)) => format!("{reason}; {stopped}"),
+                None => format!("was dead ({}), deps ready", f.was),
+            };
+            let line = match (f.outcome.success(), f.restart.is_some()) {
+                (true, false) => format!("started: {why}; script {}", f.outcome.describe()),
+                (true, true) => format!("restarted: {why}; script {}", f.outcome.describe()),
+                (false, restart) => format!(
+                    "{} failed: script {}; see {} ({why})",
+                    if restart { "restart" } else { "start" },
+                    f.outcome.describe(),
+                    script_log(dir, &f.service).display()
+                ),
+            };
+            log.event(&f.service, &line);
+        }
     }
 }
 
@@ -330,70 +392,6 @@ fn launch(
         });
     }
     Ok(())
-}
-
-/// Waits for every running script (each bounded by its `timeout`) and records how it ended.
-fn drain(
-    config: &Config,
-    dir: &Path,
-    state: &mut State,
-    running: &mut Running,
-    started: &mut BTreeMap<String, f64>,
-    log: &mut Log,
-) {
-    while !running.services.is_empty() {
-        let done = running.collect(Duration::from_secs(1));
-        record_finished(config, dir, done, state, started, log);
-    }
-}
-
-/// Saves the state; when it cannot be saved the tick ends, but only once the scripts it
-/// started have returned (a tick never leaves a script behind unwatched).
-fn save_or_drain(
-    config: &Config,
-    dir: &Path,
-    state: &mut State,
-    running: &mut Running,
-    started: &mut BTreeMap<String, f64>,
-    log: &mut Log,
-) -> Result<(), StateError> {
-    state::save(dir, state).inspect_err(|_| {
-        drain(config, dir, state, running, started, log);
-        let _ = state::save(dir, state);
-    })
-}
-
-/// Records the outcome of each returned script (grace and backoff count from its return) and
-/// logs it.
-fn record_finished(
-    config: &Config,
-    dir: &Path,
-    done: Vec<Finished>,
-    state: &mut State,
-    started: &mut BTreeMap<String, f64>,
-    log: &mut Log,
-) {
-    for f in done {
-        let ss = state.services.entry(f.service.clone()).or_default();
-        let began = ss.last_start.unwrap_or(f.at);
-        record_result(ss, &config.settings, f.at, f.outcome.describe());
-        started.insert(f.service.clone(), began);
-        let why = match &f.restart {
-            Some((reason, stopped)) => format!("{reason}; {stopped}"),
-            None => format!("was dead ({}), deps ready", f.was),
-        };
-        let line = match (f.outcome.success(), f.restart.is_some()) {
-            (true, false) => format!("started: {why}; script {}", f.outcome.describe()),
-            (true, true) => format!("restarted: {why}; script {}", f.outcome.describe()),
-            (false, restart) => format!(
-                "{} failed: script {}; see {} ({why})",
-                if restart { "restart" } else { "start" },
-                f.outcome.describe(),
-                script_log(dir, &f.service).display()
-            ),
-        };
-        log.event(&f.service, &line);
-    }
 }
 
 /// Stops a service before its restart: its `stop:` command, then its pid if still running.
