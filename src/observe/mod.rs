@@ -293,8 +293,8 @@ const STUCK_AFTER: Duration = Duration::from_secs(1);
 static STUCK: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 /// How [`STUCK`] knows a chunk: its label and line (two unnamed deps share a label).
-fn stuck_key(chunk: &LuaChunk) -> String {
-    format!("{}@{}", chunk.label, chunk.line)
+fn stuck_key(label: &str, line: usize) -> String {
+    format!("{label}@{line}")
 }
 
 /// More stuck chunks than this in one tick, and the rest of the chunks are not run.
@@ -335,7 +335,10 @@ fn run_chunks(
     {
         let stuck = lock(&STUCK);
         for (i, (chunk, timeout)) in jobs.into_iter().enumerate() {
-            if let Some((_, why)) = stuck.iter().find(|(k, _)| *k == stuck_key(&chunk)) {
+            if let Some((_, why)) = stuck
+                .iter()
+                .find(|(k, _)| *k == stuck_key(&chunk.label, chunk.line))
+            {
                 results[i] = Some(Err(Failure::Error(format!(
                     "{why} (earlier in this tick; not run again)"
                 ))));
@@ -411,7 +414,7 @@ fn run_chunks(
             );
             results[i] = Some(Err(Failure::Error(why.clone())));
             let mut stuck = lock(&STUCK);
-            stuck.push((format!("{label}@{line}"), why));
+            stuck.push((stuck_key(label, *line), why));
             live -= 1;
             if stuck.len() >= MAX_STUCK {
                 // Give up on the rest rather than lose a thread per chunk.
@@ -440,6 +443,7 @@ fn run_chunks(
         .collect()
 }
 
+/// A lock that a panicked holder does not poison for the others.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -8,7 +8,7 @@
 //! request is carried in the observation; the engine's plan performs it. Nothing here starts,
 //! stops or signals anything.
 
-use super::{Ctx, Restarts};
+use super::{Ctx, Restarts, lock};
 use crate::config::Config;
 use crate::engine::{DepObs, Observation, may_start};
 use crate::lua::World;
@@ -95,10 +95,6 @@ impl TickWorld {
             .position(|s| s.name == service)
             .ok_or_else(|| format!("no service `{service}` in {}", self.config.path.display()))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl World for TickWorld {
