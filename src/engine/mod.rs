@@ -329,29 +329,31 @@ fn decide_uncached(
             held: None,
         };
     }
-    let why = match &o.health {
+    // `requested`: only a chunk's restart() asks for it; the service itself is well.
+    let (why, requested) = match &o.health {
         Some(Err(reason)) if ss.health_failures < svc.unhealthy_after => {
             return Verdict::Unhealthy {
                 reason: reason.clone(),
                 held: None,
             };
         }
-        Some(Err(reason)) => format!(
-            "unhealthy ({} failed health observation{} in a row): {reason}",
-            ss.health_failures,
-            if ss.health_failures == 1 { "" } else { "s" }
+        Some(Err(reason)) => (
+            format!(
+                "unhealthy ({} failed health observation{} in a row): {reason}",
+                ss.health_failures,
+                if ss.health_failures == 1 { "" } else { "s" }
+            ),
+            false,
         ),
         _ => match (
             dep_restarted_after(obs, svc, o),
             obs.requested.get(&svc.name),
         ) {
-            (Some(why), _) => why,
-            (None, Some(who)) => format!("restart requested by {who}"),
+            (Some(why), _) => (why, false),
+            (None, Some(who)) => (format!("restart requested by {who}"), true),
             (None, None) => return Verdict::Alive,
         },
     };
-    let requested =
-        matches!(&o.health, None | Some(Ok(()))) && dep_restarted_after(obs, svc, o).is_none();
     if let Some(which) = ambiguous_stop(obs, svc) {
         // Stopping a guess could kill the wrong process; starting another could double it.
         if requested {
