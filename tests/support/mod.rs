@@ -251,3 +251,37 @@ pub fn age_file(p: &Path, secs: u64) {
     f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs))
         .unwrap();
 }
+
+/// The throwaway unprivileged account the security tests act as: `autoheal-test`, a system
+/// user with its own group and no home, created on first use (`.ci/run` removes it after the
+/// suite). Returns (name, uid, gid). Needs root; panics with a clear message otherwise.
+pub fn test_user() -> (&'static str, u32, u32) {
+    const NAME: &str = "autoheal-test";
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    assert!(is_root(), "this test needs root (it acts as the unprivileged user {NAME})");
+    ONCE.call_once(|| {
+        if lookup_ids(NAME).is_none() {
+            // Two test binaries may race here: useradd locks /etc/passwd, and the loser's
+            // "already exists" is fine.
+            let _ = Command::new("useradd")
+                .args(["--system", "--user-group", "--no-create-home"])
+                .args(["--shell", "/usr/sbin/nologin", NAME])
+                .output();
+        }
+    });
+    let (uid, gid) = lookup_ids(NAME).unwrap_or_else(|| panic!("cannot create user {NAME}"));
+    (NAME, uid, gid)
+}
+
+fn lookup_ids(name: &str) -> Option<(u32, u32)> {
+    let out = Command::new("id").args(["-u", name]).output().ok()?;
+    let uid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    let out = Command::new("id").args(["-g", name]).output().ok()?;
+    let gid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some((uid, gid))
+}
+
+/// Whether the tests run as root (CI does).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
