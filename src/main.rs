@@ -93,7 +93,7 @@ fn status(cfg: &Arc<Config>, dir: &Option<PathBuf>, json: bool) -> Exit {
     };
     let obs = observe(cfg, Scope::All, &ctx);
     for (label, msg) in &obs.notes {
-        eprintln!("{label}: {msg}");
+        eprintln!("{}: {}", report::one_line(label), report::one_line(msg));
     }
     let now = tick::unix_now();
     let p = engine::plan(cfg, &obs, &st, now);

@@ -32,11 +32,14 @@ impl Log {
         log
     }
 
-    /// `2026-11-25T14:03:07Z web: started: ...`
+    /// `2026-11-25T14:03:07Z web: started: ...`, always one line: whatever in `who` or
+    /// `what` came from outside is escaped ([`super::one_line`]).
     pub fn event(&mut self, who: &str, what: &str) {
         let line = format!(
-            "{} {who}: {what}",
-            humantime::format_rfc3339_seconds(SystemTime::now())
+            "{} {}: {}",
+            humantime::format_rfc3339_seconds(SystemTime::now()),
+            super::one_line(who),
+            super::one_line(what)
         );
         println!("{line}");
         if let Some(f) = &mut self.file {

@@ -192,14 +192,17 @@ pub fn table(r: &StatusReport, now: f64) -> String {
                 format!("{} ({} failures)", secs(until), s.failures)
             })
             .unwrap_or_else(|| "-".into());
-        rows.push([
-            s.name.clone(),
-            state,
-            deps,
-            last,
-            backoff,
-            s.reason.clone().unwrap_or_else(|| "-".into()),
-        ]);
+        rows.push(
+            [
+                s.name.clone(),
+                state,
+                deps,
+                last,
+                backoff,
+                s.reason.clone().unwrap_or_else(|| "-".into()),
+            ]
+            .map(|cell| one_line(&cell).into_owned()),
+        );
     }
     let mut widths = [0usize; 6];
     for row in &rows {
@@ -248,6 +251,34 @@ pub fn secs(s: f64) -> String {
     }
 }
 
+/// `s` as one line a terminal shows as it is: control characters (C0, DEL, C1), the Unicode
+/// line and paragraph separators and the bidirectional overrides are written as escapes
+/// (`\n`, `\r`, `\t`, `\x1b`, `\u{2028}`), so that text from outside (a probe's reply, an
+/// HTTP reason phrase, a Lua value or `log()` line) can neither start a forged log line nor
+/// rewrite the operator's terminal. Everything else, backslashes included, is kept as it is:
+/// the escapes are for a reader, not a decoder.
+pub fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    fn risky(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(risky) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && risky(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if risky(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// An io error as a person reads it: "permission denied" rather than "Permission denied (os error 13)".
 pub fn io_reason(err: &std::io::Error) -> String {
     let text = err.to_string();
@@ -259,5 +290,22 @@ pub fn io_reason(err: &std::io::Error) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn outside_text_becomes_one_line() {
+        assert_eq!(one_line("plain: a\\b \"q\" é"), "plain: a\\b \"q\" é");
+        assert_eq!(
+            one_line("HTTP 500\n2026-11-25T14:03:07Z web: started: forged\r\t"),
+            "HTTP 500\\n2026-11-25T14:03:07Z web: started: forged\\r\\t"
+        );
+        assert_eq!(one_line("\x1b[2J\x7f\u{85}"), "\\x1b[2J\\x7f\\u{85}");
+        assert_eq!(one_line("a\u{2028}b\u{202e}c"), "a\\u{2028}b\\u{202e}c");
+        assert_eq!(one_line("nul\0"), "nul\\x00");
     }
 }
