@@ -12,7 +12,7 @@
 
 use crate::report::duration as secs;
 use std::ffi::{CStr, CString};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -120,6 +120,8 @@ pub struct UserIds {
     /// Supplementary groups, including `gid`, as `getgrouplist` reports them.
     pub groups: Vec<u32>,
     pub home: PathBuf,
+    /// Its login shell (`/bin/sh` when the entry has none), for `SHELL`.
+    pub shell: PathBuf,
 }
 
 /// Looks up `name` in the user database with its supplementary groups.
@@ -151,52 +153,67 @@ fn check_can_switch(ids: &UserIds, euid: u32) -> Result<(), String> {
 fn lookup_user(name: &str) -> Result<UserIds, String> {
     let cname =
         CString::new(name).map_err(|_| format!("user {name:?}: a user name cannot contain NUL"))?;
+    passwd(&format!("user {name}"), |pwd, buf, result| {
+        // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
+        unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf.as_mut_ptr(), buf.len(), result) }
+    })
+}
+
+/// The user database's entry of `uid` (for the environment of a script run as autoheal's own
+/// user, and to name the owner of a file in a message).
+pub fn lookup_uid(uid: u32) -> Result<UserIds, String> {
+    passwd(&format!("uid {uid}"), |pwd, buf, result| {
+        // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
+        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr(), buf.len(), result) }
+    })
+}
+
+/// One `getpw*_r` call (`call(pwd, buf, result)`), its buffer grown as it asks, and the entry
+/// it found with its supplementary groups.
+fn passwd(
+    who: &str,
+    call: impl Fn(&mut libc::passwd, &mut [libc::c_char], &mut *mut libc::passwd) -> libc::c_int,
+) -> Result<UserIds, String> {
     let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids) for getpwnam_r to fill.
+    // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids) for getpw*_r to fill.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     loop {
-        // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
+        let rc = call(&mut pwd, &mut buf, &mut result);
         if rc == libc::ERANGE && buf.len() < (1 << 20) {
             buf.resize(buf.len() * 4, 0);
             continue;
         }
         if rc != 0 {
             return Err(format!(
-                "user {name}: cannot read the user database: {}",
+                "{who}: cannot read the user database: {}",
                 io::Error::from_raw_os_error(rc)
             ));
         }
         break;
     }
     if result.is_null() {
-        return Err(format!("user {name} does not exist on this host"));
+        return Err(format!("{who} does not exist on this host"));
     }
-    let home = if pwd.pw_dir.is_null() {
-        PathBuf::from("/")
-    } else {
-        // SAFETY: getpwnam_r succeeded, so pw_dir points into `buf`, NUL-terminated.
-        let dir = unsafe { CStr::from_ptr(pwd.pw_dir) };
-        PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()))
+    // SAFETY: getpw*_r succeeded, so each non-null field points into `buf`, NUL-terminated.
+    let text = |p: *const libc::c_char| {
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes().to_vec())
     };
+    let path = |p| text(p).map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(&b)));
+    let name = text(pwd.pw_name).unwrap_or_default();
+    let cname = CString::new(name.clone()).unwrap_or_default();
     let (uid, gid) = (pwd.pw_uid, pwd.pw_gid);
     let groups =
-        group_list(&cname, gid).map_err(|e| format!("user {name}: cannot list its groups: {e}"))?;
+        group_list(&cname, gid).map_err(|e| format!("{who}: cannot list its groups: {e}"))?;
     Ok(UserIds {
-        name: name.to_string(),
+        name: String::from_utf8_lossy(&name).into_owned(),
         uid,
         gid,
         groups,
-        home,
+        home: path(pwd.pw_dir).unwrap_or_else(|| PathBuf::from("/")),
+        shell: path(pwd.pw_shell)
+            .filter(|s| !s.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("/bin/sh")),
     })
 }
 
@@ -218,21 +235,19 @@ fn group_list(name: &CStr, gid: u32) -> io::Result<Vec<u32>> {
 }
 
 /// Opens the log for appending (creating it and its dir) and writes the header line.
-fn open_log(spec: &ScriptSpec) -> io::Result<File> {
+fn open_log(spec: &ScriptSpec) -> Result<File, String> {
     if let Some(parent) = spec.log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)?;
+        crate::state::own_dir(parent).map_err(|e| e.to_string())?;
     }
-    let mut log = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&spec.log_path)?;
+    let mut log = crate::state::open_log(&spec.log_path).map_err(|e| e.to_string())?;
     writeln!(
         log,
         "--- {} autoheal: starting {}: {}",
         humantime::format_rfc3339_seconds(SystemTime::now()),
         spec.service,
         spec.command
-    )?;
+    )
+    .map_err(|e| format!("cannot write to {}: {e}", spec.log_path.display()))?;
     Ok(log)
 }
 
@@ -477,6 +492,7 @@ mod tests {
             gid: 1001,
             groups: vec![1001],
             home: "/home/admin".into(),
+            shell: "/bin/sh".into(),
         };
         assert_eq!(
             check_can_switch(&admin, 1000).unwrap_err(),

@@ -15,7 +15,7 @@ use crate::report::io_reason;
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -112,6 +112,17 @@ pub enum StateError {
         path.display(), io_reason(err)
     )]
     Lock { path: PathBuf, err: io::Error },
+    #[error("refusing state dir {}: it {why}. Fix: {fix}", path.display())]
+    NotOwn {
+        path: PathBuf,
+        why: String,
+        fix: String,
+    },
+    #[error(
+        "refusing {}: it is {kind}, not a regular file; autoheal opens nothing else in its state dir (a FIFO would hang the tick, a device feed it without end). Fix: remove it (autoheal makes a new one)",
+        path.display()
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
 }
 
 fn unix_now() -> u64 {
@@ -121,18 +132,25 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// At most this much of a state file is read (a thousand services take some 500 KiB): a
+/// bigger file is not a state this build wrote, and is set aside like a corrupt one.
+pub const STATE_MAX: u64 = 16 * 1024 * 1024;
+
 /// Reads `<dir>/state.json`.
 ///
 /// A missing file is an empty state. A file that cannot be used (empty, truncated, not JSON,
-/// unknown version) is also an empty state plus a warning for the log; the bad file is renamed
-/// to `state.json.corrupt-<unix time>` so it can be inspected. Only a file that exists but cannot
-/// be read (permissions, a directory in its place) is an error.
+/// unknown version, bigger than [`STATE_MAX`]) is also an empty state plus a warning for the
+/// log; the bad file is renamed to `state.json.corrupt-<unix time>` so it can be inspected.
+/// A file that exists but cannot be read (permissions), or that is not a regular file (a
+/// symlink, a FIFO, a device: see [`open_in_dir`]) is an error.
 pub fn load(dir: &Path) -> Result<(State, Option<String>), StateError> {
     let path = dir.join(STATE_FILE);
-    let bytes = match fs::read(&path) {
+    let bytes = match read_bounded(&path) {
         Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok((State::default(), None)),
-        Err(err) => return Err(StateError::Read { path, err }),
+        Err(StateError::Read { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
+            return Ok((State::default(), None));
+        }
+        Err(e) => return Err(e),
     };
     let problem = match parse(&bytes) {
         Ok(state) => return Ok((state, None)),
@@ -157,7 +175,7 @@ pub fn load(dir: &Path) -> Result<(State, Option<String>), StateError> {
 /// gives an empty state and a warning, and stays where it is.
 pub fn peek(dir: &Path) -> (State, Option<String>) {
     let path = dir.join(STATE_FILE);
-    match fs::read(&path) {
+    match read_bounded(&path) {
         Ok(bytes) => match parse(&bytes) {
             Ok(state) => (state, None),
             Err(problem) => (
@@ -168,20 +186,31 @@ pub fn peek(dir: &Path) -> (State, Option<String>) {
                 )),
             ),
         },
-        Err(err) if err.kind() == io::ErrorKind::NotFound => (State::default(), None),
-        Err(err) => (
-            State::default(),
-            Some(format!(
-                "cannot read state file {}: {}",
-                path.display(),
-                io_reason(&err)
-            )),
-        ),
+        Err(StateError::Read { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
+            (State::default(), None)
+        }
+        Err(e) => (State::default(), Some(format!("{e}; ignoring it"))),
     }
+}
+
+/// The first [`STATE_MAX`] bytes of the state file, and one more if there is more.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, StateError> {
+    let file = open_in_dir(path, OpenOptions::new().read(true), read_err)?;
+    let mut bytes = Vec::new();
+    file.take(STATE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| read_err(path.to_path_buf(), err))?;
+    Ok(bytes)
 }
 
 /// Parses a state file; the error completes "state file X is ...".
 fn parse(bytes: &[u8]) -> Result<State, String> {
+    if bytes.len() as u64 > STATE_MAX {
+        return Err(format!(
+            "bigger than {} MiB, so not a state autoheal wrote",
+            STATE_MAX >> 20
+        ));
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("empty".to_string());
     }
@@ -195,46 +224,217 @@ fn parse(bytes: &[u8]) -> Result<State, String> {
     Ok(state)
 }
 
-/// Creates the state dir (and its parents) if missing, mode 0755.
-pub fn create_dir(dir: &Path) -> Result<(), StateError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(|err| StateError::CreateDir {
+/// Makes sure `dir` is a directory of autoheal's own: created (mode 0700; missing parents
+/// 0755) if it does not exist; refused if it is a symlink, not a directory, owned by another
+/// user than the one autoheal runs as (root), or writable by group or others. Anyone else who
+/// could write in it could plant a symlink there under a name autoheal then writes through
+/// (`lock`, `autoheal.log`), or a FIFO that hangs the tick.
+pub fn own_dir(dir: &Path) -> Result<(), StateError> {
+    let create_err = |err| StateError::CreateDir {
+        path: dir.to_path_buf(),
+        err,
+    };
+    if let Err(err) = fs::symlink_metadata(dir) {
+        if err.kind() != io::ErrorKind::NotFound {
+            return Err(create_err(err));
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(create_err)?;
+        }
+        match DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            // Made meanwhile by someone else: judged below like any existing dir.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(create_err(err)),
+        }
+    }
+    let meta = fs::symlink_metadata(dir).map_err(create_err)?;
+    let euid = rustix::process::geteuid().as_raw();
+    let refuse = |why: String, fix: String| {
+        Err(StateError::NotOwn {
             path: dir.to_path_buf(),
-            err,
+            why,
+            fix,
         })
+    };
+    let shown = dir.display();
+    if meta.file_type().is_symlink() {
+        return refuse(
+            "is a symlink; autoheal never follows one to its state".into(),
+            format!(
+                "point settings.state_dir (or --state-dir) at the real directory, or remove the link {shown}"
+            ),
+        );
+    }
+    if !meta.is_dir() {
+        return refuse(
+            format!("is {}, not a directory", kind_of(meta.file_type())),
+            format!("remove {shown} (autoheal makes the directory, mode 0700)"),
+        );
+    }
+    if meta.uid() != euid {
+        return refuse(
+            format!(
+                "is owned by {}, not by {} that autoheal runs as: its owner could plant links \
+                 in it that autoheal would write through",
+                user_desc(meta.uid()),
+                user_desc(euid)
+            ),
+            format!(
+                "remove it (rm -r {shown}; autoheal makes it anew, mode 0700), or set \
+                 settings.state_dir (or --state-dir) to a directory of root's own"
+            ),
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(
+            format!(
+                "is writable by {} (mode {:04o})",
+                if meta.mode() & 0o002 != 0 {
+                    "others"
+                } else {
+                    "its group"
+                },
+                meta.mode() & 0o7777
+            ),
+            format!("chmod 0700 {shown}"),
+        );
+    }
+    Ok(())
+}
+
+/// Creates the state dir if missing and checks that it is autoheal's own ([`own_dir`]).
+pub fn create_dir(dir: &Path) -> Result<(), StateError> {
+    own_dir(dir)
+}
+
+/// Opens a file in the state dir without following a symlink and without ever blocking (a
+/// FIFO opens at once with `O_NONBLOCK`), then refuses anything but a regular file: a FIFO
+/// would hang the tick while it holds the lock, a device such as `/dev/zero` would feed it
+/// without end. Close-on-exec, as every file Rust opens. `io_err` tells what an I/O error
+/// means for this file (a read of the state, a write of a log...).
+pub fn open_in_dir(
+    path: &Path,
+    how: &mut OpenOptions,
+    io_err: impl FnOnce(PathBuf, io::Error) -> StateError,
+) -> Result<File, StateError> {
+    let not_regular = |kind| StateError::NotRegular {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let file = match how
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(file) => file,
+        // O_NOFOLLOW fails with ELOOP on a symlink: say so, not "too many levels of links".
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(not_regular("a symlink"));
+        }
+        Err(err) if err.raw_os_error() == Some(libc::EISDIR) => {
+            return Err(not_regular("a directory"));
+        }
+        Err(err) => return Err(io_err(path.to_path_buf(), err)),
+    };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(file),
+        Ok(meta) => Err(not_regular(kind_of(meta.file_type()))),
+        Err(err) => Err(io_err(path.to_path_buf(), err)),
+    }
+}
+
+fn read_err(path: PathBuf, err: io::Error) -> StateError {
+    StateError::Read { path, err }
+}
+
+fn write_err(path: PathBuf, err: io::Error) -> StateError {
+    StateError::Write { path, err }
+}
+
+/// Opens a log in the state dir for appending (created 0640 if missing, made 0640 if it was
+/// more open: logs hold the services' output and the reasons of their failures). Refuses what
+/// [`open_in_dir`] refuses.
+pub fn open_log(path: &Path) -> Result<File, StateError> {
+    let file = open_in_dir(
+        path,
+        OpenOptions::new().append(true).create(true).mode(0o640),
+        write_err,
+    )?;
+    if let Ok(meta) = file.metadata()
+        && meta.mode() & 0o137 != 0
+    {
+        let _ = file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o640));
+    }
+    Ok(file)
+}
+
+/// "a FIFO", "a character device"...: what stands where a regular file should.
+fn kind_of(t: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a regular file"
+    }
+}
+
+/// `uid 1001 (admin)`, or `root`.
+fn user_desc(uid: u32) -> String {
+    if uid == 0 {
+        return "root".into();
+    }
+    match crate::exec::lookup_uid(uid) {
+        Ok(u) => format!("uid {uid} ({})", u.name),
+        Err(_) => format!("uid {uid}"),
+    }
 }
 
 /// Writes `<dir>/state.json` atomically: a temp file in the same dir, fsync, rename over the old
 /// file, fsync the dir. At any instant the file on disk is the old state or the new one, whole.
-/// Creates the dir (mode 0755) if missing.
+/// Creates the dir (mode 0700) if missing.
 pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
     create_dir(dir)?;
     let path = dir.join(STATE_FILE);
-    // One fixed name: only the holder of the tick lock writes the state.
+    // One fixed name: only the holder of the tick lock writes the state. A leftover from a
+    // tick that died mid-write is removed (unlink never follows a link), then the file is made
+    // anew, exclusively.
     let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
-    let result = write_synced(&tmp, state)
-        .and_then(|()| fs::rename(&tmp, &path))
-        .and_then(|()| File::open(dir)?.sync_all());
-    result.map_err(|err| {
-        let _ = fs::remove_file(&tmp);
-        StateError::Write { path, err }
-    })
-}
-
-fn write_synced(tmp: &Path, state: &State) -> io::Result<()> {
-    let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+    let failed = |err| write_err(path.clone(), err);
+    match fs::remove_file(&tmp) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(failed(err)),
+        _ => {}
+    }
+    let mut json = serde_json::to_vec_pretty(state).map_err(|e| failed(io::Error::other(e)))?;
     json.push(b'\n');
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(tmp)?;
-    file.write_all(&json)?;
-    file.sync_all()
+    let result = open_in_dir(
+        &tmp,
+        OpenOptions::new().write(true).create_new(true).mode(0o600),
+        |_, err| failed(err),
+    )
+    .and_then(|mut file| {
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&tmp, &path))
+            .and_then(|()| File::open(dir)?.sync_all())
+            .map_err(failed)
+    });
+    result.inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 /// The tick lock, held until dropped (or until the process dies: the kernel releases a `flock`
@@ -273,14 +473,16 @@ pub fn try_lock(dir: &Path) -> Result<LockOutcome, StateError> {
         err,
     };
     // No truncate on open: the file holds the current holder's pid until we own the lock.
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(&path)
-        .map_err(lock_err)?;
+    let mut file = open_in_dir(
+        &path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600),
+        |_, err| lock_err(err),
+    )?;
     loop {
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => break,

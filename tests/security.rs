@@ -7,6 +7,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::process::Command;
 use support::*;
 
 /// A server that answers every connection with `reply`, for the life of the test.
@@ -84,4 +85,257 @@ web:
     let json = f.status_json();
     let reason = json["services"][0]["deps"][0]["reason"].as_str().unwrap();
     assert!(reason.contains(FORGED), "{reason:?}");
+}
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A root-only file (0600, in a 0700 dir) with known content: what a planted link points at.
+fn secret(f: &Fixture, name: &str) -> (PathBuf, std::time::SystemTime) {
+    let vault = f.path("vault");
+    std::fs::create_dir_all(&vault).unwrap();
+    std::fs::set_permissions(&vault, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let p = vault.join(name);
+    std::fs::write(&p, format!("root's {name}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+    (p, mtime)
+}
+
+fn untouched(p: &Path, mtime: std::time::SystemTime) {
+    let name = p.file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(p).unwrap(),
+        format!("root's {name}\n")
+    );
+    assert_eq!(
+        std::fs::metadata(p).unwrap().modified().unwrap(),
+        mtime,
+        "{p:?} written"
+    );
+}
+
+fn chown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
+}
+
+/// One service that would be started (dead, no deps); its script appends to the journal.
+fn one_service(f: &Fixture) {
+    f.config(&format!(
+        "settings:\n  converge: 0\nweb:\n  pname: '{}'\n  script: {}\n",
+        f.sleeper_re(1),
+        f.daemon_script("web", 1)
+    ));
+}
+
+/// The four links a local user plants in a state dir made before autoheal's first tick.
+fn plant(f: &Fixture, dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let mut targets = Vec::new();
+    for name in ["lock", ".state.json.tmp", "autoheal.log", "logs/web.log"] {
+        let (target, mtime) = secret(f, &name.replace('/', "_"));
+        std::os::unix::fs::symlink(&target, dir.join(name)).unwrap();
+        targets.push((target, mtime));
+    }
+    targets
+}
+
+/// A state dir another user made (in a directory anyone may write to, as /tmp), with links
+/// planted to root-only files: refused whole, exit 2; nothing written through the links,
+/// nothing started.
+#[test]
+fn a_state_dir_made_by_another_user_is_refused_and_its_links_never_followed() {
+    let (user, uid, gid) = test_user();
+    let f = Fixture::new();
+    one_service(&f);
+    let dir = f.state_dir();
+    let targets = plant(&f, &dir);
+    for p in [dir.join("logs"), dir.clone()] {
+        chown(&p, uid, gid);
+    }
+    for name in ["lock", ".state.json.tmp", "autoheal.log", "logs/web.log"] {
+        chown(&dir.join(name), uid, gid);
+    }
+    for args in [
+        vec!["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"],
+        vec![
+            "reset",
+            "web",
+            "-c",
+            "{dir}/conf.yaml",
+            "--state-dir",
+            "{dir}/state",
+        ],
+    ] {
+        let out = f.autoheal(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "refusing state dir {}: it is owned by uid {uid} ({user}), not by root",
+                dir.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains(&format!("rm -r {}", dir.display())), "{err}");
+    }
+    for (t, m) in &targets {
+        untouched(t, *m);
+    }
+    assert!(f.journal().is_empty(), "nothing started");
+}
+
+/// The same links in a state dir of root's own (left there while it was open to others):
+/// never followed. The lock link ends the tick with exit 2 at once; without it, the tick runs,
+/// its log and the script's log refuse their links (the script is not run), and the temp file
+/// link is replaced, not written through.
+#[test]
+fn links_in_a_state_dir_of_roots_own_are_never_followed() {
+    let f = Fixture::new();
+    one_service(&f);
+    let dir = f.state_dir();
+    let targets = plant(&f, &dir);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = f.run();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(&format!(
+            "refusing {}: it is a symlink, not a regular file",
+            dir.join("lock").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        f.journal().is_empty(),
+        "nothing started with the lock refused"
+    );
+    std::fs::remove_file(dir.join("lock")).unwrap();
+    let out = f.run();
+    let text = stdout(&out);
+    assert!(
+        text.contains("cannot append to the log: refusing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("web: start failed: script could not start: cannot open log file"),
+        "{text}"
+    );
+    assert!(
+        f.journal().is_empty(),
+        "the script never ran without its log"
+    );
+    for (t, m) in &targets {
+        untouched(t, *m);
+    }
+    assert!(
+        std::fs::symlink_metadata(dir.join(".state.json.tmp")).is_err(),
+        "the link is gone"
+    );
+    assert!(dir.join("state.json").is_file());
+}
+
+/// A state dir of root's that others may write to is refused; a new one is made 0700; the
+/// logs are 0640 or stricter (an older, more open log is tightened), the state file 0600.
+#[test]
+fn the_state_dir_is_0700_and_logs_0640() {
+    let f = Fixture::new();
+    one_service(&f);
+    let dir = f.state_dir();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("it is writable by others (mode 0777). Fix: chmod 0700"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(f.journal().is_empty());
+    std::fs::remove_dir(&dir).unwrap();
+    let out = f.run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let mode = |p: PathBuf| std::fs::metadata(&p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(dir.clone()), 0o700);
+    assert_eq!(mode(dir.join("logs")), 0o700);
+    assert_eq!(mode(dir.join("autoheal.log")), 0o640);
+    assert_eq!(mode(dir.join("logs/web.log")), 0o640);
+    assert_eq!(mode(dir.join("state.json")), 0o600);
+    std::fs::set_permissions(
+        dir.join("autoheal.log"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    support::kill(f.pid_of("web").unwrap() as i32);
+    f.run();
+    assert_eq!(mode(dir.join("autoheal.log")), 0o640);
+}
+
+/// A FIFO or a device where the state file or the lock should be ends the tick at once with a
+/// clear error (exit 2), never a blocking open or an endless read; nothing is started.
+#[test]
+fn a_fifo_or_a_device_in_the_state_dir_ends_the_tick_at_once() {
+    for (name, kind) in [
+        ("state.json", "fifo"),
+        ("state.json", "zero"),
+        ("state.json", "zero-link"),
+        ("lock", "fifo"),
+        ("lock", "zero"),
+    ] {
+        let f = Fixture::new();
+        one_service(&f);
+        let dir = f.state_dir();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let p = dir.join(name);
+        let made = match kind {
+            "fifo" => Command::new("mkfifo").arg(&p).status(),
+            "zero" => Command::new("mknod").arg(&p).args(["c", "1", "5"]).status(),
+            _ => std::os::unix::fs::symlink("/dev/zero", &p)
+                .map(|()| Command::new("true").status().unwrap()),
+        };
+        assert!(made.unwrap().success());
+        let cmd = f.autoheal_cmd(&["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"]);
+        let out = output_within(cmd, Duration::from_secs(20));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name} {kind}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let what = match kind {
+            "fifo" => "a FIFO",
+            "zero" => "a character device",
+            _ => "a symlink",
+        };
+        assert!(
+            stderr(&out).contains(&format!(
+                "refusing {}: it is {what}, not a regular file",
+                p.display()
+            )),
+            "{name} {kind}: {}",
+            stderr(&out)
+        );
+        assert!(f.journal().is_empty(), "{name} {kind}: nothing started");
+    }
 }

@@ -131,6 +131,13 @@ fn empty_file_is_reported_and_kept_aside() {
 }
 
 #[test]
+fn a_file_past_the_bound_is_reported_and_kept_aside() {
+    let mut big = b"{\"version\": 1, \"services\": {}}".to_vec();
+    big.resize(state::STATE_MAX as usize + 1, b' ');
+    assert_recovers(&big, "bigger than 16 MiB, so not a state autoheal wrote");
+}
+
+#[test]
 fn unknown_version_is_reported_and_kept_aside() {
     assert_recovers(
         br#"{"version": 2, "services": {}}"#,
@@ -143,8 +150,13 @@ fn unreadable_state_path_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     fs::create_dir(tmp.path().join(STATE_FILE)).unwrap();
     let err = state::load(tmp.path()).unwrap_err().to_string();
-    assert!(err.starts_with("cannot read state file "), "{err}");
-    assert!(err.contains(STATE_FILE), "{err}");
+    assert!(err.starts_with("refusing "), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{STATE_FILE}: it is a directory, not a regular file"
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `<state_dir>/autoheal.log`. Quiet when all is well: a tick that has nothing to do writes
 //! nothing.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
@@ -22,12 +22,9 @@ impl Log {
     /// lines still go to stdout, after a line that says why.
     pub fn to_file(path: &Path) -> Log {
         let mut log = Log::stdout();
-        match OpenOptions::new().create(true).append(true).open(path) {
+        match crate::state::open_log(path) {
             Ok(f) => log.file = Some(f),
-            Err(e) => log.event(
-                "autoheal",
-                &format!("cannot append to {}: {e}", path.display()),
-            ),
+            Err(e) => log.event("autoheal", &format!("cannot append to the log: {e}")),
         }
         log
     }

@@ -288,3 +288,28 @@ fn lookup_ids(name: &str) -> Option<(u32, u32)> {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// Runs `cmd` and returns its output, or kills it (by its pid) and panics once `limit` has
+/// passed: a hung binary fails its test instead of hanging the suite.
+pub fn output_within(mut cmd: Command, limit: Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "still running after {limit:?}; killed. stdout: {} stderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
