@@ -31,6 +31,100 @@ pub const KILL_REAP_LIMIT: Duration = Duration::from_secs(2);
 const POLL_MIN: Duration = Duration::from_millis(10);
 const POLL_MAX: Duration = Duration::from_millis(50);
 
+/// The `PATH` of every command autoheal runs, whatever its own was (cron's is short, an
+/// operator's may hold directories others can write).
+pub const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `/bin/sh -c command` as every command autoheal starts (scripts, `stop:`, Lua `exec`) is
+/// started: with a clean environment (`HOME`, `USER`, `LOGNAME` and `SHELL` of the user it
+/// runs as, [`SAFE_PATH`], then `env` in order: the service's `env:` and the `AUTOHEAL_*`
+/// variables), no file descriptor but 0, 1 and 2 (whatever autoheal itself inherited stays
+/// behind), as `user` when given (switched before exec; `None` runs it as autoheal's own user),
+/// and in a new session when `new_session` (else in a new process group).
+///
+/// Nothing of root's environment reaches the command: not its secrets, not `LD_PRELOAD`, not a
+/// `PATH` that others can write into.
+pub fn shell_command(
+    command: &str,
+    user: Option<&UserIds>,
+    env: &[(String, String)],
+    new_session: bool,
+) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .env_clear()
+        .env("PATH", SAFE_PATH);
+    let own = match user {
+        Some(_) => None,
+        None => lookup_uid(rustix::process::geteuid().as_raw()).ok(),
+    };
+    match user.or(own.as_ref()) {
+        Some(u) => {
+            cmd.env("HOME", &u.home)
+                .env("USER", &u.name)
+                .env("LOGNAME", &u.name)
+                .env("SHELL", &u.shell);
+        }
+        None => {
+            cmd.env("HOME", "/");
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    // Not root means resolve_user found the same user: nothing to switch.
+    let switch = user
+        .filter(|_| rustix::process::geteuid().is_root())
+        .map(|u| (u.uid, u.gid, u.groups.clone()));
+    if !new_session {
+        cmd.process_group(0);
+    }
+    // SAFETY: the closure only makes raw system calls (close_range or fcntl, setsid,
+    // setgroups, setgid, setuid) on data prepared before the fork: it allocates nothing and
+    // takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            cloexec_from_3();
+            if new_session {
+                rustix::process::setsid()?;
+            }
+            if let Some((uid, gid, groups)) = &switch
+                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(*gid) != 0
+                    || libc::setuid(*uid) != 0)
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Marks every descriptor from 3 up close-on-exec, in the child between fork and exec: the
+/// descriptors autoheal inherited (from cron, a shell, a service manager) must not reach the
+/// commands it runs, while std's own error pipe (already close-on-exec) keeps working.
+/// `close_range` (Linux 5.11) in one call, else one `fcntl` per possible descriptor.
+fn cloexec_from_3() {
+    // SAFETY: raw system calls on plain integers; async-signal-safe.
+    unsafe {
+        if libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) == 0 {
+            return;
+        }
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur.min(1 << 16) as libc::c_int
+        } else {
+            1024
+        };
+        for fd in 3..max {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 /// Everything needed to run one service's script.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptSpec {
@@ -44,7 +138,8 @@ pub struct ScriptSpec {
     pub timeout: Duration,
     /// stdout and stderr are appended here; parent dirs are created.
     pub log_path: PathBuf,
-    /// Added to autoheal's own environment.
+    /// Added, in order, to the clean environment of [`shell_command`] (the service's `env:`,
+    /// then `AUTOHEAL_*`); `AUTOHEAL_SERVICE` comes last.
     pub env: Vec<(String, String)>,
     /// The script's working directory (autoheal runs scripts in the config file's directory).
     pub cwd: Option<PathBuf>,
@@ -251,44 +346,15 @@ fn open_log(spec: &ScriptSpec) -> Result<File, String> {
     Ok(log)
 }
 
-fn build_command(spec: &ScriptSpec, log: &File, user: Option<UserIds>) -> io::Result<Command> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(&spec.command)
-        .stdin(Stdio::null())
+fn build_command(spec: &ScriptSpec, log: &File, user: Option<&UserIds>) -> io::Result<Command> {
+    let mut env = spec.env.clone();
+    env.push(("AUTOHEAL_SERVICE".into(), spec.service.clone()));
+    let mut cmd = shell_command(&spec.command, user, &env, true);
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log.try_clone()?)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env("AUTOHEAL_SERVICE", &spec.service);
+        .stderr(log.try_clone()?);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
-    }
-    let switch = match user {
-        Some(u) => {
-            cmd.env("HOME", &u.home)
-                .env("USER", &u.name)
-                .env("LOGNAME", &u.name);
-            // Not root means resolve_user found the same user: nothing to switch.
-            rustix::process::geteuid()
-                .is_root()
-                .then_some((u.uid, u.gid, u.groups))
-        }
-        None => None,
-    };
-    // SAFETY: the closure only makes raw system calls (setsid, setgroups, setgid, setuid) on
-    // data prepared before the fork: it allocates nothing and takes no lock.
-    unsafe {
-        cmd.pre_exec(move || {
-            rustix::process::setsid()?;
-            if let Some((uid, gid, groups)) = &switch
-                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                    || libc::setgid(*gid) != 0
-                    || libc::setuid(*uid) != 0)
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
     Ok(cmd)
 }
@@ -359,7 +425,7 @@ pub fn run_script(spec: &ScriptSpec) -> ScriptOutcome {
             ));
         }
     };
-    let mut cmd = match build_command(spec, &log, user) {
+    let mut cmd = match build_command(spec, &log, user.as_ref()) {
         Ok(cmd) => cmd,
         Err(e) => return spawn_failed(format!("cannot pass log file to the script: {e}")),
     };

@@ -361,3 +361,42 @@ fn a_second_document_is_not_dropped() {
         .is_ok()
     );
 }
+
+/// `env:` is a mapping of variable names to text, in file order; a bad name, one of
+/// autoheal's own or a nested value is an error at its position.
+#[test]
+fn env_is_a_mapping_of_names_to_text() {
+    let src = "a:\n  pname: a\n  script: x\n  env:\n    LANG: C.UTF-8\n    N: 3\n    EMPTY:\n";
+    let cfg = config::load_str(src, Path::new("e.yaml")).unwrap();
+    assert_eq!(
+        cfg.services[0].env,
+        [
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+            ("N".into(), "3".into()),
+            ("EMPTY".into(), String::new())
+        ]
+    );
+    let bad =
+        "a:\n  pname: a\n  script: x\n  env:\n    1X: a\n    AUTOHEAL_SERVICE: b\n    L: [c]\n";
+    let err = config::load_str(bad, Path::new("e.yaml")).unwrap_err();
+    let lines: Vec<String> = err.0.iter().map(|d| d.headline()).collect();
+    assert_eq!(
+        lines,
+        [
+            "e.yaml:5:5: a: bad environment variable name `1X`",
+            "e.yaml:6:5: a: `AUTOHEAL_SERVICE`: AUTOHEAL_* variables are set by autoheal",
+            "e.yaml:7:8: a: `env.L` must be a text value, found a list",
+        ]
+    );
+    let err = config::load_str(
+        "a:\n  pname: a\n  script: x\n  env: [A]\n",
+        Path::new("e.yaml"),
+    )
+    .unwrap_err();
+    assert!(
+        err.0[0]
+            .headline()
+            .contains("`env` must be a mapping of NAME: value"),
+        "{err}"
+    );
+}

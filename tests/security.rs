@@ -339,3 +339,112 @@ fn a_fifo_or_a_device_in_the_state_dir_ends_the_tick_at_once() {
         assert!(f.journal().is_empty(), "{name} {kind}: nothing started");
     }
 }
+
+/// A `user:` service's script gets the small documented environment (its user's HOME, USER,
+/// LOGNAME, SHELL, a safe PATH, AUTOHEAL_*, its `env:`), none of root's (a secret, LD_PRELOAD,
+/// root's PATH), and no descriptor beyond 0-2 of those autoheal inherited; its `check:`
+/// runs `exec` as that user too.
+#[test]
+fn a_user_script_starts_clean_and_its_check_execs_as_that_user() {
+    let (user, uid, _) = test_user();
+    let f = Fixture::new();
+    // The daemon is started as the user; its pid file goes through the script's log (the
+    // user cannot write in the fixture's root-only dir).
+    f.config(&format!(
+        r#"
+settings:
+  converge: 5s
+web:
+  pname: 'sleep 1000\.{tag}7$'
+  user: {user}
+  env:
+    APP_MODE: prod
+    QUOTED: "a b"
+  check: |
+    local ok, code, out = exec("id -u")
+    return ok and out:match("^%d+") == "{uid}", "exec ran as " .. tostring(out)
+  script: |
+    echo "ENV-BEGIN"; env | sort; echo "ENV-END"
+    echo "FDS-BEGIN"; ls -1 /proc/$$/fd; echo "FDS-END"
+    sleep 1000.{tag}7 >/dev/null 2>&1 &
+    echo "PID $!"
+"#,
+        tag = f.tag
+    ));
+    let bin = env!("CARGO_BIN_EXE_autoheal");
+    let run = format!(
+        "exec 7</etc/hostname 9</etc/passwd; exec {bin} run -c {dir}/conf.yaml --state-dir {dir}/state",
+        dir = f.dir.path().display()
+    );
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&run)
+        .env("SECRET_TOKEN", "hunter2")
+        .env("LD_PRELOAD", "")
+        .env(
+            "PATH",
+            format!("/tmp/evil:{}", std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(f.state_dir().join("logs/web.log")).unwrap();
+    let pid: i32 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("PID "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the script ran");
+    std::fs::write(f.path("web.pid"), format!("{pid}\n")).unwrap(); // killed by the fixture
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}\n{log}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let env: Vec<&str> = log
+        .lines()
+        .skip_while(|l| *l != "ENV-BEGIN")
+        .skip(1)
+        .take_while(|l| *l != "ENV-END")
+        .collect();
+    let names: Vec<&str> = env.iter().filter_map(|l| l.split('=').next()).collect();
+    let expected = [
+        "APP_MODE",
+        "AUTOHEAL_CONFIG",
+        "AUTOHEAL_SERVICE",
+        "HOME",
+        "LOGNAME",
+        "PATH",
+        "PWD",
+        "QUOTED",
+        "SHELL",
+        "USER",
+    ];
+    assert_eq!(names, expected, "{log}");
+    assert!(
+        env.contains(&"APP_MODE=prod") && env.contains(&"QUOTED=a b"),
+        "{log}"
+    );
+    assert!(env.contains(&format!("USER={user}").as_str()), "{log}");
+    assert!(env.contains(&format!("LOGNAME={user}").as_str()), "{log}");
+    assert!(
+        env.contains(&"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "{log}"
+    );
+    assert!(env.contains(&"AUTOHEAL_SERVICE=web"), "{log}");
+    assert!(
+        !log.contains("hunter2") && !log.contains("/tmp/evil"),
+        "{log}"
+    );
+    let fds: Vec<&str> = log
+        .lines()
+        .skip_while(|l| *l != "FDS-BEGIN")
+        .skip(1)
+        .take_while(|l| *l != "FDS-END")
+        .collect();
+    assert_eq!(fds, ["0", "1", "2"], "{log}");
+    // The check's exec ran as the user: the service is healthy.
+    let json = f.status_json();
+    assert_eq!(json["services"][0]["healthy"], true, "{json}");
+    assert_eq!(json["services"][0]["alive"], true, "{json}");
+}

@@ -18,6 +18,7 @@ const SERVICE_KEYS: &[&str] = &[
     "script",
     "stop",
     "user",
+    "env",
     "timeout",
     "grace",
     "unhealthy_after",
@@ -359,6 +360,7 @@ impl Cx<'_> {
             source,
             line,
             label,
+            service: context.to_string(),
         };
         self.chunks.push(chunk.clone());
         Some(chunk)
@@ -519,6 +521,7 @@ impl Cx<'_> {
         let (mut health, mut stop, mut follow) = (None, None, false);
         let mut unhealthy_after = settings.unhealthy_after;
         let mut deps = Vec::new();
+        let mut env = Vec::new();
         for (k, v) in entries {
             let kname = k.as_str().unwrap_or_default();
             match kname {
@@ -538,6 +541,7 @@ impl Cx<'_> {
                 "check" => check = self.chunk(v, name, kname, format!("{name}.check")),
                 "script" => script = self.string(v, name, kname),
                 "user" => user = self.string(v, name, kname),
+                "env" => env = self.env(v, name),
                 "timeout" => timeout = self.limit(v, name, kname).unwrap_or(timeout),
                 "grace" => grace = self.grace(v, name, kname).unwrap_or(grace),
                 "check_timeout" => {
@@ -631,6 +635,7 @@ impl Cx<'_> {
             deps,
             script: script?,
             user,
+            env,
             timeout,
             grace,
             health,
@@ -639,6 +644,81 @@ impl Cx<'_> {
             restart_on_dep_restart: follow,
             check_timeout,
         })
+    }
+
+    /// `env:` — a mapping of environment variables (`NAME: value`) added to the clean
+    /// environment of the service's script, `stop` and Lua `exec`. `AUTOHEAL_*` is autoheal's.
+    fn env(&mut self, node: &Node, svc: &str) -> Vec<(String, String)> {
+        let Kind::Map(entries) = &node.kind else {
+            self.error_at(
+                node,
+                svc,
+                &format!(
+                    "`env` must be a mapping of NAME: value, found {}",
+                    node.describe()
+                ),
+                Some(
+                    "write it as `env: {LANG: C.UTF-8, APP_ENV: prod}` or one NAME: value a line"
+                        .into(),
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (k, v) in entries {
+            let Some(name) = k.as_str() else {
+                self.error_at(k, svc, "an `env` name must be a plain name", None);
+                continue;
+            };
+            let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.error_at(
+                    k,
+                    svc,
+                    &format!("bad environment variable name `{name}`"),
+                    Some("a name is letters, digits and `_`, not starting with a digit".into()),
+                );
+                continue;
+            }
+            if name.starts_with("AUTOHEAL_") {
+                self.error_at(
+                    k,
+                    svc,
+                    &format!("`{name}`: AUTOHEAL_* variables are set by autoheal"),
+                    Some("give it another name".into()),
+                );
+                continue;
+            }
+            if out.iter().any(|(n, _)| n == name) {
+                self.error_at(
+                    k,
+                    svc,
+                    &format!("`{name}` is given twice"),
+                    Some("keep one of them".into()),
+                );
+                continue;
+            }
+            let value = match &v.kind {
+                Kind::Scalar { value, .. } if !v.is_null() => value.clone(),
+                Kind::Scalar { .. } => String::new(),
+                _ => {
+                    self.error_at(
+                        v,
+                        svc,
+                        &format!("`env.{name}` must be a text value, found {}", v.describe()),
+                        Some("quote it".into()),
+                    );
+                    continue;
+                }
+            };
+            if value.contains('\0') {
+                self.error_at(v, svc, &format!("`env.{name}` holds a NUL character"), None);
+                continue;
+            }
+            out.push((name.to_string(), value));
+        }
+        out
     }
 
     /// `health:` — a tcp (`host` + `port`) or http (`url`) probe of the service itself.

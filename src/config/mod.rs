@@ -97,6 +97,8 @@ pub struct Service {
     /// Run with `/bin/sh -c`.
     pub script: String,
     pub user: Option<String>,
+    /// Added to the small clean environment its `script`, `stop` and Lua `exec` get (`env:`).
+    pub env: Vec<(String, String)>,
     pub timeout: Duration,
     pub grace: Duration,
     /// A probe of the service itself (`health:`); with `check:`, both must pass.
@@ -198,4 +200,6 @@ pub struct LuaChunk {
     pub line: usize,
     /// `web.check` or `web.dep[queue].lua`: how messages name it.
     pub label: String,
+    /// The service it belongs to (its `user:` runs the chunk's `exec`).
+    pub service: String,
 }

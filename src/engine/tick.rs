@@ -338,7 +338,12 @@ fn launch(
         user: svc.user.clone(),
         timeout: svc.timeout,
         log_path: script_log(dir, &svc.name),
-        env: vec![("AUTOHEAL_CONFIG".into(), config.path.display().to_string())],
+        env: svc
+            .env
+            .iter()
+            .cloned()
+            .chain([("AUTOHEAL_CONFIG".into(), config.path.display().to_string())])
+            .collect(),
         cwd: cwd.clone(),
     };
     let jobs: Vec<(&Service, Option<&str>, &ServiceObs)> = p

@@ -9,8 +9,8 @@ use crate::report::io_reason;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -191,7 +191,7 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
         "exec",
         lua.create_function(move |lua, (cmd, opts): (String, Option<Table>)| {
             let t = timeout(&c, opts.as_ref(), EXEC_TIMEOUT)?;
-            let run = exec(&cmd, t);
+            let run = exec(&cmd, t, &c.run_as());
             Ok((
                 run.code == Some(0),
                 run.code,
@@ -615,11 +615,16 @@ struct ExecRun {
 /// the pipe cannot hang the check. Once the command is gone, what it wrote is read and the pipe
 /// closed, so a process left behind that still writes to it gets EPIPE (SIGPIPE) instead of
 /// making anything grow.
-fn exec(cmd: &str, timeout: Duration) -> ExecRun {
+fn exec(cmd: &str, timeout: Duration, run_as: &super::sandbox::RunAs) -> ExecRun {
     let fail = |why: String| ExecRun {
         code: None,
         output: Vec::new(),
         failure: Some(why),
+    };
+    // A `user:` that cannot be resolved refuses the command: never run it as root instead.
+    let user = match &run_as.user {
+        Ok(user) => user.as_ref(),
+        Err(why) => return fail(format!("not run: {why}")),
     };
     let (reader, writer) = match std::io::pipe() {
         Ok(p) => p,
@@ -635,13 +640,10 @@ fn exec(cmd: &str, timeout: Duration) -> ExecRun {
     let start = Instant::now();
     // The Command holds our copies of the pipe's write end: dropped right after the spawn, so
     // that only the command (and what it starts) has them.
-    let child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(cmd)
+    let child = crate::exec::shell_command(cmd, user, &run_as.env, false)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer2)
-        .process_group(0)
         .spawn();
     let mut child = match child {
         Ok(c) => c,

@@ -314,6 +314,34 @@ pub(crate) struct Ctx {
     pub dirs: Vec<PathBuf>,
     /// The config file's directory: relative paths in chunks resolve against it.
     pub base: PathBuf,
+    /// Who the run under way runs commands as (`exec`), set by [`Ctx::start`].
+    run_as: Mutex<RunAs>,
+}
+
+/// The account and environment of the commands a chunk runs with `exec`: those of the
+/// service it belongs to (its `user:`, its `env:`), so that a `user:` service's check never
+/// runs a command as root.
+#[derive(Debug, Clone)]
+pub(crate) struct RunAs {
+    /// `Err` when the service's `user:` cannot be resolved: `exec` then refuses, it never
+    /// falls back to root.
+    pub user: Result<Option<crate::exec::UserIds>, String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl RunAs {
+    /// The account and environment of `chunk`'s service.
+    fn of(config: &Config, chunk: &LuaChunk) -> RunAs {
+        let svc = config.service(&chunk.service);
+        let user = match svc.and_then(|s| s.user.as_deref()) {
+            Some(name) => crate::exec::resolve_user(name).map(Some),
+            None => Ok(None),
+        };
+        let mut env = svc.map(|s| s.env.clone()).unwrap_or_default();
+        env.push(("AUTOHEAL_CONFIG".into(), config.path.display().to_string()));
+        env.push(("AUTOHEAL_SERVICE".into(), chunk.service.clone()));
+        RunAs { user, env }
+    }
 }
 
 impl Ctx {
@@ -327,13 +355,26 @@ impl Ctx {
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
+            run_as: Mutex::new(RunAs {
+                user: Ok(None),
+                env: Vec::new(),
+            }),
         }
     }
 
-    /// A new run starts now, with `timeout`.
-    fn start(&self, timeout: Duration) {
+    /// A new run starts now, with `timeout`, its commands run as `run_as`.
+    fn start(&self, timeout: Duration, run_as: RunAs) {
         *self.run.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now() + timeout, timeout);
+        *self.run_as.lock().unwrap_or_else(|e| e.into_inner()) = run_as;
         self.timed_out.store(false, Ordering::Relaxed);
+    }
+
+    /// Who the run under way runs its commands as.
+    pub(crate) fn run_as(&self) -> RunAs {
+        self.run_as
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn deadline(&self) -> Instant {
@@ -747,7 +788,7 @@ impl Host {
                 false,
             );
         }
-        ctx.start(timeout);
+        ctx.start(timeout, RunAs::of(config, chunk));
         let result = lua.scope(|scope| {
             let world_fns = prims::world_fns(scope, world, &chunk.label, ctx)?;
             let new_env: Function = lua.named_registry_value(NEW_ENV)?;
