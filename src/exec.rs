@@ -404,6 +404,12 @@ pub fn running(pid: u32) -> bool {
 /// Runs `spec.command` and waits for it, at most `spec.timeout` (plus [`TERM_GRACE`] and
 /// [`KILL_REAP_LIMIT`] when it has to be killed). Never panics.
 pub fn run_script(spec: &ScriptSpec) -> ScriptOutcome {
+    run_script_with(spec, |_| {})
+}
+
+/// [`run_script`], calling `launched` with the pid of `sh` (the leader of the script's own
+/// session) as soon as it runs, so that the caller can record it before waiting.
+pub fn run_script_with(spec: &ScriptSpec, launched: impl FnOnce(u32)) -> ScriptOutcome {
     let spawn_failed = |reason: String| ScriptOutcome::SpawnFailed { reason };
     // Resolve the user first: a wrong `user:` is the likelier mistake, and says more.
     let user = match &spec.user {
@@ -431,7 +437,10 @@ pub fn run_script(spec: &ScriptSpec) -> ScriptOutcome {
     };
     let start = Instant::now();
     let outcome = match cmd.spawn() {
-        Ok(child) => wait_bounded(child, spec.timeout, start),
+        Ok(child) => {
+            launched(child.id());
+            wait_bounded(child, spec.timeout, start)
+        }
         Err(e) => spawn_failed(format!(
             "/bin/sh{}: {e}",
             user_desc.as_deref().unwrap_or_default()

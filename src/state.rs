@@ -75,6 +75,11 @@ pub struct ServiceState {
     /// cleared when it returns: a tick interrupted meanwhile leaves it, and the next tick does
     /// not start the service again before then (the script may still be running).
     pub script_until: Option<f64>,
+    /// The leader of that script's session (`/bin/sh`, which autoheal starts with `setsid`),
+    /// recorded as soon as it is launched: the next tick, finding the deadline passed and the
+    /// session still alive, ends it as the launching tick would have, before it may start the
+    /// service again.
+    pub script_session: Option<ProcId>,
     /// The process last seen alive through the service's `pid_file`, by a mark no clock step
     /// changes: the same process is trusted whatever the pid file's time says.
     pub pid_file_process: Option<ProcId>,

@@ -448,3 +448,125 @@ web:
     assert_eq!(json["services"][0]["healthy"], true, "{json}");
     assert_eq!(json["services"][0]["alive"], true, "{json}");
 }
+
+/// Starts `autoheal run` of the fixture and SIGKILLs it (by its pid) once the state file
+/// records the session of the script it launched.
+fn kill_tick_mid_script(f: &Fixture) {
+    let mut tick = f
+        .autoheal_cmd(&["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let recorded = wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(f.state_dir().join("state.json"))
+            .is_ok_and(|s| s.contains("\"script_session\": {"))
+    });
+    tick.kill().unwrap();
+    tick.wait().unwrap();
+    assert!(recorded, "the tick recorded its script's session");
+}
+
+/// A tick SIGKILLed while a slow start script runs leaves it running; the next tick, past the
+/// script's timeout, kills it (its whole session) before it starts the service again: one
+/// daemon, never two.
+#[test]
+fn a_killed_tick_leaves_nothing_running_past_its_time() {
+    let f = Fixture::new();
+    // The first run is slow (it would start its daemon after 8 s); a later run starts it at once.
+    let daemon = f.daemon_script("web", 1);
+    f.config(&format!(
+        r#"
+settings:
+  converge: 5s
+web:
+  pname: '{re}'
+  timeout: 1s
+  grace: 200ms
+  script: if [ -e {dir}/slow-done ]; then {daemon}; else touch {dir}/slow-done; sleep 8; {daemon}; fi
+"#,
+        re = f.sleeper_re(1),
+        dir = f.dir.path().display(),
+    ));
+    let launched = std::time::Instant::now();
+    kill_tick_mid_script(&f);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.state_dir().join("state.json")).unwrap())
+            .unwrap();
+    let until = state["services"]["web"]["script_until"].as_f64().unwrap();
+    let session = state["services"]["web"]["script_session"]["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    assert!(is_running(session), "the slow script outlived its tick");
+    // Past the script's deadline (1 s after its launch), not yet at the end of its sleep.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    while now() <= until + 0.05 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = f.run();
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}{}", stderr(&out));
+    assert!(
+        log.contains(&format!(
+            "web: start failed: its start script (session {session}), left running by an interrupted tick, ran past its timeout 1s"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("web: started: was dead"), "{log}");
+    assert!(!is_running(session), "the left script was killed");
+    // Once the slow run's sleep would have ended, still one daemon, started once.
+    while launched.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(f.journal(), ["web"], "one start of the daemon");
+    let pgrep = Command::new("pgrep")
+        .args(["-c", "-f", &f.sleeper_re(1)])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&pgrep).trim(), "1", "exactly one daemon");
+}
+
+/// A script left by a killed tick that ends by itself is not "script running" any more in the
+/// next tick: its result says what happened, and the service is judged again.
+#[test]
+fn a_left_script_that_ended_is_not_left_running_in_the_state() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 0\nweb:\n  pname: '{}'\n  timeout: 60s\n  script: sleep 1; {}\n",
+        f.sleeper_re(1),
+        f.daemon_script("web", 1)
+    ));
+    kill_tick_mid_script(&f);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.state_dir().join("state.json")).unwrap())
+            .unwrap();
+    let session = state["services"]["web"]["script_session"]["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    assert!(
+        wait_for(Duration::from_secs(20), || !is_running(session)),
+        "the script ends"
+    );
+    assert!(f.pid_of("web").is_some(), "it started its daemon");
+    let out = f.run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let json = f.status_json();
+    let web = &json["services"][0];
+    assert_eq!(web["state"], "alive", "{json}");
+    assert_eq!(
+        web["last_result"],
+        "ended while no tick watched it (the tick that launched it was interrupted)",
+        "{json}"
+    );
+    assert_eq!(f.journal(), ["web"]);
+}

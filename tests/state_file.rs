@@ -22,6 +22,11 @@ fn sample() -> State {
             health_seen_at: Some(1_700_000_100.0),
             starts: 7,
             script_until: Some(1_700_000_060.25),
+            script_session: Some(ProcId {
+                boot: "5f1f6b7e-0d3b-4c59-9a0e-0c1d2e3f4a5b".into(),
+                pid: 4300,
+                ticks: 123_999,
+            }),
             pid_file_process: Some(ProcId {
                 boot: "5f1f6b7e-0d3b-4c59-9a0e-0c1d2e3f4a5b".into(),
                 pid: 4242,

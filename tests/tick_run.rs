@@ -865,7 +865,7 @@ settings:
   converge: 5s
 slow:
   pname: 'never-{tag}-slow'
-  script: mkdir -p {dir}/state/.state.json.tmp/x; sleep 1.5; echo slow >> {dir}/journal
+  script: until mkdir -p {dir}/state/state.json/x 2>/dev/null; do rm -f {dir}/state/state.json; done; sleep 1.5; echo slow >> {dir}/journal
   timeout: 10s
 quick:
   pname: 'never-{tag}-quick'

@@ -539,6 +539,7 @@ fn dep_unready(
 /// after it began, or its service is started twice). Pure.
 pub fn record_result(ss: &mut ServiceState, settings: &Settings, finished: f64, result: String) {
     ss.script_until = None;
+    ss.script_session = None;
     ss.last_start = Some(finished);
     ss.last_result = Some(result);
     let delay = backoff_delay(ss.failures, settings);

@@ -5,7 +5,7 @@
 use super::{Hold, Plan, Verdict, plan, record_result, record_start};
 use crate::config::{Config, Service};
 use crate::engine::{Observation, ServiceObs};
-use crate::exec::{ScriptOutcome, ScriptSpec, run_script};
+use crate::exec::{ScriptOutcome, ScriptSpec, run_script, run_script_with};
 use crate::observe::{Ctx, Restarts, Scope, observe};
 use crate::report::log::Log;
 use crate::report::secs;
@@ -91,6 +91,9 @@ pub fn run(
     let mut closing = false;
     loop {
         running.settle(Duration::ZERO, config, dir, &mut state, log)?;
+        if !opts.dry_run && end_left_scripts(config, &running, &mut state, unix_now(), log) {
+            state::save(dir, &state)?;
+        }
         let ctx = Ctx {
             state: &state,
             restarts: if opts.dry_run {
@@ -209,12 +212,24 @@ struct Finished {
     at: f64,
 }
 
+/// What a script's thread tells the tick.
+enum Msg {
+    /// Its `sh` runs, with this pid (the leader of its own session).
+    Launched {
+        service: String,
+        pid: u32,
+    },
+    Finished(Finished),
+}
+
 /// Scripts launched and not yet returned. They run on their own threads, so that a slow or
 /// hung script (killed only at its `timeout`) holds back nothing but its own service and its
 /// dependents: the tick goes on observing and starting the others.
 struct Running {
-    tx: mpsc::Sender<Finished>,
-    rx: mpsc::Receiver<Finished>,
+    tx: mpsc::Sender<Msg>,
+    rx: mpsc::Receiver<Msg>,
+    /// Scripts whose `sh` runs, not yet recorded in the state (service, pid).
+    launched: Vec<(String, u32)>,
     /// Services whose script runs now.
     services: BTreeSet<String>,
     /// Services whose script returned in this tick, and when it began (for "up, N after its
@@ -228,24 +243,48 @@ impl Running {
         Running {
             tx,
             rx,
+            launched: Vec::new(),
             services: BTreeSet::new(),
             started: BTreeMap::new(),
         }
     }
 
-    /// Waits up to `wait` for a script to return, then takes every one that has.
+    /// Waits up to `wait` for a script to be launched or to return, then takes every message
+    /// there is: the launched ones into [`Running::launched`], the returned ones returned.
     fn collect(&mut self, wait: Duration) -> Vec<Finished> {
-        let mut done = Vec::new();
+        let mut msgs = Vec::new();
         if self.services.is_empty() {
             std::thread::sleep(wait);
-        } else if let Ok(f) = self.rx.recv_timeout(wait) {
-            done.push(f);
+        } else if let Ok(m) = self.rx.recv_timeout(wait) {
+            msgs.push(m);
         }
-        done.extend(self.rx.try_iter());
-        for f in &done {
-            self.services.remove(&f.service);
+        msgs.extend(self.rx.try_iter());
+        let mut done = Vec::new();
+        for m in msgs {
+            match m {
+                Msg::Launched { service, pid } => self.launched.push((service, pid)),
+                Msg::Finished(f) => {
+                    self.services.remove(&f.service);
+                    done.push(f);
+                }
+            }
         }
         done
+    }
+
+    /// Records in the state the session of every script launched since the last call, so that
+    /// a tick killed from now on leaves the next one what it needs to end that script at its
+    /// deadline. Whether there was any.
+    fn note_launched(&mut self, state: &mut State) -> bool {
+        let launched = std::mem::take(&mut self.launched);
+        for (service, pid) in &launched {
+            if let Some(ss) = state.services.get_mut(service)
+                && ss.script_until.is_some()
+            {
+                ss.script_session = crate::observe::procs::proc_id(*pid);
+            }
+        }
+        !launched.is_empty()
     }
 
     /// Waits up to `wait` for scripts to return, records each (state, log) and saves the
@@ -261,7 +300,8 @@ impl Running {
     ) -> Result<usize, StateError> {
         let done = self.collect(wait);
         let n = done.len();
-        if n > 0 {
+        let launched = self.note_launched(state);
+        if n > 0 || launched {
             self.record(config, dir, done, state, log);
             state::save(dir, state).inspect_err(|_| {
                 self.drain(config, dir, state, log);
@@ -276,6 +316,11 @@ impl Running {
     fn drain(&mut self, config: &Config, dir: &Path, state: &mut State, log: &mut Log) {
         while !self.services.is_empty() {
             let done = self.collect(Duration::from_secs(1));
+            // Saved at once: the tick may be killed while it waits here. A state that cannot
+            // be saved is said by the caller's next save.
+            if self.note_launched(state) {
+                let _ = state::save(dir, state);
+            }
             self.record(config, dir, done, state, log);
         }
     }
@@ -362,8 +407,9 @@ fn launch(
     let at = unix_now();
     for (svc, _, _) in &jobs {
         let ss = state.services.entry(svc.name.clone()).or_default();
-        record_start(ss, &config.settings, at, "script running".into());
+        record_start(ss, &config.settings, at, LAUNCHED.into());
         ss.script_until = Some(at + svc.timeout.as_secs_f64());
+        ss.script_session = None;
     }
     if let Err(e) = state::save(dir, state) {
         for (svc, _, _) in &jobs {
@@ -386,18 +432,123 @@ fn launch(
         running.services.insert(service.clone());
         std::thread::spawn(move || {
             let restart = restart.map(|why| (why, stop(stop_spec.as_ref(), pid)));
-            let outcome = run_script(&script);
-            let _ = tx.send(Finished {
+            let outcome = run_script_with(&script, |pid| {
+                let _ = tx.send(Msg::Launched {
+                    service: service.clone(),
+                    pid,
+                });
+            });
+            let _ = tx.send(Msg::Finished(Finished {
                 service,
                 restart,
                 was,
                 outcome,
                 at: unix_now(),
-            });
+            }));
         });
     }
     Ok(())
 }
+
+/// Scripts that a tick which was killed (or lost power) launched and never saw return: each is
+/// recorded in the state with its deadline and its session. One whose `sh` has returned is
+/// cleared (its `last_result` says so instead of "script running"); one still running past its
+/// deadline is killed, its whole session, as the tick that launched it would have done at its
+/// `timeout`, and counts as a failed start. Only then may the service be started again: at
+/// most one start script of a service ever runs. One still within its deadline keeps holding
+/// its service (`starting`). Whether the state changed.
+fn end_left_scripts(
+    config: &Config,
+    running: &Running,
+    state: &mut State,
+    now: f64,
+    log: &mut Log,
+) -> bool {
+    use crate::observe::procs::session_members;
+    let mut changed = false;
+    for (name, ss) in state.services.iter_mut() {
+        let (Some(until), false) = (ss.script_until, running.services.contains(name)) else {
+            continue;
+        };
+        let members = ss
+            .script_session
+            .as_ref()
+            .map(session_members)
+            .unwrap_or_default();
+        let leader = ss.script_session.as_ref().map(|s| s.pid);
+        if members.is_empty() && (leader.is_some() || now >= until) {
+            // Over: its `sh` returned while no tick watched (or, with no session recorded, its
+            // time is up).
+            ss.script_until = None;
+            ss.script_session = None;
+            if ss.last_result.as_deref() == Some(LAUNCHED) {
+                ss.last_result = Some(
+                    "ended while no tick watched it (the tick that launched it was interrupted)"
+                        .into(),
+                );
+            }
+            changed = true;
+        } else if !members.is_empty() && now >= until {
+            let limit = config
+                .service(name)
+                .map(|s| secs(s.timeout.as_secs_f64()))
+                .unwrap_or_else(|| "?".into());
+            let how = end_session(&members, leader.unwrap_or_default());
+            let result =
+                format!("killed after timeout {limit} (left running by an interrupted tick)");
+            log.event(
+                name,
+                &format!(
+                    "start failed: its start script (session {}), left running by an \
+                     interrupted tick, ran past its timeout {limit}: {how}",
+                    leader.unwrap_or_default()
+                ),
+            );
+            record_result(ss, &config.settings, now, result);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// SIGTERM to every member of a script's session, up to [`crate::exec::TERM_GRACE`] for them
+/// to exit, then SIGKILL to those left: what [`run_script`] does at a script's timeout.
+fn end_session(members: &[u32], leader: u32) -> String {
+    use rustix::process::{Pid, Signal, kill_process};
+    let signal = |pids: &[u32], sig| {
+        for pid in pids {
+            if let Some(p) = i32::try_from(*pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(p, sig);
+            }
+        }
+    };
+    signal(members, Signal::TERM);
+    let left = || {
+        members
+            .iter()
+            .copied()
+            .filter(|p| crate::exec::running(*p))
+            .collect::<Vec<_>>()
+    };
+    let end = Instant::now() + crate::exec::TERM_GRACE;
+    while Instant::now() < end && !left().is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rest = left();
+    if rest.is_empty() {
+        format!("{} processes ended on SIGTERM", members.len())
+    } else {
+        signal(&rest, Signal::KILL);
+        format!(
+            "{} processes got SIGTERM, {} of them SIGKILL (leader {leader})",
+            members.len(),
+            rest.len()
+        )
+    }
+}
+
+/// The `last_result` of a start whose script runs.
+const LAUNCHED: &str = "script running";
 
 /// Stops a service before its restart: its `stop:` command, then its pid if still running.
 fn stop(stop: Option<&ScriptSpec>, pid: Option<u32>) -> String {

@@ -127,10 +127,7 @@ impl ProcTable {
             }
         }
         let own_tree = own_tree(&procs, own_pid);
-        let boot_id = fs::read_to_string(proc_root.join("sys/kernel/random/boot_id"))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
+        let boot_id = boot_id(proc_root);
         ProcTable {
             procs,
             own_tree,
@@ -300,6 +297,68 @@ impl ProcTable {
     pub fn is_empty(&self) -> bool {
         self.procs.is_empty()
     }
+}
+
+/// The marks of process `pid` that no clock step changes ([`ProcId`]), read from `/proc` now;
+/// `None` when it is gone.
+pub fn proc_id(pid: u32) -> Option<ProcId> {
+    let proc_root = Path::new("/proc");
+    let stat = fs::read(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    Some(ProcId {
+        boot: boot_id(proc_root)?,
+        pid,
+        ticks: parse_stat(&String::from_utf8_lossy(&stat))?.start_ticks,
+    })
+}
+
+/// While `leader` (the `sh` of a script autoheal ran with `setsid`) still runs: the live
+/// processes of its session, the leader first. Empty once the leader is gone (another boot, or
+/// its pid now belongs to another process): the script has returned, and what it left in its
+/// session (a daemon started with `&`) is the service, not the script. A daemon that left
+/// with its own `setsid` is never a member.
+pub fn session_members(leader: &ProcId) -> Vec<u32> {
+    let proc_root = Path::new("/proc");
+    let leader_stat = fs::read(proc_root.join(leader.pid.to_string()).join("stat"))
+        .ok()
+        .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)));
+    // A zombie leader has returned: only a parent that never reaps it (a container's init)
+    // keeps its entry.
+    let same = leader_stat
+        .is_some_and(|s| s.start_ticks == leader.ticks && !matches!(s.state, 'Z' | 'X'))
+        && boot_id(proc_root).as_deref() == Some(leader.boot.as_str());
+    if !same {
+        return Vec::new();
+    }
+    let mut members = vec![leader.pid];
+    let Ok(dir) = fs::read_dir(proc_root) else {
+        return members;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some(stat) = fs::read(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)))
+        else {
+            continue;
+        };
+        if pid != leader.pid && stat.session == leader.pid && !matches!(stat.state, 'Z' | 'X') {
+            members.push(pid);
+        }
+    }
+    members
+}
+
+fn boot_id(proc_root: &Path) -> Option<String> {
+    fs::read_to_string(proc_root.join("sys/kernel/random/boot_id"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// The dead reason of a pname that matches nothing.
