@@ -13,6 +13,7 @@ pub mod lua;
 pub mod observe;
 pub mod report;
 pub mod state;
+pub mod trust;
 
 /// Loads and validates the config at `path`, then compiles every Lua chunk it holds and
 /// resolves the modules they use: a chunk that does not compile makes the file invalid, with
