@@ -40,6 +40,12 @@ pub fn enforced() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// [`check`] as autoheal applies it: when it runs as root ([`enforced`]), with root as the one
+/// trusted owner (root is then the effective uid); otherwise nothing is checked.
+pub fn check_if_root(path: &Path) -> Result<(), Untrusted> {
+    if enforced() { check(path, 0) } else { Ok(()) }
+}
+
 /// What the entry at fault is to the path that was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -288,11 +294,17 @@ fn unsafe_message(path: &Path, f: &Fault) -> String {
     } {
         fixes.push(format!("chmod {bits} {at}"));
     }
+    // Who owns it and its mode, without saying the owner twice.
+    let facts = if !f.foreign {
+        format!("owner {}, mode {:04o}", f.owner, f.mode)
+    } else if f.owner != format!("uid {}", f.uid) {
+        format!("uid {}, mode {:04o}", f.uid, f.mode)
+    } else {
+        format!("mode {:04o}", f.mode)
+    };
     format!(
-        "refusing {}: {subject} {problem} (owner {}, mode {:04o}); autoheal runs as root and {what}. Fix: {}",
+        "refusing {}: {subject} {problem} ({facts}); autoheal runs as root and {what}. Fix: {}",
         path.display(),
-        f.owner,
-        f.mode,
         fixes.join(" && ")
     )
 }
@@ -453,7 +465,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "refusing {f}: it is owned by uid {STRANGER} (owner uid {STRANGER}, mode 0644); \
+                "refusing {f}: it is owned by uid {STRANGER} (mode 0644); \
                  autoheal runs as root and would run what uid {STRANGER} wrote into it. Fix: \
                  chown root {f}",
                 f = f.display()
