@@ -65,6 +65,8 @@ pub struct Fault {
     /// Whether the entry is the checked path itself (not a directory on it, not a target).
     pub itself: bool,
     pub role: Role,
+    /// Whether the entry is a directory (a `lua_path`, or one on the way).
+    pub dir: bool,
     pub uid: u32,
     /// The owner's name, else `uid N`.
     pub owner: String,
@@ -235,6 +237,7 @@ impl Walk<'_> {
                 itself: at == self.whole,
                 at: at.to_path_buf(),
                 role,
+                dir: meta.is_dir(),
                 uid,
                 owner: user_name(uid).unwrap_or_else(|| format!("uid {uid}")),
                 mode,
@@ -277,9 +280,9 @@ fn unsafe_message(path: &Path, f: &Fault) -> String {
         "its group".to_string()
     };
     let what = match f.role {
-        Role::Target => format!("would run what {who} wrote into it"),
-        Role::Dir => format!("would read what {who} put in it"),
         Role::Link => format!("would follow it wherever {who} pointed it"),
+        _ if f.dir => format!("would run what {who} put in it"),
+        _ => format!("would run what {who} wrote into it"),
     };
     let mut fixes = Vec::new();
     if f.foreign {
