@@ -249,10 +249,12 @@ impl Walk<'_> {
     }
 }
 
-/// "refusing P: it is writable by others (owner root, mode 0666); autoheal runs as root and
+/// "refusing P: it is writable by others (owner root, mode 0646); autoheal runs as root and
 /// would run what anyone wrote into it. Fix: chmod o-w P".
 fn unsafe_message(path: &Path, f: &Fault) -> String {
     let at = f.at.display();
+    // The fix is pasted into a shell.
+    let quoted = shell_word(&f.at);
     let subject = match f.role {
         Role::Target if f.itself => "it".to_string(),
         Role::Target => format!("its target {at}"),
@@ -270,7 +272,8 @@ fn unsafe_message(path: &Path, f: &Fault) -> String {
         (true, Some(w)) => format!("is owned by {} and writable by {w}", f.owner),
         (true, None) => format!("is owned by {}", f.owner),
         (false, Some(w)) => format!("is writable by {w}"),
-        (false, None) => unreachable!("a fault has a problem"),
+        // Not made by `check`, which reports only an entry with something wrong.
+        (false, None) => "is not trusted".to_string(),
     };
     let who = if f.others_writable {
         "anyone".to_string()
@@ -287,7 +290,7 @@ fn unsafe_message(path: &Path, f: &Fault) -> String {
     let mut fixes = Vec::new();
     if f.foreign {
         let h = if f.role == Role::Link { "-h " } else { "" };
-        fixes.push(format!("chown {h}root {at}"));
+        fixes.push(format!("chown {h}root {quoted}"));
     }
     if let Some(bits) = match (f.group_writable, f.others_writable) {
         (true, true) => Some("go-w"),
@@ -295,7 +298,7 @@ fn unsafe_message(path: &Path, f: &Fault) -> String {
         (false, true) => Some("o-w"),
         (false, false) => None,
     } {
-        fixes.push(format!("chmod {bits} {at}"));
+        fixes.push(format!("chmod {bits} {quoted}"));
     }
     // Who owns it and its mode, without saying the owner twice.
     let facts = if !f.foreign {
@@ -310,6 +313,17 @@ fn unsafe_message(path: &Path, f: &Fault) -> String {
         path.display(),
         fixes.join(" && ")
     )
+}
+
+/// `p` as one shell word: as it is when it is plain, else in single quotes.
+fn shell_word(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// "no such file or directory": the I/O error without its "(os error N)".
@@ -551,6 +565,18 @@ mod tests {
         assert!(
             e.to_string()
                 .ends_with(&format!("Fix: chown -h root {}", link.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_fix_is_one_shell_word() {
+        let t = tmp();
+        let f = file(&t.path().join("my conf's.yaml"), 0o646);
+        let e = check(&f, me()).unwrap_err().to_string();
+        let dir = t.path().display();
+        assert!(
+            e.ends_with(&format!("Fix: chmod o-w '{dir}/my conf'\\''s.yaml'")),
             "{e}"
         );
     }
