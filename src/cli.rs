@@ -34,7 +34,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Validate the config and compile every Lua chunk; touches nothing.
+    /// Validate the config, compile every Lua chunk, resolve its modules and (as root) check
+    /// that root may trust the files; touches nothing.
     Check,
     /// Probe everything, restart nothing, and report each service and why it is down.
     Status {

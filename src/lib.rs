@@ -13,26 +13,55 @@ pub mod lua;
 pub mod observe;
 pub mod report;
 pub mod state;
+pub mod trust;
+
+/// Why a config did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file, or a Lua chunk or module it uses, is invalid: every error, with its position.
+    #[error("{0}")]
+    Invalid(config::Diagnostics),
+    /// autoheal runs as root and may not trust the file, or a Lua directory it uses: anyone
+    /// who can change them could have root run their code (see [`trust`]).
+    #[error("{0}")]
+    Refused(trust::Untrusted),
+}
 
 /// Loads and validates the config at `path`, then compiles every Lua chunk it holds and
 /// resolves the modules they use: a chunk that does not compile makes the file invalid, with
 /// its conf.yaml line. A file rejected for other errors still has its chunks compiled, so that
 /// one run lists every error. What every command runs first.
-pub fn load_config(path: &std::path::Path) -> Result<config::Config, config::Diagnostics> {
+///
+/// As root, the file and its Lua directories must be root's alone ([`trust::check`]), or the
+/// file is [`LoadError::Refused`] before it is parsed: `lua_path` whenever it is set (the file
+/// names it), the shipped library directories when the file has Lua. A module file is checked
+/// again each time it is read (by `check`'s resolution and by `require`).
+pub fn load_config(path: &std::path::Path) -> Result<config::Config, LoadError> {
+    // A missing file is reported by the loader, in its words. Should it appear meanwhile, it is
+    // judged before it is used.
+    let missing = match trust::check_if_root(path) {
+        Ok(()) => false,
+        Err(e) if e.is_missing() => true,
+        Err(e) => return Err(LoadError::Refused(e)),
+    };
     let cfg = match config::load_partial(path) {
         Ok(cfg) => cfg,
         Err(rejected) => {
             let mut errors = rejected.diagnostics.0;
             errors.extend(lua::syntax_errors(path, &rejected.chunks));
             errors.sort_by_key(|d| (d.line, d.col));
-            return Err(config::Diagnostics(errors));
+            return Err(LoadError::Invalid(config::Diagnostics(errors)));
         }
     };
+    if missing {
+        trust::check_if_root(path).map_err(LoadError::Refused)?;
+    }
+    lua::trust_dirs(&cfg).map_err(LoadError::Refused)?;
     let errors = lua::check_config(&cfg);
     if errors.is_empty() {
         Ok(cfg)
     } else {
-        Err(config::Diagnostics(errors))
+        Err(LoadError::Invalid(config::Diagnostics(errors)))
     }
 }
 
@@ -43,6 +72,6 @@ pub enum Exit {
     Ok = 0,
     /// Some service is still down.
     Down = 1,
-    /// Bad config or usage.
+    /// Bad config or usage, a refused file (see [`trust`]), or unsaveable state.
     Usage = 2,
 }

@@ -5,7 +5,7 @@ use autoheal::config::Config;
 use autoheal::engine::tick::{self, TickOptions, TickOutcome};
 use autoheal::observe::{Ctx, Restarts, Scope, observe};
 use autoheal::report::{self, log::Log};
-use autoheal::{Exit, engine, state};
+use autoheal::{Exit, LoadError, engine, state};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,8 +43,11 @@ fn with_config(path: &Path, f: impl FnOnce(&Arc<Config>) -> Exit) -> Exit {
 }
 
 fn load(path: &Path) -> Result<Config, Exit> {
-    autoheal::load_config(path).map_err(|diags| {
-        eprintln!("{diags}");
+    autoheal::load_config(path).map_err(|e| {
+        match e {
+            LoadError::Invalid(diags) => eprintln!("{diags}"),
+            LoadError::Refused(why) => eprintln!("autoheal: {why}"),
+        }
         Exit::Usage
     })
 }

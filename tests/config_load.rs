@@ -203,7 +203,8 @@ fn bad_config_corpus() {
         // As every command loads: the file, then its Lua chunks.
         match autoheal::load_config(path) {
             Ok(_) => failures.push(format!("{shown}: accepted, expected {expected:?}")),
-            Err(diags) => {
+            Err(autoheal::LoadError::Refused(e)) => failures.push(format!("{shown}: {e}")),
+            Err(autoheal::LoadError::Invalid(diags)) => {
                 let got: Vec<String> = diags.0.iter().map(|d| d.headline()).collect();
                 if got != expected {
                     failures.push(format!(

@@ -13,7 +13,7 @@ use super::sandbox::{self, Ctx, PRIMITIVES};
 use crate::config::{Config, Diagnostic, LuaChunk, Severity};
 
 /// Every chunk of the config, in file order.
-fn chunks(config: &Config) -> Vec<&LuaChunk> {
+pub(super) fn chunks(config: &Config) -> Vec<&LuaChunk> {
     let mut out = Vec::new();
     for s in &config.services {
         if let Some(c) = &s.check {
@@ -155,6 +155,14 @@ impl Checker<'_> {
             return;
         };
         if !self.seen.insert(path.clone()) {
+            return;
+        }
+        // Judged as `require` judges it before reading it: refused here, it would be refused
+        // at every run.
+        if let Err(e) = crate::trust::check_if_root(&path) {
+            let help =
+                "a module runs as root: it and every directory above it must be root's alone";
+            self.diag(chunk, lua_line, e.to_string(), Some(help.into()));
             return;
         }
         let source = match std::fs::read_to_string(&path) {

@@ -5,7 +5,8 @@
 //! - the sandbox ([`sandbox`]): which standard libraries exist (base, table, string, math, utf8,
 //!   coroutine, and an `os` reduced to `time`/`clock`/`date`/`getenv`), a text-only `load`, and a
 //!   `require` that only reads `NAME.lua` files from the `lua/` directories
-//!   (`settings.lua_path`, then the install prefix's, then the source tree's in development);
+//!   (`settings.lua_path`, then the install prefix's, then the source tree's in development),
+//!   and, as root, only files that root may trust ([`crate::trust`], [`trust_dirs`]);
 //! - the limits of one run: a deadline checked by an instruction-count hook, a memory limit
 //!   ([`crate::defaults::LUA_MEMORY`]), and every blocking primitive bounded by the time the
 //!   chunk has left;
@@ -28,6 +29,7 @@ mod sandbox;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, Diagnostic, LuaChunk};
+use crate::trust::Untrusted;
 
 pub use sandbox::{lua_dirs, module_path};
 
@@ -55,6 +57,28 @@ pub trait World: Sync {
 /// calls this.
 pub fn check_config(config: &Config) -> Vec<Diagnostic> {
     check::check_config(config)
+}
+
+/// Refuses, when autoheal runs as root, a Lua directory that root may not trust (see
+/// [`crate::trust`]): `settings.lua_path` whenever it is set (the file names it; a missing one
+/// is fine, as nothing can be read from it), and, when the file has any Lua chunk, the shipped
+/// library directories that `require` searches ([`lua_dirs`]). A file without Lua reads no
+/// module, so its shipped directories are not its business. Each module file is judged again
+/// when it is read.
+pub fn trust_dirs(config: &Config) -> Result<(), Untrusted> {
+    let lua_path = config.settings.lua_path.as_ref();
+    let dirs = if check::chunks(config).is_empty() {
+        lua_path.into_iter().cloned().collect()
+    } else {
+        lua_dirs(config)
+    };
+    for dir in &dirs {
+        match crate::trust::check_if_root(dir) {
+            Err(e) if !e.is_missing() => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The syntax errors of the chunks of a file rejected for other errors (`path`, as the

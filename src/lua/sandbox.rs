@@ -579,7 +579,8 @@ fn prelude(lua: &Lua) -> mlua::Result<Function> {
 }
 
 /// `require(name)`: the run's primitives for "autoheal", else `NAME.lua` from the lua dirs, run
-/// once per run in the run's environment and under the same limits.
+/// once per run in the run's environment and under the same limits. As root, a file that root
+/// may not trust ([`crate::trust`]) is refused: the chunk fails with why, and the fix.
 fn require(lua: &Lua, ctx: &Ctx, name: &str) -> mlua::Result<Value> {
     let loaded: Table = lua.named_registry_value(LOADED)?;
     match loaded.raw_get::<Value>(name)? {
@@ -594,6 +595,8 @@ fn require(lua: &Lua, ctx: &Ctx, name: &str) -> mlua::Result<Value> {
     let Some(path) = module_path(&ctx.dirs, name) else {
         return Err(mlua::Error::runtime(no_module(name, &ctx.dirs)));
     };
+    // Right before it is read: a module anyone else can change is their code run as root.
+    crate::trust::check_if_root(&path).map_err(|e| mlua::Error::runtime(e.to_string()))?;
     let source = std::fs::read(&path)
         .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", path.display())))?;
     loaded.raw_set(name, false)?;
