@@ -117,6 +117,11 @@ pub enum StateError {
         path.display(), io_reason(err)
     )]
     Lock { path: PathBuf, err: io::Error },
+    #[error("refusing state dir {}, as where it sits is not root's alone: {why}", path.display())]
+    Untrusted {
+        path: PathBuf,
+        why: crate::trust::Untrusted,
+    },
     #[error("refusing state dir {}: it {why}. Fix: {fix}", path.display())]
     NotOwn {
         path: PathBuf,
@@ -239,6 +244,19 @@ pub fn own_dir(dir: &Path) -> Result<(), StateError> {
         path: dir.to_path_buf(),
         err,
     };
+    // Where it sits must be root's too: whoever could rename a directory on its path could
+    // swap the whole state dir for one of theirs between two ticks.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        match crate::trust::check_if_root(parent) {
+            Err(why) if !why.is_missing() => {
+                return Err(StateError::Untrusted {
+                    path: dir.to_path_buf(),
+                    why,
+                });
+            }
+            _ => {}
+        }
+    }
     if let Err(err) = fs::symlink_metadata(dir) {
         if err.kind() != io::ErrorKind::NotFound {
             return Err(create_err(err));

@@ -570,3 +570,39 @@ fn a_left_script_that_ended_is_not_left_running_in_the_state() {
     );
     assert_eq!(f.journal(), ["web"]);
 }
+
+/// A state dir inside a directory another user owns is refused (that user could swap it for
+/// one of theirs), before anything is made in it.
+#[test]
+fn a_state_dir_under_another_users_dir_is_refused() {
+    let (user, uid, gid) = test_user();
+    let f = Fixture::new();
+    one_service(&f);
+    let theirs = f.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    chown(&theirs, uid, gid);
+    let out = f.autoheal(&[
+        "run",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/theirs/state",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "refusing state dir {}/state, as where it sits is not root's alone",
+            theirs.display()
+        )) && err.contains(&format!("owned by {user}")),
+        "{err}"
+    );
+    assert!(!theirs.join("state").exists(), "nothing made in it");
+    assert!(f.journal().is_empty());
+}
