@@ -248,6 +248,10 @@ pub fn own_dir(dir: &Path) -> Result<(), StateError> {
     // swap the whole state dir for one of theirs between two ticks.
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         match crate::trust::check_if_root(parent) {
+            // The parent is a directory on the way, not a file to read: a sticky one of
+            // root's (`/tmp`) is fine to sit in, as the dir itself is then judged below.
+            Err(crate::trust::Untrusted::Unsafe { fault, .. })
+                if fault.itself && !fault.foreign && fault.mode & 0o1000 != 0 => {}
             Err(why) if !why.is_missing() => {
                 return Err(StateError::Untrusted {
                     path: dir.to_path_buf(),
