@@ -258,7 +258,10 @@ pub fn age_file(p: &Path, secs: u64) {
 pub fn test_user() -> (&'static str, u32, u32) {
     const NAME: &str = "autoheal-test";
     static ONCE: std::sync::Once = std::sync::Once::new();
-    assert!(is_root(), "this test needs root (it acts as the unprivileged user {NAME})");
+    assert!(
+        is_root(),
+        "this test needs root (it acts as the unprivileged user {NAME})"
+    );
     ONCE.call_once(|| {
         if lookup_ids(NAME).is_none() {
             // Two test binaries may race here: useradd locks /etc/passwd, and the loser's
