@@ -91,6 +91,7 @@ fn full_example_loads_every_key() {
     );
     assert_eq!(check.label, "web.check");
     assert_eq!(web.user.as_deref(), Some("root"));
+    assert_eq!(web.process_user.as_deref(), Some("nobody"));
     assert_eq!(
         web.health,
         Some(config::Probe::Http {

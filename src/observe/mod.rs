@@ -1,8 +1,10 @@
 //! Observing: reading the world as one tick needs it, and nothing else.
 //!
 //! Owns the process table ([`procs`]: one `/proc` snapshot per observation, liveness by
-//! `pname` or `pid_file`) and the tcp/http readiness probes ([`probe`], bounded, run in
-//! parallel); later the running of Lua checks. The same probe functions are reached from the
+//! `pname` or `pid_file`, by the processes of root and the service's account), which process a
+//! restart may signal ([`signal`]: the rules, judged here and carried to the plan as data), the
+//! tcp/http readiness probes ([`probe`], bounded, run in parallel) and the running of Lua
+//! checks. The same probe functions are reached from the
 //! YAML deps and from the Lua host.
 //!
 //! What it must not do: act. Nothing here restarts, signals or kills a process, runs a
