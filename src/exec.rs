@@ -325,7 +325,8 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     let fd = match pidfd_open(p, PidfdFlags::empty()) {
         Ok(fd) => Some(fd),
         Err(rustix::io::Errno::NOSYS) => None,
-        Err(_) => return format!("pid {pid} had already exited"),
+        Err(rustix::io::Errno::SRCH) => return format!("pid {pid} had already exited"),
+        Err(e) => return format!("could not open a pidfd for pid {pid}: {e}; not signalled"),
     };
     if !same() {
         return format!(
