@@ -234,6 +234,35 @@ pub fn user_exists(name: &str) -> bool {
     lookup_user(name).is_ok()
 }
 
+/// The name of the user `uid` (through NSS), if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids) for getpwuid_r to fill.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    loop {
+        // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == libc::ERANGE && buf.len() < (1 << 20) {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        break;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name points into `buf`, NUL-terminated.
+    let name = unsafe { CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// The uid of the user `name` (through NSS), if it exists.
+pub fn user_uid(name: &str) -> Option<u32> {
+    lookup_user(name).ok().map(|u| u.uid)
+}
+
 fn check_can_switch(ids: &UserIds, euid: u32) -> Result<(), String> {
     if euid == 0 || euid == ids.uid {
         Ok(())
@@ -359,34 +388,80 @@ fn build_command(spec: &ScriptSpec, log: &File, user: Option<&UserIds>) -> io::R
     Ok(cmd)
 }
 
-/// Stops a running service's process by its pid: SIGTERM, then SIGKILL if it is still there
-/// after `timeout`. Says what happened, for the log. Used before a health restart when the
-/// service has no `stop:` command, or when that command left the process running.
-pub fn stop_process(pid: u32, timeout: Duration) -> String {
-    let Some(p) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
+/// Stops a running service's process: SIGTERM, then SIGKILL if it is still there after
+/// `timeout`. Says what happened, for the log. Used before a health restart when the service
+/// has no `stop:` command, or when that command left the process running.
+///
+/// The process is the one observed: `pid` started at `start_ticks` (clock ticks since boot).
+/// It is pinned with a pidfd (`pidfd_open`) and its start checked again through it, so a pid
+/// that was reused since the observation is not signalled, and both signals reach the same
+/// process (`pidfd_send_signal`): a pid cannot be reused while its pidfd is open. On a kernel
+/// without pidfds (before 5.3) the start is checked again right before each `kill`.
+pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
+    use rustix::process::{PidfdFlags, pidfd_open, pidfd_send_signal};
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return format!("pid {pid} is not a valid pid");
     };
+    let same = || crate::observe::procs::read_start_ticks(pid) == Some(start_ticks);
+    let fd = match pidfd_open(p, PidfdFlags::empty()) {
+        Ok(fd) => Some(fd),
+        Err(rustix::io::Errno::NOSYS) => None,
+        Err(rustix::io::Errno::SRCH) => return format!("pid {pid} had already exited"),
+        Err(e) => return format!("could not open a pidfd for pid {pid}: {e}; not signalled"),
+    };
+    if !same() {
+        return format!(
+            "pid {pid} had already exited (its pid now belongs to another process, not signalled)"
+        );
+    }
     if !running(pid) {
         return format!("pid {pid} had already exited");
     }
-    if let Err(e) = rustix::process::kill_process(p, rustix::process::Signal::TERM) {
+    let signal = |sig: Signal| match &fd {
+        Some(fd) => pidfd_send_signal(fd, sig),
+        None if same() => rustix::process::kill_process(p, sig),
+        None => Err(rustix::io::Errno::SRCH),
+    };
+    if let Err(e) = signal(Signal::TERM) {
+        if e == rustix::io::Errno::SRCH {
+            return format!("pid {pid} had already exited");
+        }
         return format!("could not signal pid {pid}: {e}");
     }
     let start = Instant::now();
+    let exited = |wait: Duration| match &fd {
+        Some(fd) => pidfd_exited(fd, wait),
+        None => {
+            std::thread::sleep(wait);
+            !running(pid) || !same()
+        }
+    };
     while start.elapsed() < timeout {
-        if !running(pid) {
+        let wait = (timeout - start.elapsed()).min(Duration::from_millis(25));
+        if exited(wait) {
             return format!("pid {pid} exited on SIGTERM in {}", secs(start.elapsed()));
         }
-        std::thread::sleep(Duration::from_millis(25));
     }
-    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    let _ = signal(Signal::KILL);
     format!(
         "pid {pid} ignored SIGTERM for {}; sent SIGKILL",
         secs(timeout)
     )
+}
+
+/// Whether the process of `pidfd` has exited, waiting up to `wait` (a pidfd becomes readable
+/// when its process exits).
+fn pidfd_exited(pidfd: &std::os::fd::OwnedFd, wait: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, and its count.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// Whether a pid is a live process (a zombie is not: it has exited, only its parent has not

@@ -91,6 +91,7 @@ fn full_example_loads_every_key() {
     );
     assert_eq!(check.label, "web.check");
     assert_eq!(web.user.as_deref(), Some("root"));
+    assert_eq!(web.process_user.as_deref(), Some("nobody"));
     assert_eq!(
         web.health,
         Some(config::Probe::Http {
@@ -177,6 +178,50 @@ fn missing_user_is_a_warning_not_an_error() {
     )
     .unwrap();
     assert!(ok.warnings.is_empty());
+}
+
+/// `process_user`: the account a daemon's process runs under when it is not its script's
+/// `user` (it drops privileges); a missing one is a warning, like `user`.
+#[test]
+fn process_user_is_read_and_a_missing_one_is_a_warning() {
+    let src = "a:\n  pname: a\n  script: x\n  user: root\n  process_user: no_such_user_autoheal\n";
+    let cfg = config::load_str(src, Path::new("u.yaml"))
+        .expect("a missing process_user does not reject the file");
+    let a = &cfg.services[0];
+    assert_eq!(a.process_user.as_deref(), Some("no_such_user_autoheal"));
+    assert_eq!(a.account(), Some("no_such_user_autoheal"));
+    assert_eq!(cfg.warnings.len(), 1);
+    assert_eq!(
+        cfg.warnings[0].headline(),
+        "u.yaml:5:17: warning: a: process_user `no_such_user_autoheal` does not exist on this \
+         host; only root's processes make this service alive until it does"
+    );
+    // Without it, the account is the script's `user`, else autoheal's own (none named).
+    let cfg = config::load_str(
+        "a:\n  pname: a\n  script: x\n  user: root\nb:\n  pname: b\n  script: x\n",
+        Path::new("u.yaml"),
+    )
+    .unwrap();
+    assert_eq!(cfg.services[0].account(), Some("root"));
+    assert_eq!(cfg.services[1].account(), None);
+    // Not a string: a positioned error.
+    let err = config::load_str(
+        "a:\n  pname: a\n  script: x\n  process_user: [x]\n",
+        Path::new("u.yaml"),
+    )
+    .unwrap_err();
+    assert!(err.0[0].headline().starts_with("u.yaml:4:17: a: "), "{err}");
+    // Misspelt: a suggestion.
+    let err = config::load_str(
+        "a:\n  pname: a\n  script: x\n  proces_user: www\n",
+        Path::new("u.yaml"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.0[0].help.as_deref(),
+        Some("did you mean `process_user`?"),
+        "{err}"
+    );
 }
 
 /// Every file in tests/bad/ must be rejected with exactly the headlines it lists.

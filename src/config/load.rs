@@ -19,6 +19,7 @@ const SERVICE_KEYS: &[&str] = &[
     "stop",
     "user",
     "env",
+    "process_user",
     "timeout",
     "grace",
     "unhealthy_after",
@@ -516,6 +517,7 @@ impl Cx<'_> {
         let entries = self.entries(node, name, &format!("service `{name}`"), SERVICE_KEYS)?;
         let (mut pname, mut pid_file, mut check, mut script, mut user) =
             (None, None, None, None, None);
+        let mut process_user = None;
         let (mut timeout, mut grace) = (settings.script_timeout, settings.grace);
         let mut check_timeout = settings.lua_timeout;
         let (mut health, mut stop, mut follow) = (None, None, false);
@@ -542,6 +544,7 @@ impl Cx<'_> {
                 "script" => script = self.string(v, name, kname),
                 "user" => user = self.string(v, name, kname),
                 "env" => env = self.env(v, name),
+                "process_user" => process_user = self.string(v, name, kname),
                 "timeout" => timeout = self.limit(v, name, kname).unwrap_or(timeout),
                 "grace" => grace = self.grace(v, name, kname).unwrap_or(grace),
                 "check_timeout" => {
@@ -612,6 +615,23 @@ impl Cx<'_> {
             );
             self.warnings.push(d);
         }
+        if let Some(u) = &process_user
+            && !user_exists(u)
+        {
+            let v = node_of(node, "process_user").unwrap_or(key);
+            let d = self.diag(
+                Severity::Warning,
+                v.pos,
+                name,
+                &format!(
+                    "process_user `{u}` does not exist on this host; only root's processes make \
+                     this service alive until it does"
+                ),
+                u.len(),
+                Some("create the user, or fix `process_user:`".into()),
+            );
+            self.warnings.push(d);
+        }
         if follow && !deps.iter().any(|d| matches!(d, Dep::Service { .. })) {
             let v = node_of(node, "restart_on_dep_restart").unwrap_or(key);
             let d = self.diag(
@@ -636,6 +656,7 @@ impl Cx<'_> {
             script: script?,
             user,
             env,
+            process_user,
             timeout,
             grace,
             health,
@@ -1195,5 +1216,7 @@ mod tests {
         assert_eq!(suggest("pidfile", SERVICE_KEYS), Some("pid_file"));
         assert_eq!(suggest("scirpt", SERVICE_KEYS), Some("script"));
         assert_eq!(suggest("zzz", SERVICE_KEYS), None);
+        assert_eq!(suggest("proces_user", SERVICE_KEYS), Some("process_user"));
+        assert_eq!(suggest("process_usr", SERVICE_KEYS), Some("process_user"));
     }
 }

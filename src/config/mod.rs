@@ -99,6 +99,9 @@ pub struct Service {
     pub user: Option<String>,
     /// Added to the small clean environment its `script`, `stop` and Lua `exec` get (`env:`).
     pub env: Vec<(String, String)>,
+    /// The account its process runs under (`process_user:`), for daemons that drop privileges
+    /// to another account than the one their script runs as. See [`Service::account`].
+    pub process_user: Option<String>,
     pub timeout: Duration,
     pub grace: Duration,
     /// A probe of the service itself (`health:`); with `check:`, both must pass.
@@ -111,6 +114,14 @@ pub struct Service {
     pub restart_on_dep_restart: bool,
     /// Time limit of its `check:` chunk (`check_timeout:`, default `settings.lua_timeout`).
     pub check_timeout: Duration,
+}
+
+impl Service {
+    /// The account whose processes (besides root's) make it alive and may be signalled for it:
+    /// `process_user`, else `user`; `None` means the account autoheal runs as (root).
+    pub fn account(&self) -> Option<&str> {
+        self.process_user.as_deref().or(self.user.as_deref())
+    }
 }
 
 /// A tcp or http probe of a service's own health.

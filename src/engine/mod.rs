@@ -35,9 +35,10 @@ pub struct ServiceObs {
     pub health: Option<Result<(), String>>,
     /// Results of its tcp, http and lua deps, by dep name. A dep missing here was not probed.
     pub deps: BTreeMap<String, DepObs>,
-    /// For a service alive by `pname` alone: why autoheal cannot tell which process to stop
-    /// (several unrelated processes match), so it must not restart it without a `stop:`.
-    pub ambiguous: Option<String>,
+    /// For an alive service that may be restarted: the process a restart signals (re-checked
+    /// right before each signal), or why autoheal will not signal it (so that, without a
+    /// `stop:`, it does not restart it). `None`: dead, or no restart can happen.
+    pub stop: Option<Result<StopTarget, Unsignallable>>,
     /// Its `health` failure is its `check:` chunk erring (a runtime error, a time or memory
     /// limit), not an answer: the service's health is unknown. Shown, never counted toward a
     /// health restart (a bug in a check must not restart a working service).
@@ -45,6 +46,90 @@ pub struct ServiceObs {
     /// With a `pid_file`, its live process, by marks no clock step changes: remembered, so that
     /// a clock stepped forward later cannot make this same process look stale.
     pub pid_file_process: Option<crate::state::ProcId>,
+}
+
+/// The process a restart signals, as observed: its pid and its start in clock ticks since boot,
+/// so that a pid reused meanwhile by another process is not signalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopTarget {
+    pub pid: u32,
+    pub start_ticks: u64,
+}
+
+/// Why autoheal will not signal the process a restart of a service would stop (see
+/// `observe::signal` for the rules).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unsignallable {
+    /// A loose `pname` alone matches several unrelated processes: the text names them.
+    Ambiguous(String),
+    /// The process is pid 1.
+    Init,
+    /// The process is autoheal itself or one of its ancestors.
+    Ours { pid: u32, cmdline: String },
+    /// A pid from a pid file that cannot be trusted to name the service's process.
+    NotTheService(Box<ForeignPid>),
+}
+
+/// A pid from a pid file, and why it is not taken for the service's process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignPid {
+    pub pid: u32,
+    pub file: std::path::PathBuf,
+    /// The file's owner (a name) and mode.
+    pub owner: String,
+    pub mode: u32,
+    pub cmdline: String,
+    pub mismatch: Mismatch,
+}
+
+/// Why a pid from a pid file is not taken for the service's process.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mismatch {
+    /// The service has a `pname` and the process does not match it.
+    Pname { pname: String },
+    /// No `pname`, and someone besides root and the process's own account could have
+    /// written the file: `writers` says who, `runs_as` whose the process is.
+    Writers { writers: String, runs_as: String },
+}
+
+impl Unsignallable {
+    /// The phrase for the log and `status`: what autoheal found and what to do about it.
+    pub fn describe(&self) -> String {
+        match self {
+            Unsignallable::Ambiguous(which) => which.clone(),
+            Unsignallable::Init => "its process is pid 1 (init), which autoheal never signals; \
+                 give the service a `stop:` command or a pname that does not match init"
+                .into(),
+            Unsignallable::Ours { pid, cmdline } => format!(
+                "its process, pid {pid} (`{cmdline}`), is autoheal itself or one of its \
+                 ancestors, which it never signals; give the service a `stop:` command"
+            ),
+            Unsignallable::NotTheService(foreign) => {
+                let ForeignPid {
+                    pid,
+                    file,
+                    owner,
+                    mode,
+                    cmdline,
+                    mismatch,
+                } = &**foreign;
+                let head = format!(
+                    "pid {pid} from {} (owned by {owner}, mode {mode:04o}) is not the service",
+                    file.display()
+                );
+                match mismatch {
+                    Mismatch::Pname { pname } => format!(
+                        "{head}: `{cmdline}` does not match pname \"{pname}\"; fix the pname, or \
+                         what writes the pid file"
+                    ),
+                    Mismatch::Writers { writers, runs_as } => format!(
+                        "{head}: `{cmdline}` runs as {runs_as}, and {writers} could have written \
+                         the pid file; give the service a pname or make root own the pid file"
+                    ),
+                }
+            }
+        }
+    }
 }
 
 /// One tcp, http or lua dep as probed.
@@ -85,6 +170,9 @@ pub enum Hold {
     GaveUp { failures: u32 },
     /// Its start script is still running (a slow script holds only its own service).
     Starting,
+    /// A restart would have to signal a process autoheal must not signal (and the service has
+    /// no `stop:`): it is not restarted.
+    NotSignalled(Unsignallable),
 }
 
 impl Hold {
@@ -94,7 +182,7 @@ impl Hold {
         match self {
             Hold::Deps { .. } | Hold::Starting => Some(now),
             Hold::Grace { until } | Hold::Backoff { until, .. } => Some(*until),
-            Hold::GaveUp { .. } => None,
+            Hold::GaveUp { .. } | Hold::NotSignalled(_) => None,
         }
     }
 
@@ -113,6 +201,7 @@ impl Hold {
             Hold::GaveUp { failures } => format!(
                 "gave up after {failures} failed restarts; run `autoheal reset` on it once it is fixed"
             ),
+            Hold::NotSignalled(why) => why.describe(),
         }
     }
 }
@@ -200,10 +289,12 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     for (name, who) in &obs.requested {
         if let (Some(Verdict::Alive), Some(svc)) = (verdicts.get(name), config.service(name)) {
             let ss = next.services.get(name).cloned().unwrap_or_default();
-            let why = ambiguous_stop(obs, svc).map(str::to_string).or_else(|| {
-                gate(config, obs, &next, now, svc, &ss, &mut verdicts.clone())
-                    .map(|hold| hold.describe(now))
-            });
+            let why = unsignallable(obs, svc)
+                .map(Unsignallable::describe)
+                .or_else(|| {
+                    gate(config, obs, &next, now, svc, &ss, &mut verdicts.clone())
+                        .map(|hold| hold.describe(now))
+                });
             if let Some(why) = why {
                 notes.push((
                     name.clone(),
@@ -354,14 +445,16 @@ fn decide_uncached(
             (None, None) => return Verdict::Alive,
         },
     };
-    if let Some(which) = ambiguous_stop(obs, svc) {
-        // Stopping a guess could kill the wrong process; starting another could double it.
+    if let Some(refusal) = unsignallable(obs, svc) {
+        // Signalling a guess, or a process that is not the service, could kill the wrong
+        // process; starting another could double it.
         if requested {
             return Verdict::Alive;
         }
+        let hold = Hold::NotSignalled(refusal.clone());
         return Verdict::Unhealthy {
-            reason: format!("{why}; not restarted: {which}"),
-            held: None,
+            reason: format!("{why}; not restarted: {}", hold.describe(now)),
+            held: Some(hold),
         };
     }
     match gate(config, obs, state, now, svc, &ss, memo) {
@@ -387,8 +480,8 @@ pub fn may_start(
     let svc = config
         .service(service)
         .ok_or_else(|| format!("no service `{service}`"))?;
-    if let Some(which) = ambiguous_stop(obs, svc) {
-        return Err(which.to_string());
+    if let Some(refusal) = unsignallable(obs, svc) {
+        return Err(refusal.describe());
     }
     let ss = state.services.get(service).cloned().unwrap_or_default();
     match gate(config, obs, state, now, svc, &ss, &mut BTreeMap::new()) {
@@ -397,13 +490,13 @@ pub fn may_start(
     }
 }
 
-/// Why autoheal cannot tell which process to stop for a restart of `svc` (its `pname` matches
-/// several unrelated processes and it has no `stop:`), if so.
-fn ambiguous_stop<'a>(obs: &'a Observation, svc: &Service) -> Option<&'a str> {
+/// Why a restart of `svc` may not signal its process (it has no `stop:`; see
+/// [`ServiceObs::stop`]), if so.
+fn unsignallable<'a>(obs: &'a Observation, svc: &Service) -> Option<&'a Unsignallable> {
     if svc.stop.is_some() {
         return None;
     }
-    obs.services.get(&svc.name)?.ambiguous.as_deref()
+    obs.services.get(&svc.name)?.stop.as_ref()?.as_ref().err()
 }
 
 /// With `restart_on_dep_restart`, a local dep whose process started after this one's.
@@ -515,6 +608,9 @@ fn dep_unready(
                 Some(format!("{name} (dead, autoheal gave up on it)"))
             }
             Verdict::Held(Hold::Starting) => Some(format!("{name} (starting: script running)")),
+            Verdict::Held(h @ Hold::NotSignalled(_)) => {
+                Some(format!("{name} (held: {})", h.describe(now)))
+            }
         },
         _ => {
             let name = dep.name();

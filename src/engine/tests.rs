@@ -16,7 +16,7 @@ fn alive() -> ServiceObs {
         started: Some(NOW - 1000.0),
         health: None,
         deps: BTreeMap::new(),
-        ambiguous: None,
+        stop: None,
         check_error: false,
         pid_file_process: None,
     }
@@ -28,7 +28,7 @@ fn dead() -> ServiceObs {
         started: None,
         health: None,
         deps: BTreeMap::new(),
-        ambiguous: None,
+        stop: None,
         check_error: false,
         pid_file_process: None,
     }
@@ -669,7 +669,7 @@ fn a_service_whose_process_to_stop_is_ambiguous_is_not_restarted() {
     let sick = |ambiguous: Option<&str>| {
         let mut o = alive();
         o.health = Some(Err("connection refused".into()));
-        o.ambiguous = ambiguous.map(str::to_string);
+        o.stop = ambiguous.map(|a| Err(Unsignallable::Ambiguous(a.to_string())));
         o
     };
     let two = "several processes match: 10 (nginx: master), 11 (tail -f nginx.log)";
@@ -685,7 +685,7 @@ fn a_service_whose_process_to_stop_is_ambiguous_is_not_restarted() {
             reason: format!(
                 "unhealthy (1 failed health observation in a row): connection refused; not restarted: {two}"
             ),
-            held: None
+            held: Some(Hold::NotSignalled(Unsignallable::Ambiguous(two.into())))
         }
     );
     assert!(
@@ -748,7 +748,9 @@ fn a_script_an_interrupted_tick_left_running_holds_its_service() {
 fn a_requested_restart_of_an_ambiguous_service_is_refused_and_said() {
     let c = cfg("a:\n  pname: a\n  script: x\n");
     let mut o = alive();
-    o.ambiguous = Some("pname \"a\" matches 2 unrelated processes".into());
+    o.stop = Some(Err(Unsignallable::Ambiguous(
+        "pname \"a\" matches 2 unrelated processes".into(),
+    )));
     let mut ob = obs(vec![("a", o)]);
     assert_eq!(
         may_start(&c, &ob, &State::default(), NOW, "a"),
@@ -797,4 +799,64 @@ fn the_pid_file_s_process_is_remembered_while_it_lives() {
     assert_eq!(p.state.services["a"].pid_file_process, Some(id));
     let p = plan(&c, &obs(vec![("a", dead())]), &p.state, NOW + 1.0);
     assert_eq!(p.state.services["a"].pid_file_process, None);
+}
+
+#[test]
+fn a_restart_that_would_signal_a_process_that_is_not_the_service_is_held_and_says_why() {
+    let c = cfg(
+        "settings:\n  unhealthy_after: 1\nweb:\n  pid_file: /run/web.pid\n  health: {host: 127.0.0.1, port: 1}\n  script: x\ndependent:\n  pname: d\n  dep: [{name: web}]\n  script: y\n",
+    );
+    let refusal = Unsignallable::NotTheService(Box::new(ForeignPid {
+        pid: 812,
+        file: "/run/web.pid".into(),
+        owner: "admin".into(),
+        mode: 0o644,
+        cmdline: "sshd -D".into(),
+        mismatch: Mismatch::Writers {
+            writers: "admin".into(),
+            runs_as: "root".into(),
+        },
+    }));
+    let mut o = alive();
+    o.health = Some(Err("connection refused".into()));
+    o.stop = Some(Err(refusal.clone()));
+    let p = plan(
+        &c,
+        &obs(vec![("web", o.clone()), ("dependent", dead())]),
+        &State::default(),
+        NOW,
+    );
+    let hold = Hold::NotSignalled(refusal.clone());
+    assert_eq!(
+        verdict(&p, "web"),
+        Verdict::Unhealthy {
+            reason: "unhealthy (1 failed health observation in a row): connection refused; not \
+                     restarted: pid 812 from /run/web.pid (owned by admin, mode 0644) is not the \
+                     service: `sshd -D` runs as root, and admin could have written the pid file; \
+                     give the service a pname or make root own the pid file"
+                .into(),
+            held: Some(hold.clone()),
+        }
+    );
+    // It never lifts by itself within a tick.
+    assert_eq!(hold.lifts_at(NOW), None);
+    assert!(p.starts().is_empty(), "{:?}", p.decisions);
+    // The gate Lua's restart() asks says the same.
+    assert_eq!(
+        may_start(
+            &c,
+            &obs(vec![("web", o.clone())]),
+            &State::default(),
+            NOW,
+            "web"
+        ),
+        Err(refusal.describe())
+    );
+    // The same process, signalled through the pid: restarted.
+    o.stop = Some(Ok(StopTarget {
+        pid: 812,
+        start_ticks: 5,
+    }));
+    let p = plan(&c, &obs(vec![("web", o)]), &State::default(), NOW);
+    assert!(matches!(verdict(&p, "web"), Verdict::Restart { .. }));
 }

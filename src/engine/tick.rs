@@ -4,7 +4,7 @@
 
 use super::{Hold, Plan, Verdict, plan, record_result, record_start};
 use crate::config::{Config, Service};
-use crate::engine::{Observation, ServiceObs};
+use crate::engine::{Observation, ServiceObs, StopTarget, Unsignallable};
 use crate::exec::{ScriptOutcome, ScriptSpec, run_script, run_script_with};
 use crate::observe::{Ctx, Restarts, Scope, observe};
 use crate::report::log::Log;
@@ -424,14 +424,14 @@ fn launch(
     for (svc, restart, o) in jobs {
         let script = spec(svc, &svc.script);
         let stop_spec = svc.stop.as_ref().map(|cmd| spec(svc, cmd));
-        let pid = o.alive.clone().ok().flatten();
+        let target = o.stop.clone();
         let restart = restart.map(str::to_string);
         let was = o.alive.clone().err().unwrap_or_default();
         let service = svc.name.clone();
         let tx = running.tx.clone();
         running.services.insert(service.clone());
         std::thread::spawn(move || {
-            let restart = restart.map(|why| (why, stop(stop_spec.as_ref(), pid)));
+            let restart = restart.map(|why| (why, stop(stop_spec.as_ref(), target)));
             let outcome = run_script_with(&script, |pid| {
                 let _ = tx.send(Msg::Launched {
                     service: service.clone(),
@@ -550,19 +550,27 @@ fn end_session(members: &[u32], leader: u32) -> String {
 /// The `last_result` of a start whose script runs.
 const LAUNCHED: &str = "script running";
 
-/// Stops a service before its restart: its `stop:` command, then its pid if still running.
-fn stop(stop: Option<&ScriptSpec>, pid: Option<u32>) -> String {
+/// Stops a service before its restart: its `stop:` command, then its process if still
+/// running. The process is the one observed (`target`, re-checked right before each signal);
+/// one autoheal must not signal is not signalled (without a `stop:` the plan does not restart
+/// such a service at all).
+fn stop(stop: Option<&ScriptSpec>, target: Option<Result<StopTarget, Unsignallable>>) -> String {
     let mut said = Vec::new();
     if let Some(spec) = stop {
         said.push(format!("stop command {}", run_script(spec).describe()));
     }
-    if let Some(pid) = pid
-        && (stop.is_none() || crate::exec::running(pid))
-    {
-        said.push(crate::exec::stop_process(
-            pid,
-            crate::defaults::STOP_TIMEOUT,
-        ));
+    match target {
+        Some(Ok(t)) if stop.is_none() || crate::exec::running(t.pid) => {
+            said.push(crate::exec::stop_process(
+                t.pid,
+                t.start_ticks,
+                crate::defaults::STOP_TIMEOUT,
+            ));
+        }
+        Some(Err(why)) if stop.is_some() => {
+            said.push(format!("its process not signalled: {}", why.describe()));
+        }
+        _ => {}
     }
     if said.is_empty() {
         "nothing to stop".into()

@@ -1,8 +1,10 @@
 //! Observing: reading the world as one tick needs it, and nothing else.
 //!
 //! Owns the process table ([`procs`]: one `/proc` snapshot per observation, liveness by
-//! `pname` or `pid_file`) and the tcp/http readiness probes ([`probe`], bounded, run in
-//! parallel); later the running of Lua checks. The same probe functions are reached from the
+//! `pname` or `pid_file`, by the processes of root and the service's account), which process a
+//! restart may signal ([`signal`]: the rules, judged here and carried to the plan as data), the
+//! tcp/http readiness probes ([`probe`], bounded, run in parallel) and the running of Lua
+//! checks. The same probe functions are reached from the
 //! YAML deps and from the Lua host.
 //!
 //! What it must not do: act. Nothing here restarts, signals or kills a process, runs a
@@ -11,16 +13,19 @@
 
 pub mod probe;
 pub mod procs;
+pub mod signal;
 mod world;
 
 use crate::config::{Config, Dep, Liveness, LuaChunk, Probe, Service};
-use crate::engine::{DepObs, Observation, ServiceObs};
+use crate::engine::{DepObs, Observation, ServiceObs, StopTarget, Unsignallable};
 use crate::lua::Failure;
 use crate::state::ProcId;
 use crate::state::State;
 use probe::Target;
-use procs::ProcTable;
+use procs::{Account, ProcTable};
+use signal::{Candidate, FromFile, Meta, Writers};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -68,6 +73,7 @@ pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation
         .services
         .iter()
         .any(|s| s.check.is_some() || s.deps.iter().any(|d| matches!(d, Dep::Lua { .. })));
+    let mut accounts: HashMap<Option<&str>, Account> = HashMap::new();
     for s in &config.services {
         let restartable =
             any_lua || s.health.is_some() || s.check.is_some() || s.restart_on_dep_restart;
@@ -76,7 +82,10 @@ pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation
             .services
             .get(&s.name)
             .and_then(|ss| ss.pid_file_process.as_ref());
-        let (a, t, x) = liveness(&table, &s.liveness, restartable, known);
+        let account = accounts
+            .entry(s.account())
+            .or_insert_with(|| account(s.account()));
+        let (a, t, x) = liveness(&table, &s.liveness, restartable, known, account);
         alive.push(a);
         started.push(t);
         extra.push(x);
@@ -219,7 +228,7 @@ fn assemble(
             started: *started,
             health: None,
             deps: Default::default(),
-            ambiguous: extra.ambiguous.clone(),
+            stop: extra.stop.clone(),
             pid_file_process: extra.pid_file_process.clone(),
             check_error: false,
         })
@@ -517,42 +526,64 @@ fn health_target(p: &Probe) -> (Target, Duration) {
 /// What liveness found besides alive or dead.
 #[derive(Debug, Clone, Default)]
 struct Extra {
-    /// For `pname` alone: why autoheal cannot tell which process to stop.
-    ambiguous: Option<String>,
+    /// For a service that may be restarted: the process a restart signals, or why not.
+    stop: Option<Result<StopTarget, Unsignallable>>,
     /// The process alive through the `pid_file`, by marks no clock step changes.
     pid_file_process: Option<ProcId>,
 }
 
+/// The account whose processes (and root's) may be a service's: `name`, or, when the service
+/// names none, the one autoheal runs as.
+fn account(name: Option<&str>) -> Account {
+    match name {
+        Some(name) => Account {
+            name: name.to_string(),
+            uid: crate::exec::user_uid(name),
+        },
+        None => {
+            let uid = rustix::process::getuid().as_raw();
+            Account {
+                name: procs::user_name(uid),
+                uid: Some(uid),
+            }
+        }
+    }
+}
+
 /// Liveness of one service: `Ok(pid)` or `Err(why dead)` (the first check that does not
 /// hold), when its process started (unix seconds), and the [`Extra`]s. `known` is the process
-/// seen alive through its `pid_file` before: trusted whatever the file's time.
+/// seen alive through its `pid_file` before: trusted whatever the file's time. Only processes
+/// of root and `account` count.
 ///
 /// For `pname` alone, of a service that may be restarted while alive (`restartable`), the pid
 /// is the topmost matching process (see [`ProcTable::stop_target`]), the one a restart would
 /// signal; when several unrelated processes match, the oldest is shown and the service is
-/// marked ambiguous. Otherwise it is the oldest match.
+/// marked ambiguous. Otherwise it is the oldest match; with a `pid_file`, the file's pid.
 fn liveness(
     table: &ProcTable,
     l: &Liveness,
     restartable: bool,
     known: Option<&ProcId>,
+    account: &Account,
 ) -> (Result<Option<u32>, String>, Option<f64>, Extra) {
     let mut found = None;
     let mut ambiguous = None;
-    let by_pname = l.pname().map(|p| match (l, restartable) {
+    let pname = l.pname().map(|p| &p.regex);
+    let by_pname = pname.map(|re| match (l, restartable) {
         (Liveness::Pname(_), true) => {
-            let (alive, why) = table.find_pname_to_stop(&p.regex);
+            let (alive, why) = table.find_pname_to_stop_as(re, Some(account));
             ambiguous = why;
             alive
         }
-        _ => table.find_pname(&p.regex),
+        _ => table.find_pname_as(re, Some(account)),
     });
-    let checks = [
-        by_pname,
-        l.pid_file()
-            .map(|f| table.check_pid_file_as(f, l.pname().map(|p| &p.regex), known)),
-    ];
-    for check in checks.into_iter().flatten() {
+    let mut file_meta = None;
+    let by_file = l.pid_file().map(|f| {
+        let seen = table.look_at_pid_file(f, pname, known, Some(account));
+        file_meta = seen.meta;
+        seen.liveness
+    });
+    for check in [by_pname, by_file].into_iter().flatten() {
         match check {
             procs::Liveness::Alive { pid, started } => found = Some((pid, started)),
             procs::Liveness::Dead { reason } => return (Err(reason), None, Extra::default()),
@@ -568,9 +599,75 @@ fn liveness(
         .pid_file()
         .and(found)
         .and_then(|(pid, _)| table.proc_id(pid));
+    let stop = match (restartable, found, ambiguous) {
+        (false, _, _) | (_, None, _) => None,
+        (true, Some(_), Some(why)) => Some(Err(Unsignallable::Ambiguous(why))),
+        (true, Some((pid, _)), None) => {
+            let from_file = l.pid_file().zip(file_meta).map(|(path, meta)| FromFile {
+                path: path.clone(),
+                meta,
+                writers: pid_file_writers(path, meta),
+            });
+            let candidate = Candidate {
+                pid,
+                cmdline: table.cmdline(pid).unwrap_or_default(),
+                uid: table.real_uid(pid),
+                ours: table.is_ours(pid),
+                from_file,
+                pname,
+            };
+            // The pid was found in the table, so its start is known (a 0 would only make the
+            // check right before the signal fail).
+            let start_ticks = table.start_ticks(pid).unwrap_or_default();
+            Some(
+                signal::judge(&candidate, &procs::user_name)
+                    .map(|()| StopTarget { pid, start_ticks }),
+            )
+        }
+    };
     let extra = Extra {
-        ambiguous,
+        stop,
         pid_file_process,
     };
     (Ok(found.map(|(pid, _)| pid)), started, extra)
+}
+
+/// Who could have written the pid file `path` (whose own owner and mode, read from the open
+/// file, are `meta`): the file, every directory above where it really is (symlinks followed),
+/// and every directory above the one its path names it in.
+fn pid_file_writers(path: &Path, meta: Meta) -> Writers {
+    use std::os::unix::fs::MetadataExt;
+    let real = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) => return Writers::Unknown(crate::report::io_reason(&e)),
+    };
+    let mut dirs: Vec<PathBuf> = real.ancestors().skip(1).map(Path::to_path_buf).collect();
+    if let Some(named_in) = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+    {
+        for d in named_in.ancestors() {
+            if !dirs.iter().any(|known| known == d) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+    }
+    let mut metas = Vec::with_capacity(dirs.len());
+    for d in dirs {
+        match std::fs::metadata(&d) {
+            Ok(m) => metas.push((
+                d,
+                Meta {
+                    uid: m.uid(),
+                    mode: m.mode() & 0o7777,
+                },
+            )),
+            Err(e) => {
+                let why = format!("{}: {}", d.display(), crate::report::io_reason(&e));
+                return Writers::Unknown(why);
+            }
+        }
+    }
+    signal::writers(&real, meta, &metas)
 }

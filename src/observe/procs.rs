@@ -28,12 +28,14 @@
 //! What this module must not do: signal, restart or otherwise act on a process. It only reads;
 //! [`ProcTable::stop_target`] only picks the pid that the engine then signals.
 
+use super::signal::Meta;
 use crate::report::io_reason;
 use crate::state::ProcId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A pid file may be written up to this long before its process's recorded start time and still
@@ -56,6 +58,42 @@ struct Proc {
     /// Start in clock ticks since boot (field 22): unlike `started`, no clock step moves it.
     start_ticks: u64,
     zombie: bool,
+    /// Its real uid, read on first need (only processes a question matches are asked: reading
+    /// one more file for every process would slow every snapshot).
+    uid: OnceLock<Option<u32>>,
+}
+
+/// Whose processes may be a service's: root's and one account's (`process_user`, else the
+/// script's `user`, else the one autoheal runs as).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    /// `None` when no such user exists on this host: then only root's processes count.
+    pub uid: Option<u32>,
+}
+
+impl Account {
+    /// Whether a process of real uid `uid` may be the service's.
+    pub fn admits(&self, uid: u32) -> bool {
+        uid == 0 || self.uid == Some(uid)
+    }
+
+    /// "root", or "admin or root", for reasons.
+    fn describe(&self) -> String {
+        if self.uid == Some(0) {
+            self.name.clone()
+        } else {
+            format!("{} or root", self.name)
+        }
+    }
+}
+
+/// A pid file as seen: the liveness it gives, and the owner and mode of the file read (from the
+/// open file, so that they are the file whose content was read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PidFileSeen {
+    pub liveness: Liveness,
+    pub meta: Option<Meta>,
 }
 
 /// Whether a service's process is there.
@@ -94,6 +132,12 @@ pub struct ProcTable {
     own_tree: HashSet<u32>,
     /// This boot's id (`sys/kernel/random/boot_id`), for [`ProcId`]s.
     boot_id: Option<String>,
+    /// Where it was read from (`/proc`), for the uids read later.
+    root: PathBuf,
+    /// autoheal's own pid.
+    own_pid: u32,
+    /// Every ancestor of autoheal, in any session, up to init: never signalled.
+    ancestors: HashSet<u32>,
 }
 
 impl ProcTable {
@@ -127,27 +171,58 @@ impl ProcTable {
             }
         }
         let own_tree = own_tree(&procs, own_pid);
+        let ancestors = ancestors(&procs, own_pid);
         let boot_id = boot_id(proc_root);
         ProcTable {
             procs,
             own_tree,
             boot_id,
+            root: proc_root.to_path_buf(),
+            own_pid,
+            ancestors,
         }
+    }
+
+    /// The real uid of `pid` (the `Uid:` line of `/proc/PID/status`), read once per snapshot
+    /// and only if it is still the process of the snapshot (same start); `None` if it is gone.
+    pub fn real_uid(&self, pid: u32) -> Option<u32> {
+        let p = self.procs.get(&pid)?;
+        *p.uid
+            .get_or_init(|| read_real_uid(&self.root, pid, p.start_ticks))
+    }
+
+    /// True for autoheal itself and every one of its ancestors, in any session (the cron
+    /// daemon, sshd, init): processes autoheal never signals.
+    pub fn is_ours(&self, pid: u32) -> bool {
+        pid == self.own_pid || self.ancestors.contains(&pid)
+    }
+
+    /// The start of `pid` in clock ticks since boot, if it is in the table.
+    pub fn start_ticks(&self, pid: u32) -> Option<u64> {
+        self.procs.get(&pid).map(|p| p.start_ticks)
     }
 
     /// pgrep -f semantics: the first non-excluded, non-zombie process whose full command line
     /// matches `re`. "First" is the earliest started (then lowest pid): for a service with a
     /// master and workers that is the master.
     pub fn find_pname(&self, re: &regex::Regex) -> Liveness {
-        let found = self
-            .matching(re)
-            .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), *pid));
+        self.find_pname_as(re, None)
+    }
+
+    /// As [`find_pname`](Self::find_pname), among the processes of `account` (and root's) when
+    /// one is given: a process of another account that matches is skipped, and when that is
+    /// why nothing is found the dead reason names it and how to accept it (`process_user`).
+    pub fn find_pname_as(&self, re: &regex::Regex, account: Option<&Account>) -> Liveness {
+        let (matching, skipped) = self.matching_as(re, account);
+        let found = matching
+            .iter()
+            .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), **pid));
         match found {
-            Some((pid, p)) => Liveness::Alive {
+            Some((&pid, p)) => Liveness::Alive {
                 pid,
                 started: p.started,
             },
-            None => Liveness::dead(no_match(re)),
+            None => Liveness::dead(self.no_match_as(re, account, &skipped)),
         }
     }
 
@@ -173,12 +248,23 @@ impl ProcTable {
     /// the table, for a service that may be restarted while alive: alive with the pid a restart
     /// would stop, or with the oldest match and why the one to stop is ambiguous.
     pub fn find_pname_to_stop(&self, re: &regex::Regex) -> (Liveness, Option<String>) {
-        let matching: BTreeMap<u32, &Proc> = self.matching(re).collect();
+        self.find_pname_to_stop_as(re, None)
+    }
+
+    /// [`find_pname_to_stop`](Self::find_pname_to_stop) among the processes of `account` and
+    /// root (see [`find_pname_as`](Self::find_pname_as)).
+    pub fn find_pname_to_stop_as(
+        &self,
+        re: &regex::Regex,
+        account: Option<&Account>,
+    ) -> (Liveness, Option<String>) {
+        let (matching, skipped) = self.matching_as(re, account);
         let oldest = matching
             .iter()
             .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), **pid));
         let Some((&oldest, _)) = oldest else {
-            return (Liveness::dead(no_match(re)), None);
+            let why = self.no_match_as(re, account, &skipped);
+            return (Liveness::dead(why), None);
         };
         let (pid, ambiguous) = match top_of(re, &matching) {
             Ok(pid) => (pid, None),
@@ -189,6 +275,58 @@ impl ProcTable {
             started: matching[&pid].started,
         };
         (alive, ambiguous)
+    }
+
+    /// The processes `pname` matches, of `account` and root when one is given, and the pids
+    /// (with their uid) of those it skipped for running as another account. Uids are read for
+    /// matching processes only.
+    fn matching_as<'a>(
+        &'a self,
+        re: &'a regex::Regex,
+        account: Option<&Account>,
+    ) -> (BTreeMap<u32, &'a Proc>, Vec<(u32, u32)>) {
+        let mut skipped = Vec::new();
+        let mut matching = BTreeMap::new();
+        for (pid, p) in self.matching(re) {
+            let Some(account) = account else {
+                matching.insert(pid, p);
+                continue;
+            };
+            match self.real_uid(pid) {
+                Some(uid) if account.admits(uid) => {
+                    matching.insert(pid, p);
+                }
+                Some(uid) => skipped.push((pid, uid)),
+                // Gone since the snapshot.
+                None => {}
+            }
+        }
+        (matching, skipped)
+    }
+
+    /// The dead reason of a pname that matches no process of `account`: the plain one, or,
+    /// when processes of other accounts match, the first of them and what to do if it is the
+    /// service.
+    fn no_match_as(
+        &self,
+        re: &regex::Regex,
+        account: Option<&Account>,
+        skipped: &[(u32, u32)],
+    ) -> String {
+        let (Some(account), Some(&(pid, uid))) = (account, skipped.first()) else {
+            return no_match(re);
+        };
+        let user = user_name(uid);
+        let more = match skipped.len() {
+            1 => String::new(),
+            n => format!(", and {} more of other accounts", n - 1),
+        };
+        format!(
+            "no process of {} matches \"{}\" (pid {pid} matches but runs as {user}{more}; if \
+             that is the service, set process_user: {user})",
+            account.describe(),
+            re.as_str()
+        )
     }
 
     /// The processes `pname` may match: not zombies, not kernel threads, not our own tree.
@@ -234,42 +372,100 @@ impl ProcTable {
         pname: Option<&regex::Regex>,
         known: Option<&ProcId>,
     ) -> Liveness {
+        self.look_at_pid_file(path, pname, known, None).liveness
+    }
+
+    /// The pid file of a service: [`check_pid_file_as`](Self::check_pid_file_as), and the
+    /// owner and mode of the file read. Pid 1 and autoheal itself (and the ancestors it shares
+    /// its session with: the cron job's shell) never make a service alive; nor, when `account`
+    /// is given, a process whose real uid is neither root nor the account's.
+    pub fn look_at_pid_file(
+        &self,
+        path: &Path,
+        pname: Option<&regex::Regex>,
+        known: Option<&ProcId>,
+        account: Option<&Account>,
+    ) -> PidFileSeen {
+        let (liveness, meta) = self.pid_file_liveness(path, pname, known, account);
+        PidFileSeen { liveness, meta }
+    }
+
+    fn pid_file_liveness(
+        &self,
+        path: &Path,
+        pname: Option<&regex::Regex>,
+        known: Option<&ProcId>,
+        account: Option<&Account>,
+    ) -> (Liveness, Option<Meta>) {
         let shown = path.display();
-        let (text, mtime) = match read_pid_file(path) {
+        let (text, mtime, meta) = match read_pid_file(path) {
             Ok(v) => v,
             Err(PidFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Liveness::dead(format!("pid file {shown} missing"));
+                return (Liveness::dead(format!("pid file {shown} missing")), None);
             }
             Err(PidFileError::Io(e)) => {
-                return Liveness::dead(format!("pid file {shown} unreadable: {}", io_reason(&e)));
+                let why = format!("pid file {shown} unreadable: {}", io_reason(&e));
+                return (Liveness::dead(why), None);
             }
             Err(PidFileError::NotRegular) => {
-                return Liveness::dead(format!("pid file {shown} is not a regular file"));
+                let why = format!("pid file {shown} is not a regular file");
+                return (Liveness::dead(why), None);
             }
         };
+        let dead = |why: String| (Liveness::dead(why), Some(meta));
         let pid = match text.split_whitespace().next().map(str::parse::<u32>) {
             Some(Ok(pid)) if pid > 0 => pid,
-            _ => return Liveness::dead(format!("pid file {shown} holds no pid")),
+            _ => return dead(format!("pid file {shown} holds no pid")),
         };
+        // Whoever can write the file could name any process; these can never be a service's.
+        if pid == 1 {
+            return dead(format!(
+                "pid file {shown} names pid 1 (init), never a service's own process"
+            ));
+        }
+        if pid == self.own_pid {
+            return dead(format!("pid file {shown} names pid {pid}, autoheal itself"));
+        }
+        if self.ancestors.contains(&pid) && self.own_tree.contains(&pid) {
+            return dead(format!(
+                "pid file {shown} names pid {pid} (`{}`), which runs autoheal itself",
+                shorten(self.cmdline(pid).unwrap_or_default(), 60)
+            ));
+        }
         let Some(p) = self.procs.get(&pid) else {
-            return Liveness::dead(format!("pid {pid} not running"));
+            return dead(format!("pid {pid} not running"));
         };
         if p.zombie {
-            return Liveness::dead(format!("pid {pid} is a zombie"));
+            return dead(format!("pid {pid} is a zombie"));
+        }
+        if let Some(account) = account {
+            match self.real_uid(pid) {
+                Some(uid) if account.admits(uid) => {}
+                Some(uid) => {
+                    let user = user_name(uid);
+                    return dead(format!(
+                        "pid {pid} from {shown} runs as {user}, not as {} (if that is the \
+                         service, set process_user: {user})",
+                        account.describe()
+                    ));
+                }
+                None => return dead(format!("pid {pid} not running")),
+            }
         }
         let confirmed = pname.is_some_and(|re| re.is_match(&p.cmdline))
             || known.is_some_and(|k| self.proc_id(pid).as_ref() == Some(k));
         if let (Some(started), Some(mtime), false) = (p.started, mtime, confirmed)
             && started > mtime + PID_FILE_SLACK
         {
-            return Liveness::dead(format!(
+            return dead(format!(
                 "stale pid file {shown}: pid {pid} started after the file was written"
             ));
         }
-        Liveness::Alive {
+        let alive = Liveness::Alive {
             pid,
             started: p.started,
-        }
+        };
+        (alive, Some(meta))
     }
 
     /// When the process started, if it is in the table and its start time could be read.
@@ -361,6 +557,67 @@ fn boot_id(proc_root: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// A user's name, or `uid N` when the user database does not know it.
+pub fn user_name(uid: u32) -> String {
+    crate::exec::user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The start of `pid` in clock ticks since boot, read now from `/proc/PID/stat`: with the pid,
+/// it tells a process from a later one that reused its pid.
+pub fn read_start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&String::from_utf8_lossy(&stat)).map(|s| s.start_ticks)
+}
+
+/// The real uid of `pid` from `<root>/PID/status`, if it still started at `start_ticks`. Both
+/// files are read through one open `/proc/PID` directory, which stays that process's (reads
+/// fail once it is gone, even if its pid is reused), so the uid is the right process's.
+fn read_real_uid(root: &Path, pid: u32, start_ticks: u64) -> Option<u32> {
+    use rustix::fs::{Mode, OFlags, open, openat};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let dir = open(
+        root.join(pid.to_string()),
+        flags | OFlags::DIRECTORY,
+        Mode::empty(),
+    )
+    .ok()?;
+    let read = |name: &str| -> Option<String> {
+        let fd = openat(&dir, name, flags, Mode::empty()).ok()?;
+        let mut text = String::new();
+        fs::File::from(fd).read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    if parse_stat(&read("stat")?)?.start_ticks != start_ticks {
+        return None;
+    }
+    parse_real_uid(&read("status")?)
+}
+
+/// The real uid: the first field of the `Uid:` line of `/proc/PID/status`.
+fn parse_real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Every ancestor of `own_pid` up to the top of the table, in any session.
+fn ancestors(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
+    let mut found = HashSet::new();
+    let mut pid = own_pid;
+    while let Some(p) = procs.get(&pid) {
+        // A pid already seen means a ppid loop (pids reused while /proc was read).
+        if p.ppid == 0 || p.ppid == own_pid || !found.insert(p.ppid) {
+            break;
+        }
+        pid = p.ppid;
+    }
+    found
+}
+
 /// The dead reason of a pname that matches nothing.
 fn no_match(re: &regex::Regex) -> String {
     format!("no process matches \"{}\"", re.as_str())
@@ -394,6 +651,7 @@ fn read_proc(dir: &Path, boot: Option<SystemTime>, ticks: u64) -> Option<Proc> {
         start_ticks,
         // X (dead) is only seen for an instant, but it is no more alive than a zombie.
         zombie: matches!(state, 'Z' | 'X'),
+        uid: OnceLock::new(),
     })
 }
 
@@ -550,8 +808,8 @@ impl From<std::io::Error> for PidFileError {
 /// (symlinks followed) must be a regular file before it is opened, it is opened with
 /// `O_NONBLOCK` (so a FIFO swapped in meanwhile cannot block the open either) and checked again
 /// on the open descriptor.
-fn read_pid_file(path: &Path) -> Result<(String, Option<SystemTime>), PidFileError> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn read_pid_file(path: &Path) -> Result<(String, Option<SystemTime>, Meta), PidFileError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     if !fs::metadata(path)?.is_file() {
         return Err(PidFileError::NotRegular);
     }
@@ -568,6 +826,10 @@ fn read_pid_file(path: &Path) -> Result<(String, Option<SystemTime>), PidFileErr
     Ok((
         String::from_utf8_lossy(&buf).into_owned(),
         meta.modified().ok(),
+        Meta {
+            uid: meta.uid(),
+            mode: meta.mode() & 0o7777,
+        },
     ))
 }
 
@@ -613,6 +875,7 @@ mod tests {
             started: None,
             start_ticks: 0,
             zombie: false,
+            uid: OnceLock::new(),
         }
     }
 
@@ -700,7 +963,7 @@ mod tests {
         let table = |procs: &BTreeMap<u32, Proc>| ProcTable {
             own_tree: own_tree(procs, 9),
             procs: procs.clone(),
-            boot_id: None,
+            ..ProcTable::default()
         };
         assert_eq!(table(&procs).stop_target(&re), Ok(100));
 
@@ -756,7 +1019,7 @@ mod tests {
         let t = ProcTable {
             own_tree: own_tree(&procs, 999),
             procs,
-            boot_id: None,
+            ..ProcTable::default()
         };
         let err = t
             .stop_target(&regex::Regex::new("^worker").unwrap())
@@ -772,6 +1035,79 @@ mod tests {
             err.starts_with("pname \"^worker\" matches 8 unrelated processes: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn ancestors_are_every_one_up_to_init_in_any_session() {
+        // init 1 ─ sshd 10 ─ its session 15 (setsid) ─ bash 17 ─ us 20 ─ script 30.
+        let procs = BTreeMap::from([
+            (1, p(0, 1)),
+            (10, p(1, 10)),
+            (15, p(10, 15)),
+            (17, p(15, 15)),
+            (20, p(17, 15)),
+            (30, p(20, 30)),
+        ]);
+        assert_eq!(sorted(ancestors(&procs, 20)), vec![1, 10, 15, 17]);
+        assert_eq!(sorted(ancestors(&procs, 999)), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn the_real_uid_is_the_first_of_the_uid_line() {
+        let status = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nGid:\t5\t5\t5\t5\n";
+        assert_eq!(parse_real_uid(status), Some(1000));
+        assert_eq!(parse_real_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn pname_skips_processes_of_other_accounts_and_says_so() {
+        let of = |uid: u32, cmdline: &str, started: u64| {
+            let p = Proc {
+                cmdline: cmdline.into(),
+                started: Some(UNIX_EPOCH + Duration::from_secs(started)),
+                ..p(1, 1)
+            };
+            p.uid.set(Some(uid)).unwrap();
+            p
+        };
+        let procs = BTreeMap::from([
+            (4242, of(3_999_999_995, "python3 /home/t/app.py", 10)),
+            (4300, of(3_999_999_996, "python3 /home/u/app.py", 11)),
+        ]);
+        let t = ProcTable {
+            own_tree: own_tree(&procs, 999),
+            procs,
+            ..ProcTable::default()
+        };
+        let re = regex::Regex::new("app.py").unwrap();
+        let root = Account {
+            name: "root".into(),
+            uid: Some(0),
+        };
+        let dead = t.find_pname_as(&re, Some(&root));
+        let Liveness::Dead { reason } = dead else {
+            panic!("{dead:?}")
+        };
+        // No such user: "uid N".
+        assert_eq!(
+            reason,
+            "no process of root matches \"app.py\" (pid 4242 matches but runs as uid 3999999995, and \
+             1 more of other accounts; if that is the service, set process_user: uid 3999999995)"
+        );
+        let web = Account {
+            name: "web".into(),
+            uid: Some(3_999_999_996),
+        };
+        assert!(matches!(
+            t.find_pname_as(&re, Some(&web)),
+            Liveness::Alive { pid: 4300, .. }
+        ));
+        assert_eq!(t.find_pname_to_stop_as(&re, Some(&web)).1, None);
+        // Without an account, as before: the oldest match.
+        assert!(matches!(
+            t.find_pname(&re),
+            Liveness::Alive { pid: 4242, .. }
+        ));
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub fn status(
                 Verdict::Held(Hold::Backoff { .. }) => "backoff",
                 Verdict::Held(Hold::GaveUp { .. }) => "gave_up",
                 Verdict::Held(Hold::Starting) => "starting",
+                // Only ever the hold of an alive service's restart.
+                Verdict::Held(Hold::NotSignalled(_)) => "unhealthy",
             };
             ServiceStatus {
                 name: svc.name.clone(),
