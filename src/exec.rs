@@ -11,16 +11,17 @@
 //! Nothing here panics; every failure becomes a [`ScriptOutcome`].
 
 use crate::report::duration as secs;
-use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use rustix::process::{Pid, Signal};
+
+use crate::users;
+pub use crate::users::UserIds;
 
 /// After SIGTERM at the timeout, the process group gets this long before SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(1);
@@ -57,7 +58,7 @@ pub fn shell_command(
         .env("PATH", SAFE_PATH);
     let own = match user {
         Some(_) => None,
-        None => lookup_uid(rustix::process::geteuid().as_raw()).ok(),
+        None => users::by_uid(rustix::process::geteuid().as_raw()).ok(),
     };
     match user.or(own.as_ref()) {
         Some(u) => {
@@ -205,62 +206,14 @@ fn signal_name(signal: i32) -> Option<&'static str> {
     })
 }
 
-/// A user to run a script as, resolved before forking (nothing in the child may allocate or
-/// read the user database).
-#[derive(Debug, Clone, PartialEq)]
-pub struct UserIds {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    /// Supplementary groups, including `gid`, as `getgrouplist` reports them.
-    pub groups: Vec<u32>,
-    pub home: PathBuf,
-    /// Its login shell (`/bin/sh` when the entry has none), for `SHELL`.
-    pub shell: PathBuf,
-}
-
 /// Looks up `name` in the user database with its supplementary groups.
 ///
 /// Errors when the user does not exist, or when autoheal is not root and `name` is not the user
 /// it runs as (switching user needs root).
 pub fn resolve_user(name: &str) -> Result<UserIds, String> {
-    let ids = lookup_user(name)?;
+    let ids = users::by_name(name)?;
     check_can_switch(&ids, rustix::process::geteuid().as_raw())?;
     Ok(ids)
-}
-
-/// Whether `name` is a user of this host (through NSS, as the script will need it).
-pub fn user_exists(name: &str) -> bool {
-    lookup_user(name).is_ok()
-}
-
-/// The name of the user `uid` (through NSS), if it has one.
-pub fn user_name(uid: u32) -> Option<String> {
-    let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids) for getpwuid_r to fill.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    loop {
-        // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
-        let rc =
-            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        break;
-    }
-    // SAFETY: getpwuid_r succeeded, so pw_name points into `buf`, NUL-terminated.
-    let name = unsafe { CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned())
-}
-
-/// The uid of the user `name` (through NSS), if it exists.
-pub fn user_uid(name: &str) -> Option<u32> {
-    lookup_user(name).ok().map(|u| u.uid)
 }
 
 fn check_can_switch(ids: &UserIds, euid: u32) -> Result<(), String> {
@@ -272,90 +225,6 @@ fn check_can_switch(ids: &UserIds, euid: u32) -> Result<(), String> {
             ids.name
         ))
     }
-}
-
-fn lookup_user(name: &str) -> Result<UserIds, String> {
-    let cname =
-        CString::new(name).map_err(|_| format!("user {name:?}: a user name cannot contain NUL"))?;
-    passwd(&format!("user {name}"), |pwd, buf, result| {
-        // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
-        unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf.as_mut_ptr(), buf.len(), result) }
-    })
-}
-
-/// The user database's entry of `uid` (for the environment of a script run as autoheal's own
-/// user, and to name the owner of a file in a message).
-pub fn lookup_uid(uid: u32) -> Result<UserIds, String> {
-    passwd(&format!("uid {uid}"), |pwd, buf, result| {
-        // SAFETY: every pointer is valid for the call and `buf.len()` is its real length.
-        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr(), buf.len(), result) }
-    })
-}
-
-/// One `getpw*_r` call (`call(pwd, buf, result)`), its buffer grown as it asks, and the entry
-/// it found with its supplementary groups.
-fn passwd(
-    who: &str,
-    call: impl Fn(&mut libc::passwd, &mut [libc::c_char], &mut *mut libc::passwd) -> libc::c_int,
-) -> Result<UserIds, String> {
-    let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    // SAFETY: an all-zero passwd is a valid value (null pointers, zero ids) for getpw*_r to fill.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    loop {
-        let rc = call(&mut pwd, &mut buf, &mut result);
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(format!(
-                "{who}: cannot read the user database: {}",
-                io::Error::from_raw_os_error(rc)
-            ));
-        }
-        break;
-    }
-    if result.is_null() {
-        return Err(format!("{who} does not exist on this host"));
-    }
-    // SAFETY: getpw*_r succeeded, so each non-null field points into `buf`, NUL-terminated.
-    let text = |p: *const libc::c_char| {
-        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes().to_vec())
-    };
-    let path = |p| text(p).map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(&b)));
-    let name = text(pwd.pw_name).unwrap_or_default();
-    let cname = CString::new(name.clone()).unwrap_or_default();
-    let (uid, gid) = (pwd.pw_uid, pwd.pw_gid);
-    let groups =
-        group_list(&cname, gid).map_err(|e| format!("{who}: cannot list its groups: {e}"))?;
-    Ok(UserIds {
-        name: String::from_utf8_lossy(&name).into_owned(),
-        uid,
-        gid,
-        groups,
-        home: path(pwd.pw_dir).unwrap_or_else(|| PathBuf::from("/")),
-        shell: path(pwd.pw_shell)
-            .filter(|s| !s.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("/bin/sh")),
-    })
-}
-
-fn group_list(name: &CStr, gid: u32) -> io::Result<Vec<u32>> {
-    let mut groups: Vec<libc::gid_t> = vec![0; 64];
-    for _ in 0..8 {
-        let mut n = groups.len() as libc::c_int;
-        // SAFETY: `groups` holds `n` writable entries; glibc writes at most `n` and sets `n` to
-        // the number it has (or needs, when it returns -1).
-        let rc = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
-        let n = usize::try_from(n).unwrap_or(0);
-        if rc >= 0 {
-            groups.truncate(n);
-            return Ok(groups);
-        }
-        groups.resize(n.max(groups.len() * 2), 0);
-    }
-    Err(io::Error::other("getgrouplist kept asking for more room"))
 }
 
 /// Opens the log for appending (creating it and its dir) and writes the header line.

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod report;
 pub mod state;
 pub mod trust;
+pub mod users;
 
 /// Why a config did not load.
 #[derive(Debug, thiserror::Error)]

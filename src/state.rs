@@ -424,9 +424,9 @@ fn user_desc(uid: u32) -> String {
     if uid == 0 {
         return "root".into();
     }
-    match crate::exec::lookup_uid(uid) {
-        Ok(u) => format!("uid {uid} ({})", u.name),
-        Err(_) => format!("uid {uid}"),
+    match crate::users::name_of(uid) {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
     }
 }
 

@@ -337,18 +337,12 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// The name of `uid` in /etc/passwd (for the message only; an account known only to NSS is
-/// shown by its number).
+/// The name of `uid`, for the message.
 fn user_name(uid: u32) -> Option<String> {
     if uid == 0 {
         return Some("root".into());
     }
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut fields = l.split(':');
-        let name = fields.next()?;
-        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
-    })
+    crate::users::name_of(uid)
 }
 
 #[cfg(test)]

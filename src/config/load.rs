@@ -1183,7 +1183,7 @@ fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
 
 /// Whether the user exists on this host (through NSS, as the script would need it).
 fn user_exists(name: &str) -> bool {
-    crate::exec::user_exists(name)
+    crate::users::exists(name)
 }
 
 #[cfg(test)]

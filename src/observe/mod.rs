@@ -538,7 +538,7 @@ fn account(name: Option<&str>) -> Account {
     match name {
         Some(name) => Account {
             name: name.to_string(),
-            uid: crate::exec::user_uid(name),
+            uid: crate::users::uid_of(name),
         },
         None => {
             let uid = rustix::process::getuid().as_raw();

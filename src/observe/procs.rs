@@ -559,7 +559,7 @@ fn boot_id(proc_root: &Path) -> Option<String> {
 
 /// A user's name, or `uid N` when the user database does not know it.
 pub fn user_name(uid: u32) -> String {
-    crate::exec::user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+    crate::users::name_of(uid).unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// The start of `pid` in clock ticks since boot, read now from `/proc/PID/stat`: with the pid,
