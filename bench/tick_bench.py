@@ -37,6 +37,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "autoheal")
+# Another build to measure beside this one on the same workload, in the same run (an earlier
+# commit's `target/release/autoheal`): AUTOHEAL_BASELINE=/path/to/autoheal.
+BASELINE = os.environ.get("AUTOHEAL_BASELINE")
 SIZES = (10, 100, 500)
 AH_WARMUP, AH_RUNS = 2, 15                     # autoheal: warm-ups, measured runs
 BASH_RUNS = {10: 5, 100: 3, 500: 3}            # the bash approach takes seconds at N=500
@@ -414,15 +417,17 @@ def main():
             verify_healthy(conf, n, tmp)
             bash_walls, bash_peak = bench_bash(script, BASH_RUNS[n], 0, f"bash N={n}", tmp)
             bash_med = statistics.median(bash_walls)
+            builds = [("autoheal", BINARY)] + ([("baseline", BASELINE)] if BASELINE else [])
             for cmd in (["run"], ["status", "--json"], ["check"]):
-                argv = [BINARY, *cmd, "-c", conf]
-                walls, peak = bench_autoheal(argv, 0, f"autoheal {' '.join(cmd)} N={n}", tmp)
-                med = statistics.median(walls)
-                compare = cmd[0] != "check"  # check is a reference: parsing only, no probing
-                rows.append([n, "autoheal " + " ".join(cmd), ms(med), ms(min(walls)),
-                             mib(peak), ms(bash_med) if compare else "-",
-                             mib(bash_peak) if compare else "-",
-                             f"{bash_med / med:.0f}x" if compare else "-"])
+                for label, binary in builds:
+                    argv = [binary, *cmd, "-c", conf]
+                    walls, peak = bench_autoheal(argv, 0, f"{label} {' '.join(cmd)} N={n}", tmp)
+                    med = statistics.median(walls)
+                    compare = cmd[0] != "check"  # check is a reference: parsing only, no probing
+                    rows.append([n, label + " " + " ".join(cmd), ms(med), ms(min(walls)),
+                                 mib(peak), ms(bash_med) if compare else "-",
+                                 mib(bash_peak) if compare else "-",
+                                 f"{bash_med / med:.0f}x" if compare else "-"])
         print(f"\n1. All-healthy tick: N live services, each with a liveness check (pname, or "
               f"pid_file for 1 in {PID_FILE_EVERY})\n   and 2 deps (tcp + http) on "
               f"{LISTENERS} + {LISTENERS} loopback listeners. autoheal: median of {AH_RUNS} "
@@ -432,7 +437,10 @@ def main():
               f"tree.\n")
         table(["N", "command", "median ms", "min ms", "peak MiB", "bash median ms",
                "bash peak MiB", "bash/autoheal"], rows)
-        big = [r for r in rows if r[0] == max(SIZES) and r[1] != "autoheal check"]
+        if BASELINE:
+            print(f"\nbaseline: {BASELINE}")
+        big = [r for r in rows if r[0] == max(SIZES) and r[1].startswith("autoheal ")
+               and r[1] != "autoheal check"]
         print(f"\ntargets (issue 3): {max(SIZES)} services under 50 ms: "
               + ", ".join(f"{r[1]} {r[2]} ms" for r in big)
               + "; at least 100x faster than bash: " + ", ".join(r[7] for r in big))

@@ -581,11 +581,14 @@ fn read_real_uid(root: &Path, pid: u32, start_ticks: u64) -> Option<u32> {
         Mode::empty(),
     )
     .ok()?;
+    // One read each: `stat` is well under 2 KiB, and the `Uid:` line is among the first lines
+    // of `status` (a read of a /proc file returns what fits, from its start). This runs for
+    // every matching process, so a growing read_to_string (a dozen reads) is avoided.
     let read = |name: &str| -> Option<String> {
         let fd = openat(&dir, name, flags, Mode::empty()).ok()?;
-        let mut text = String::new();
-        fs::File::from(fd).read_to_string(&mut text).ok()?;
-        Some(text)
+        let mut buf = [0u8; 2048];
+        let n = rustix::io::read(&fd, &mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     };
     if parse_stat(&read("stat")?)?.start_ticks != start_ticks {
         return None;
