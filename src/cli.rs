@@ -8,7 +8,8 @@ use std::path::PathBuf;
 /// host: order emerges by itself, with no coordinator.
 ///
 /// Exit codes: 0 every service alive (or the config is valid, for `check`); 1 some service still
-/// down; 2 bad config or usage.
+/// down; 2 bad config or usage, a file root may not trust (config, Lua, state dir), or a state
+/// that cannot be saved.
 #[derive(Debug, Parser)]
 #[command(name = "autoheal", version, max_term_width = 100)]
 pub struct Cli {

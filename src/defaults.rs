@@ -44,6 +44,10 @@ pub const UNHEALTHY_AFTER: u32 = 3;
 pub const HEALTH_SPACING: Duration = Duration::from_secs(5);
 /// After SIGTERM (no `stop:`), time for a process to exit before SIGKILL.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// After SIGKILL, at most this long is waited for the process to be gone before its service is
+/// started again: a new instance started while the old one still holds its lock file, port or
+/// shared memory (a stopped postgres) fails, and its grace is lost.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
 /// At most this much YAML is copied by anchors and aliases (`*name`) in one config file, in nodes
 /// (a long text counts one per 64 bytes): a nested-alias "billion laughs" file is rejected
 /// instead of exhausting memory.

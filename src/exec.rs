@@ -312,9 +312,22 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
         }
     }
     let _ = signal(Signal::KILL);
+    let killed = Instant::now();
+    while killed.elapsed() < crate::defaults::KILL_WAIT {
+        let wait = (crate::defaults::KILL_WAIT - killed.elapsed()).min(Duration::from_millis(25));
+        if exited(wait) {
+            return format!(
+                "pid {pid} ignored SIGTERM for {}; SIGKILL ended it in {}",
+                secs(timeout),
+                secs(killed.elapsed())
+            );
+        }
+    }
     format!(
-        "pid {pid} ignored SIGTERM for {}; sent SIGKILL",
-        secs(timeout)
+        "pid {pid} ignored SIGTERM for {}, and was still there {} after SIGKILL (stuck in the \
+         kernel?); starting anyway",
+        secs(timeout),
+        secs(crate::defaults::KILL_WAIT)
     )
 }
 

@@ -85,8 +85,12 @@ fn run(cfg: &Arc<Config>, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
 
 fn status(cfg: &Arc<Config>, dir: &Option<PathBuf>, json: bool) -> Exit {
     let dir = state_dir(cfg, dir);
-    // Read-only: a missing or bad state file just means no history.
-    let (st, warning) = state::peek(&dir);
+    // Read-only: a missing or bad state file just means no history; so does a state dir that
+    // `run` would refuse (its content could be anyone's).
+    let (st, warning) = match state::judge_own_dir(&dir) {
+        Ok(()) => state::peek(&dir),
+        Err(e) => (Default::default(), Some(format!("{e}; showing no history"))),
+    };
     if let Some(w) = warning {
         eprintln!("autoheal: {w}");
     }

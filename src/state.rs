@@ -240,6 +240,19 @@ fn parse(bytes: &[u8]) -> Result<State, String> {
 /// could write in it could plant a symlink there under a name autoheal then writes through
 /// (`lock`, `autoheal.log`), or a FIFO that hangs the tick.
 pub fn own_dir(dir: &Path) -> Result<(), StateError> {
+    judge_dir(dir, true)
+}
+
+/// [`own_dir`]'s judgement of an existing state dir, creating nothing: for `status`, which
+/// only reads it (a missing dir is fine: no history).
+pub fn judge_own_dir(dir: &Path) -> Result<(), StateError> {
+    match fs::symlink_metadata(dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        _ => judge_dir(dir, false),
+    }
+}
+
+fn judge_dir(dir: &Path, create: bool) -> Result<(), StateError> {
     let create_err = |err| StateError::CreateDir {
         path: dir.to_path_buf(),
         err,
@@ -261,7 +274,7 @@ pub fn own_dir(dir: &Path) -> Result<(), StateError> {
             _ => {}
         }
     }
-    if let Err(err) = fs::symlink_metadata(dir) {
+    if let (true, Err(err)) = (create, fs::symlink_metadata(dir)) {
         if err.kind() != io::ErrorKind::NotFound {
             return Err(create_err(err));
         }

@@ -109,6 +109,29 @@ impl Untrusted {
 /// module doc for the rules). A relative path is taken from the current directory, whose own
 /// path is walked as well.
 pub fn check(path: &Path, trusted_uid: u32) -> Result<(), Untrusted> {
+    walk(path, trusted_uid, |walk, at, meta, role| {
+        walk.verdict(at, meta, role)
+    })
+}
+
+/// Every entry the walk of `path` meets (see [`check`]), in order: each directory on the way
+/// (from `/`), each symlink, and last the target, with its `lstat`. For a question other than
+/// "may root read it": who could have written a pid file (`observe`).
+pub fn entries(path: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata, Role)>, Untrusted> {
+    let mut met = Vec::new();
+    walk(path, 0, |_, at, meta, role| {
+        met.push((at.to_path_buf(), meta.clone(), role));
+        Ok(())
+    })?;
+    Ok(met)
+}
+
+/// The walk itself: `visit` is called for every entry met (see [`entries`]).
+fn walk(
+    path: &Path,
+    trusted_uid: u32,
+    mut visit: impl FnMut(&Walk<'_>, &Path, &std::fs::Metadata, Role) -> Result<(), Untrusted>,
+) -> Result<(), Untrusted> {
     let whole = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -128,7 +151,8 @@ pub fn check(path: &Path, trusted_uid: u32) -> Result<(), Untrusted> {
     let mut todo: Vec<OsString> = Vec::new();
     push(&mut todo, &whole);
     let mut cur = PathBuf::from("/");
-    walk.judge(&cur, Role::Dir)?;
+    let root = walk.lstat(&cur)?;
+    visit(&walk, &cur, &root, Role::Dir)?;
     // Whether `cur` was judged as the target; `..` as the last step leaves a directory that was
     // judged only as one on the way.
     let mut judged = false;
@@ -145,7 +169,7 @@ pub fn check(path: &Path, trusted_uid: u32) -> Result<(), Untrusted> {
         if meta.file_type().is_symlink() {
             // Its mode means nothing; its owner does (in a sticky directory, the owner can
             // replace it). Where it sits was judged with `cur`.
-            walk.verdict(&next, &meta, Role::Link)?;
+            visit(&walk, &next, &meta, Role::Link)?;
             links += 1;
             if links > MAX_LINKS {
                 return Err(Untrusted::TooManyLinks {
@@ -166,12 +190,13 @@ pub fn check(path: &Path, trusted_uid: u32) -> Result<(), Untrusted> {
         } else {
             Role::Dir
         };
-        walk.verdict(&next, &meta, role)?;
+        visit(&walk, &next, &meta, role)?;
         judged = role == Role::Target;
         cur = next;
     }
     if !judged {
-        walk.judge(&cur, Role::Target)?;
+        let meta = walk.lstat(&cur)?;
+        visit(&walk, &cur, &meta, Role::Target)?;
     }
     Ok(())
 }
@@ -208,11 +233,6 @@ impl Walk<'_> {
 
     fn lstat(&self, at: &Path) -> Result<std::fs::Metadata, Untrusted> {
         std::fs::symlink_metadata(at).map_err(|e| self.unreadable(at, e))
-    }
-
-    fn judge(&self, at: &Path, role: Role) -> Result<(), Untrusted> {
-        let meta = self.lstat(at)?;
-        self.verdict(at, &meta, role)
     }
 
     /// The rules for one entry (see the module doc).
@@ -308,8 +328,20 @@ fn unsafe_message(path: &Path, f: &Fault) -> String {
     } else {
         format!("mode {:04o}", f.mode)
     };
+    // A chown makes root trust what is there now, which its owner may have put there.
+    let caution = if f.foreign {
+        let what = if f.role == Role::Link {
+            "where it points"
+        } else {
+            "what is there"
+        };
+        format!(" (first check {what}: {who} could have changed it)")
+    } else {
+        String::new()
+    };
     format!(
-        "refusing {}: {subject} {problem} ({facts}); autoheal runs as root and {what}. Fix: {}",
+        "refusing {}: {subject} {problem} ({facts}); autoheal runs as root and {what}. Fix: \
+         {}{caution}",
         path.display(),
         fixes.join(" && ")
     )
@@ -478,7 +510,7 @@ mod tests {
             format!(
                 "refusing {f}: it is owned by uid {STRANGER} (mode 0644); \
                  autoheal runs as root and would run what uid {STRANGER} wrote into it. Fix: \
-                 chown root {f}",
+                 chown root {f} (first check what is there: uid {STRANGER} could have changed it)",
                 f = f.display()
             )
         );
@@ -501,7 +533,7 @@ mod tests {
         assert_eq!((got.role, got.foreign), (Role::Target, true));
         // Both wrong at once: both fixes.
         chmod(&g, 0o646);
-        assert!(check(&g, 0).unwrap_err().to_string().ends_with(&format!(
+        assert!(check(&g, 0).unwrap_err().to_string().contains(&format!(
             "Fix: chown root {g} && chmod o-w {g}",
             g = g.display()
         )));
@@ -557,8 +589,11 @@ mod tests {
         let got = fault(check(&link, 0));
         assert_eq!((got.role, got.itself), (Role::Link, true));
         assert!(
-            e.to_string()
-                .ends_with(&format!("Fix: chown -h root {}", link.display())),
+            e.to_string().ends_with(&format!(
+                "Fix: chown -h root {} (first check where it points: uid {STRANGER} could \
+                     have changed it)",
+                link.display()
+            )),
             "{e}"
         );
     }

@@ -606,3 +606,40 @@ fn a_state_dir_under_another_users_dir_is_refused() {
     assert!(!theirs.join("state").exists(), "nothing made in it");
     assert!(f.journal().is_empty());
 }
+
+/// `status` only reads the state dir, but not one `run` would refuse: its content could be
+/// anyone's. It says so and shows no history.
+#[test]
+fn status_does_not_read_a_state_dir_run_would_refuse() {
+    let (user, uid, gid) = test_user();
+    let f = Fixture::new();
+    one_service(&f);
+    let dir = f.state_dir();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("state.json"),
+        r#"{"version":1,"services":{"web":{"gave_up":true,"failures":9}}}"#,
+    )
+    .unwrap();
+    chown(&dir, uid, gid);
+    let out = f.autoheal(&[
+        "status",
+        "--json",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/state",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "refusing state dir {}: it is owned by uid {uid} ({user})",
+            dir.display()
+        )) && stderr(&out).contains("showing no history"),
+        "{}",
+        stderr(&out)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["services"][0]["gave_up"], false, "{json}");
+    assert_eq!(json["services"][0]["failures"], 0, "{json}");
+}

@@ -99,8 +99,11 @@ svc:
     ));
 }
 
-/// A pid file another account (the test user) wrote, naming a root process: the health restart
-/// does not signal it; the reason says why and what to do, in the log and in `status`.
+/// A pid file another account (the test user) wrote, naming a root process: without a pname,
+/// the pid is not taken for the service (it is dead, and started); with a pname the real
+/// service matches while the pid file names another process, the health restart does not
+/// signal it, and the reason says why and what to do, in the log and in `status`. Neither
+/// root process is ever signalled.
 #[test]
 fn a_pid_file_another_account_could_write_does_not_get_a_root_process_signalled() {
     let (user, uid, _) = test_user();
@@ -112,11 +115,31 @@ fn a_pid_file_another_account_could_write_does_not_get_a_root_process_signalled(
     let out = f.run();
     let log = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
+    let dead = format!(
+        "svc: started: was dead (pid {pid} from {dir}/svc.pid is not taken for the service: \
+         {user} could have written the pid file, and the process runs as root; give the \
+         service a pname, or make root own the pid file), deps ready",
+        pid = sleep.pid(),
+        dir = f.dir.path().display(),
+    );
+    assert!(log.contains(&dead), "{log}");
+    assert!(is_running(sleep.pid()), "the root sleep was signalled");
+    assert_eq!(f.journal(), ["svc"], "{log}");
+
+    // With a pname: the service's own process matches it; the pid file names another one.
+    let f = Fixture::new();
+    let service = root_sleep(&format!("1000.{}1", f.tag));
+    let other = root_sleep(&format!("1000.{}2", f.tag));
+    unhealthy_service(&f, &format!("  pname: 'sleep 1000\\.{}1$'\n", f.tag));
+    pid_file(&f.path("svc.pid"), other.pid(), uid);
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = f.run();
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
     let why = format!(
         "not restarted: pid {pid} from {dir}/svc.pid (owned by {user}, mode 0644) is not the \
-         service: `sleep 1000.{tag}` runs as root, and {user} could have written the pid file; \
-         give the service a pname or make root own the pid file",
-        pid = sleep.pid(),
+         service: `sleep 1000.{tag}2` does not match pname",
+        pid = other.pid(),
         dir = f.dir.path().display(),
         tag = f.tag
     );
@@ -126,7 +149,10 @@ fn a_pid_file_another_account_could_write_does_not_get_a_root_process_signalled(
         ) && log.contains(&why),
         "{log}"
     );
-    assert!(is_running(sleep.pid()), "the root sleep was signalled");
+    assert!(
+        is_running(other.pid()) && is_running(service.pid()),
+        "a root sleep was signalled"
+    );
     assert!(f.journal().is_empty(), "nothing started: {log}");
     let status = f.status_json();
     let svc = &status["services"][0];
@@ -356,4 +382,84 @@ fn stop_process_checks_the_process_is_the_one_observed() {
         said.starts_with(&format!("pid {pid} exited on SIGTERM")),
         "{said}"
     );
+}
+
+/// A root service's pid file reached through a symlink another account planted: in a sticky
+/// dir anyone may write to (the link is theirs), or under a directory of theirs. The pid the
+/// link leads to (a root-only file naming a root process) is not taken for the service, and
+/// the root process is never signalled.
+#[test]
+fn a_symlink_another_account_planted_on_the_pid_files_path_gets_nothing_signalled() {
+    let (user, uid, gid) = test_user();
+    for variant in ["sticky", "their-dir"] {
+        let f = Fixture::new();
+        let victim = root_sleep(&format!("1000.{}", f.tag));
+        let vault = f.path("vault");
+        std::fs::create_dir(&vault).unwrap();
+        pid_file(&vault.join("victim.pid"), victim.pid(), 0);
+        let pid_path = match variant {
+            "sticky" => {
+                let shared = f.path("shared");
+                std::fs::create_dir(&shared).unwrap();
+                std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+                let link = shared.join("svc.pid");
+                std::os::unix::fs::symlink(vault.join("victim.pid"), &link).unwrap();
+                std::os::unix::fs::lchown(&link, Some(uid), Some(gid)).unwrap();
+                link
+            }
+            _ => {
+                let theirs = f.path("theirs");
+                std::fs::create_dir(&theirs).unwrap();
+                std::os::unix::fs::symlink(&vault, theirs.join("run")).unwrap();
+                std::os::unix::fs::lchown(theirs.join("run"), Some(uid), Some(gid)).unwrap();
+                std::os::unix::fs::chown(&theirs, Some(uid), Some(gid)).unwrap();
+                theirs.join("run/victim.pid")
+            }
+        };
+        let closed = free_port();
+        f.config(&format!(
+            "settings:\n  converge: 0\n  unhealthy_after: 1\nsvc:\n  pid_file: {}\n  health: {{host: 127.0.0.1, port: {closed}}}\n  grace: 100ms\n  script: echo svc >> {{dir}}/journal\n",
+            pid_path.display()
+        ));
+        std::thread::sleep(Duration::from_millis(200));
+        let out = f.run();
+        let log = stdout(&out);
+        assert!(
+            log.contains(&format!("is not taken for the service: {user} could have written the pid file, and the process runs as root")),
+            "{variant}: {log}"
+        );
+        assert_eq!(f.journal(), ["svc"], "{variant}: {log}");
+        assert!(
+            is_running(victim.pid()),
+            "{variant}: the root sleep was signalled"
+        );
+    }
+}
+
+/// A pid file naming a kernel thread (kthreadd, pid 2, where the pid namespace shows it) never
+/// makes a service alive.
+#[test]
+fn a_pid_file_naming_a_kernel_thread_is_dead() {
+    if std::fs::read_to_string("/proc/2/comm")
+        .map(|c| c.trim().to_string())
+        .ok()
+        .as_deref()
+        != Some("kthreadd")
+    {
+        eprintln!("note: no kthreadd at pid 2 in this pid namespace; nothing to test here");
+        return;
+    }
+    let f = Fixture::new();
+    f.config("settings:\n  converge: 0\nsvc:\n  pid_file: svc.pid\n  script: echo svc >> {dir}/journal\n");
+    pid_file(&f.path("svc.pid"), 2, 0);
+    let out = f.run();
+    let log = stdout(&out);
+    assert!(
+        log.contains(&format!(
+            "svc: started: was dead (pid file {}/svc.pid names pid 2, a kernel thread)",
+            f.dir.path().display()
+        )),
+        "{log}"
+    );
+    assert_eq!(f.journal(), ["svc"]);
 }

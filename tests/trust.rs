@@ -111,7 +111,8 @@ fn a_config_another_user_owns_is_refused() {
         &conf,
         &format!(
             "refusing {c}: it is owned by {name} (uid {uid}, mode 0644); autoheal runs as root \
-             and would run what {name} wrote into it. Fix: chown root {c}"
+             and would run what {name} wrote into it. Fix: chown root {c} (first check what is \
+             there: {name} could have changed it)"
         ),
     );
 }
@@ -131,7 +132,7 @@ fn a_config_in_a_directory_another_user_owns_is_refused() {
         &format!(
             "refusing {c}: the directory {d} on its path is owned by {name} (uid {uid}, mode \
              0755); autoheal runs as root and would run what {name} put in it. Fix: chown \
-             root {d}"
+             root {d} (first check what is there: {name} could have changed it)"
         ),
     );
 }
@@ -236,7 +237,8 @@ fn a_module_another_user_owns_is_refused_and_never_runs() {
     chown(&site, Some(uid), Some(gid)).unwrap();
     let refusal = format!(
         "refusing {s}: it is owned by {name} (uid {uid}, mode 0644); autoheal runs as root and \
-         would run what {name} wrote into it. Fix: chown root {s}",
+         would run what {name} wrote into it. Fix: chown root {s} (first check what is there: \
+         {name} could have changed it)",
         s = site.display()
     );
 

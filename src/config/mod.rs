@@ -33,6 +33,12 @@ impl Config {
         self.services.iter().find(|s| s.name == name)
     }
 
+    /// The file's absolute path, for `AUTOHEAL_CONFIG`: scripts run in its directory, where a
+    /// relative path as the operator typed it would name another file.
+    pub fn absolute_path(&self) -> PathBuf {
+        std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone())
+    }
+
     /// Number of deps over all services.
     pub fn dep_count(&self) -> usize {
         self.services.iter().map(|s| s.deps.len()).sum()

@@ -413,22 +413,27 @@ fn decide_uncached(
             Some(hold) => Verdict::Held(hold),
         };
     };
-    // Alive: restarted only when its health kept failing, or a dep it follows restarted.
-    if let (true, Some(Err(reason))) = (o.check_error, &o.health) {
+    // Alive: restarted only when a dep it follows restarted, or its health kept failing. A
+    // followed dep comes first: the broken connection it left is often why the health fails
+    // now, and waiting for `unhealthy_after` failures would only prolong the outage.
+    let followed = dep_restarted_after(obs, svc, o);
+    if let (true, Some(Err(reason)), None) = (o.check_error, &o.health, &followed) {
         return Verdict::Unhealthy {
             reason: format!("its check failed to run: {reason} (not counted toward a restart)"),
             held: None,
         };
     }
     // `requested`: only a chunk's restart() asks for it; the service itself is well.
-    let (why, requested) = match &o.health {
-        Some(Err(reason)) if ss.health_failures < svc.unhealthy_after => {
+    let (why, requested) = match (&o.health, followed) {
+        (Some(Err(reason)), Some(why)) => (format!("{why} (and now unhealthy: {reason})"), false),
+        (_, Some(why)) => (why, false),
+        (Some(Err(reason)), None) if ss.health_failures < svc.unhealthy_after => {
             return Verdict::Unhealthy {
                 reason: reason.clone(),
                 held: None,
             };
         }
-        Some(Err(reason)) => (
+        (Some(Err(reason)), None) => (
             format!(
                 "unhealthy ({} failed health observation{} in a row): {reason}",
                 ss.health_failures,
@@ -436,13 +441,9 @@ fn decide_uncached(
             ),
             false,
         ),
-        _ => match (
-            dep_restarted_after(obs, svc, o),
-            obs.requested.get(&svc.name),
-        ) {
-            (Some(why), _) => (why, false),
-            (None, Some(who)) => (format!("restart requested by {who}"), true),
-            (None, None) => return Verdict::Alive,
+        (_, None) => match obs.requested.get(&svc.name) {
+            Some(who) => (format!("restart requested by {who}"), true),
+            None => return Verdict::Alive,
         },
     };
     if let Some(refusal) = unsignallable(obs, svc) {

@@ -860,3 +860,42 @@ fn a_restart_that_would_signal_a_process_that_is_not_the_service_is_held_and_say
     let p = plan(&c, &obs(vec![("web", o)]), &State::default(), NOW);
     assert!(matches!(verdict(&p, "web"), Verdict::Restart { .. }));
 }
+
+#[test]
+fn a_dependent_with_a_failing_health_still_follows_its_restarted_dep() {
+    // The case restart_on_dep_restart exists for: the app's held connection broke when db
+    // restarted, so its own health fails too; one failure (below unhealthy_after) must not
+    // hold the restart back, nor a check that errs.
+    let yaml = "db:\n  pname: db\n  script: x\napp:\n  pname: app\n  dep: [{name: db}]\n  restart_on_dep_restart: true\n  health: {url: 'http://127.0.0.1:1/'}\n  unhealthy_after: 3\n  script: y\n";
+    let c = cfg(yaml);
+    let mut db = alive();
+    db.started = Some(NOW - 10.0);
+    let mut app = alive();
+    app.started = Some(NOW - 500.0);
+    app.health = Some(Err("HTTP 500".into()));
+    let st = state_with("app", |s| s.health_failures = 1);
+    let p = plan(
+        &c,
+        &obs(vec![("db", db.clone()), ("app", app.clone())]),
+        &st,
+        NOW,
+    );
+    assert_eq!(
+        verdict(&p, "app"),
+        Verdict::Restart {
+            reason: "db restarted after it (and now unhealthy: HTTP 500)".into()
+        }
+    );
+    app.check_error = true;
+    let p = plan(&c, &obs(vec![("db", db), ("app", app.clone())]), &st, NOW);
+    assert!(matches!(verdict(&p, "app"), Verdict::Restart { .. }));
+    // Without a restarted dep, the count rules as before.
+    let mut db_old = alive();
+    db_old.started = Some(NOW - 900.0);
+    app.check_error = false;
+    let p = plan(&c, &obs(vec![("db", db_old), ("app", app)]), &st, NOW);
+    assert!(matches!(
+        verdict(&p, "app"),
+        Verdict::Unhealthy { held: None, .. }
+    ));
+}

@@ -214,10 +214,10 @@ struct Finished {
 
 /// What a script's thread tells the tick.
 enum Msg {
-    /// Its `sh` runs, with this pid (the leader of its own session).
+    /// Its `sh` runs: the leader of its own session, marked (None if it was gone already).
     Launched {
         service: String,
-        pid: u32,
+        session: Option<crate::state::ProcId>,
     },
     Finished(Finished),
 }
@@ -228,8 +228,8 @@ enum Msg {
 struct Running {
     tx: mpsc::Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
-    /// Scripts whose `sh` runs, not yet recorded in the state (service, pid).
-    launched: Vec<(String, u32)>,
+    /// Scripts whose `sh` runs, not yet recorded in the state (service, its session leader).
+    launched: Vec<(String, Option<crate::state::ProcId>)>,
     /// Services whose script runs now.
     services: BTreeSet<String>,
     /// Services whose script returned in this tick, and when it began (for "up, N after its
@@ -262,7 +262,7 @@ impl Running {
         let mut done = Vec::new();
         for m in msgs {
             match m {
-                Msg::Launched { service, pid } => self.launched.push((service, pid)),
+                Msg::Launched { service, session } => self.launched.push((service, session)),
                 Msg::Finished(f) => {
                     self.services.remove(&f.service);
                     done.push(f);
@@ -277,11 +277,11 @@ impl Running {
     /// deadline. Whether there was any.
     fn note_launched(&mut self, state: &mut State) -> bool {
         let launched = std::mem::take(&mut self.launched);
-        for (service, pid) in &launched {
+        for (service, session) in &launched {
             if let Some(ss) = state.services.get_mut(service)
                 && ss.script_until.is_some()
             {
-                ss.script_session = crate::observe::procs::proc_id(*pid);
+                ss.script_session = session.clone();
             }
         }
         !launched.is_empty()
@@ -387,7 +387,10 @@ fn launch(
             .env
             .iter()
             .cloned()
-            .chain([("AUTOHEAL_CONFIG".into(), config.path.display().to_string())])
+            .chain([(
+                "AUTOHEAL_CONFIG".into(),
+                config.absolute_path().display().to_string(),
+            )])
             .collect(),
         cwd: cwd.clone(),
     };
@@ -433,9 +436,11 @@ fn launch(
         std::thread::spawn(move || {
             let restart = restart.map(|why| (why, stop(stop_spec.as_ref(), target)));
             let outcome = run_script_with(&script, |pid| {
+                // Marked here, before `sh` can be reaped (by this thread, later): its pid cannot
+                // belong to another process yet.
                 let _ = tx.send(Msg::Launched {
                     service: service.clone(),
-                    pid,
+                    session: crate::observe::procs::proc_id(pid),
                 });
             });
             let _ = tx.send(Msg::Finished(Finished {

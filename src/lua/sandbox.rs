@@ -338,7 +338,10 @@ impl RunAs {
             None => Ok(None),
         };
         let mut env = svc.map(|s| s.env.clone()).unwrap_or_default();
-        env.push(("AUTOHEAL_CONFIG".into(), config.path.display().to_string()));
+        env.push((
+            "AUTOHEAL_CONFIG".into(),
+            config.absolute_path().display().to_string(),
+        ));
         env.push(("AUTOHEAL_SERVICE".into(), chunk.service.clone()));
         RunAs { user, env }
     }

@@ -578,10 +578,25 @@ fn liveness(
         _ => table.find_pname_as(re, Some(account)),
     });
     let mut file_meta = None;
+    let mut file_writers = None;
     let by_file = l.pid_file().map(|f| {
         let seen = table.look_at_pid_file(f, pname, known, Some(account));
         file_meta = seen.meta;
-        seen.liveness
+        match (seen.liveness, seen.meta) {
+            // Without a pname to confirm it, a pid from a file others could have written is
+            // the service's only if it runs as the one other who could: else anyone able to
+            // write the file could keep a dead service "alive" with any root process's pid.
+            (procs::Liveness::Alive { pid, started }, Some(meta)) if pname.is_none() => {
+                let writers = pid_file_writers(f, meta);
+                let verdict = file_pid_alive(table, f, pid, &writers);
+                file_writers = Some(writers);
+                match verdict {
+                    Ok(()) => procs::Liveness::Alive { pid, started },
+                    Err(reason) => procs::Liveness::Dead { reason },
+                }
+            }
+            (liveness, _) => liveness,
+        }
     });
     for check in [by_pname, by_file].into_iter().flatten() {
         match check {
@@ -606,7 +621,9 @@ fn liveness(
             let from_file = l.pid_file().zip(file_meta).map(|(path, meta)| FromFile {
                 path: path.clone(),
                 meta,
-                writers: pid_file_writers(path, meta),
+                writers: file_writers
+                    .take()
+                    .unwrap_or_else(|| pid_file_writers(path, meta)),
             });
             let candidate = Candidate {
                 pid,
@@ -632,42 +649,73 @@ fn liveness(
     (Ok(found.map(|(pid, _)| pid)), started, extra)
 }
 
+/// Whether the live process `pid`, read from the pid file `path` of a service without `pname`,
+/// is taken for the service: a kernel thread never is; one from a file only root could have
+/// written is; one from a file one other account could have written is if it runs as that
+/// account; else (several accounts, anyone, unknown) not.
+fn file_pid_alive(
+    table: &ProcTable,
+    path: &Path,
+    pid: u32,
+    writers: &Writers,
+) -> Result<(), String> {
+    let shown = path.display();
+    if table.cmdline(pid).is_some_and(str::is_empty) {
+        return Err(format!("pid file {shown} names pid {pid}, a kernel thread"));
+    }
+    let runs_as = table.real_uid(pid);
+    let who = match writers {
+        Writers::Root => return Ok(()),
+        Writers::One(u) if runs_as == Some(*u) => return Ok(()),
+        Writers::One(u) => procs::user_name(*u),
+        Writers::Several(us) => us
+            .iter()
+            .map(|u| procs::user_name(*u))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Writers::Anyone { path, mode } => format!("anyone ({} is mode {mode:04o})", path.display()),
+        Writers::Unknown(why) => format!("someone (who could write it is unknown: {why})"),
+    };
+    Err(format!(
+        "pid {pid} from {shown} is not taken for the service: {who} could have written the \
+         pid file, and the process runs as {}; give the service a pname, or make root own the \
+         pid file",
+        runs_as.map_or_else(|| "an unknown account".into(), procs::user_name)
+    ))
+}
+
 /// Who could have written the pid file `path` (whose own owner and mode, read from the open
-/// file, are `meta`): the file, every directory above where it really is (symlinks followed),
-/// and every directory above the one its path names it in.
+/// file, are `meta`): from the walk root's trust check makes ([`crate::trust::entries`]),
+/// every directory met on the way (from `/`, through every symlink), the owner of every
+/// symlink met (in a sticky directory its owner may point it anywhere), and the file. A file
+/// with more than one hard link could be a link someone made to a file of root's: anyone.
 fn pid_file_writers(path: &Path, meta: Meta) -> Writers {
     use std::os::unix::fs::MetadataExt;
-    let real = match std::fs::canonicalize(path) {
-        Ok(p) => p,
-        Err(e) => return Writers::Unknown(crate::report::io_reason(&e)),
+    let met = match crate::trust::entries(path) {
+        Ok(met) => met,
+        Err(e) => return Writers::Unknown(e.to_string()),
     };
-    let mut dirs: Vec<PathBuf> = real.ancestors().skip(1).map(Path::to_path_buf).collect();
-    if let Some(named_in) = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .and_then(|p| std::fs::canonicalize(p).ok())
-    {
-        for d in named_in.ancestors() {
-            if !dirs.iter().any(|known| known == d) {
-                dirs.push(d.to_path_buf());
-            }
-        }
+    let Some((real, target, _)) = met.last() else {
+        return Writers::Unknown(format!("{}: nothing to read", path.display()));
+    };
+    if !target.is_dir() && target.nlink() > 1 {
+        return Writers::Anyone {
+            path: real.clone(),
+            mode: target.mode() & 0o7777,
+        };
     }
-    let mut metas = Vec::with_capacity(dirs.len());
-    for d in dirs {
-        match std::fs::metadata(&d) {
-            Ok(m) => metas.push((
-                d,
-                Meta {
-                    uid: m.uid(),
-                    mode: m.mode() & 0o7777,
-                },
-            )),
-            Err(e) => {
-                let why = format!("{}: {}", d.display(), crate::report::io_reason(&e));
-                return Writers::Unknown(why);
-            }
-        }
-    }
-    signal::writers(&real, meta, &metas)
+    let dirs: Vec<(PathBuf, Meta)> = met[..met.len() - 1]
+        .iter()
+        .rev()
+        .map(|(at, m, role)| {
+            // A symlink's mode means nothing; its owner is a writer.
+            let mode = if *role == crate::trust::Role::Link {
+                0
+            } else {
+                m.mode() & 0o7777
+            };
+            (at.clone(), Meta { uid: m.uid(), mode })
+        })
+        .collect();
+    signal::writers(real, meta, &dirs)
 }

@@ -322,10 +322,10 @@ impl ProcTable {
             n => format!(", and {} more of other accounts", n - 1),
         };
         format!(
-            "no process of {} matches \"{}\" (pid {pid} matches but runs as {user}{more}; if \
-             that is the service, set process_user: {user})",
+            "no process of {} matches \"{}\" (pid {pid} matches but runs as {user}{more}{})",
             account.describe(),
-            re.as_str()
+            re.as_str(),
+            process_user_hint(uid)
         )
     }
 
@@ -444,9 +444,14 @@ impl ProcTable {
                 Some(uid) => {
                     let user = user_name(uid);
                     return dead(format!(
-                        "pid {pid} from {shown} runs as {user}, not as {} (if that is the \
-                         service, set process_user: {user})",
-                        account.describe()
+                        "pid {pid} from {shown} runs as {user}, not as {}{}",
+                        account.describe(),
+                        process_user_hint(uid).replacen("; if", " (if", 1)
+                            + if crate::users::name_of(uid).is_some() {
+                                ")"
+                            } else {
+                                ""
+                            }
                     ));
                 }
                 None => return dead(format!("pid {pid} not running")),
@@ -619,6 +624,15 @@ fn ancestors(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
         pid = p.ppid;
     }
     found
+}
+
+/// "; if that is the service, set process_user: NAME" when `uid` has a name (`process_user`
+/// takes a name); else nothing: there is no account to name.
+fn process_user_hint(uid: u32) -> String {
+    match crate::users::name_of(uid) {
+        Some(name) => format!("; if that is the service, set process_user: {name}"),
+        None => String::new(),
+    }
 }
 
 /// The dead reason of a pname that matches nothing.
@@ -1095,7 +1109,7 @@ mod tests {
         assert_eq!(
             reason,
             "no process of root matches \"app.py\" (pid 4242 matches but runs as uid 3999999995, and \
-             1 more of other accounts; if that is the service, set process_user: uid 3999999995)"
+             1 more of other accounts)"
         );
         let web = Account {
             name: "web".into(),
