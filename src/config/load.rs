@@ -43,6 +43,47 @@ const SETTINGS_KEYS: &[&str] = &[
     "unhealthy_after",
 ];
 
+/// The longest value a kind of duration key may have (named in `crate::defaults`), and why, for
+/// the help of the error past it. Every duration is bounded, so that no value of a file that
+/// loads can overflow the tick's arithmetic (`Instant + Duration`, unix times past year 9999).
+struct Bound {
+    max: Duration,
+    why: &'static str,
+}
+
+const PROBE: Bound = Bound {
+    max: crate::defaults::MAX_PROBE_TIMEOUT,
+    why: "a tick waits for its probes before it acts: a longer timeout holds every service of \
+          this host on one host that does not answer",
+};
+const SCRIPT: Bound = Bound {
+    max: crate::defaults::MAX_SCRIPT_TIMEOUT,
+    why: "a start script that has not returned by then is hung: give the time the slowest \
+          start takes, e.g. 2m",
+};
+const LUA: Bound = Bound {
+    max: crate::defaults::MAX_LUA_TIMEOUT,
+    why: "a chunk runs inside the tick's look, as a probe does: a longer limit holds every \
+          service of this host on one chunk",
+};
+const GRACE: Bound = Bound {
+    max: crate::defaults::MAX_GRACE,
+    why: "a service not alive that long after its start is not starting; a longer grace only \
+          puts off the next try",
+};
+const CONVERGE: Bound = Bound {
+    max: crate::defaults::MAX_CONVERGE,
+    why: "cron starts a tick every minute, and the next tick carries on where this one stopped",
+};
+const BACKOFF: Bound = Bound {
+    max: crate::defaults::MAX_BACKOFF,
+    why: "a longer wait between tries means never: say so with `give_up_after`",
+};
+const HEALTHY: Bound = Bound {
+    max: crate::defaults::MAX_HEALTHY_AFTER,
+    why: "a service alive that long is healthy by any measure",
+};
+
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     match std::fs::read_to_string(path) {
@@ -273,9 +314,25 @@ impl Cx<'_> {
         }
     }
 
-    fn duration(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
+    /// A duration of at most `bound.max`.
+    fn duration(
+        &mut self,
+        node: &Node,
+        context: &str,
+        key: &str,
+        bound: &Bound,
+    ) -> Option<Duration> {
         let text = self.string(node, context, key)?;
         match parse_duration(&text) {
+            Ok(d) if d > bound.max => {
+                self.error_at(
+                    node,
+                    context,
+                    &format!("`{key}` must be at most {}", written(bound.max)),
+                    Some(bound.why.into()),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(why) => {
                 self.error_at(
@@ -293,8 +350,8 @@ impl Cx<'_> {
     }
 
     /// A time limit (`timeout`, `*_timeout`): more than zero, or nothing could ever finish.
-    fn limit(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
-        let d = self.duration(node, context, key)?;
+    fn limit(&mut self, node: &Node, context: &str, key: &str, bound: &Bound) -> Option<Duration> {
+        let d = self.duration(node, context, key, bound)?;
         if d.is_zero() {
             self.error_at(
                 node,
@@ -310,7 +367,7 @@ impl Cx<'_> {
     /// A `grace`: at least [`crate::defaults::MIN_GRACE`], or a service is started twice
     /// before it could come alive.
     fn grace(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
-        let d = self.duration(node, context, key)?;
+        let d = self.duration(node, context, key, &GRACE)?;
         let min = crate::defaults::MIN_GRACE;
         if d < min {
             self.error_at(
@@ -469,13 +526,15 @@ impl Cx<'_> {
                 }
                 _ => {
                     let d = match key {
-                        "probe_timeout" | "script_timeout" | "lua_timeout" => {
-                            self.limit(v, cx, key)
-                        }
+                        "probe_timeout" => self.limit(v, cx, key, &PROBE),
+                        "script_timeout" => self.limit(v, cx, key, &SCRIPT),
+                        "lua_timeout" => self.limit(v, cx, key, &LUA),
                         "grace" => self.grace(v, cx, key),
                         // 0 is meaningful: converge = one pass, backoff = none (grace alone
                         // spaces retries), healthy_after = reset once seen alive and well.
-                        _ => self.duration(v, cx, key),
+                        "converge" => self.duration(v, cx, key, &CONVERGE),
+                        "healthy_after" => self.duration(v, cx, key, &HEALTHY),
+                        _ => self.duration(v, cx, key, &BACKOFF),
                     };
                     let Some(d) = d else {
                         continue;
@@ -545,10 +604,10 @@ impl Cx<'_> {
                 "user" => user = self.string(v, name, kname),
                 "env" => env = self.env(v, name),
                 "process_user" => process_user = self.string(v, name, kname),
-                "timeout" => timeout = self.limit(v, name, kname).unwrap_or(timeout),
+                "timeout" => timeout = self.limit(v, name, kname, &SCRIPT).unwrap_or(timeout),
                 "grace" => grace = self.grace(v, name, kname).unwrap_or(grace),
                 "check_timeout" => {
-                    check_timeout = self.limit(v, name, kname).unwrap_or(check_timeout);
+                    check_timeout = self.limit(v, name, kname, &LUA).unwrap_or(check_timeout);
                     if node_of(node, "check").is_none() {
                         self.error_at(
                             k,
@@ -751,7 +810,7 @@ impl Cx<'_> {
         }
         let get = |key: &str| lookup(&entries, key);
         let timeout = get("timeout")
-            .and_then(|n| self.limit(n, svc, "timeout"))
+            .and_then(|n| self.limit(n, svc, "timeout", &PROBE))
             .unwrap_or(settings.probe_timeout);
         match (get("url"), get("host"), get("port")) {
             (Some(u), None, None) => {
@@ -874,13 +933,14 @@ impl Cx<'_> {
         let name = get("name").and_then(|n| self.string(n, svc, "name"));
         let host = get("host").and_then(|n| self.string(n, svc, "host"));
         let url = get("url").and_then(|n| self.url(n, svc));
-        let timeout = get("timeout").and_then(|n| self.limit(n, svc, "timeout"));
         let port = get("port").and_then(|n| self.port(n, svc));
         let (has_tcp, has_url, has_lua) = (
             get("host").is_some() || get("port").is_some(),
             get("url").is_some(),
             get("lua").is_some(),
         );
+        let bound = if has_lua { &LUA } else { &PROBE };
+        let timeout = get("timeout").and_then(|n| self.limit(n, svc, "timeout", bound));
         if [has_tcp, has_url, has_lua].iter().filter(|b| **b).count() > 1 {
             self.error_at(
                 node,
@@ -1115,16 +1175,31 @@ fn node_of<'n>(map: &'n Node, key: &str) -> Option<&'n Node> {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && (0.0..1e9).contains(&secs) {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err("out of range".into());
+        // Negative, NaN, infinite or past `Duration`: never a panic. The callers bound it.
+        return Duration::try_from_secs_f64(secs).map_err(|_| "out of range".into());
     }
     humantime::parse_duration(t).map_err(|e| match e {
         humantime::DurationError::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
         humantime::DurationError::NumberOverflow => "out of range".into(),
         _ => "not a duration".into(),
     })
+}
+
+/// A bound as an operator would write it: `10m`, `1h`, `1 day`, `30 days`.
+fn written(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_nanos() != 0 || s == 0 {
+        crate::report::duration(d)
+    } else if s.is_multiple_of(86_400) {
+        let n = s / 86_400;
+        format!("{n} day{}", if n == 1 { "" } else { "s" })
+    } else if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -1199,6 +1274,105 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("3 parsecs").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    /// Each duration key takes its bound and refuses a millisecond more, with the bound named
+    /// as it could be written back.
+    #[test]
+    fn every_duration_key_is_bounded() {
+        use crate::defaults as d;
+        const SVC: &str = "a:\n  pname: a\n  script: x\n  check: return 1\n";
+        let settings = |kv: &str| format!("settings:\n  {kv}\n{SVC}");
+        let service = |kv: &str| format!("{SVC}  {kv}\n");
+        let dep = |kind: &str| format!("{SVC}  dep:\n    - {{name: d, {kind}, timeout: {{v}}}}\n");
+        // (key, the file with `{v}` for its value, its bound)
+        let cases = [
+            ("converge", settings("converge: {v}"), d::MAX_CONVERGE),
+            (
+                "probe_timeout",
+                settings("probe_timeout: {v}"),
+                d::MAX_PROBE_TIMEOUT,
+            ),
+            (
+                "script_timeout",
+                settings("script_timeout: {v}"),
+                d::MAX_SCRIPT_TIMEOUT,
+            ),
+            (
+                "lua_timeout",
+                settings("lua_timeout: {v}"),
+                d::MAX_LUA_TIMEOUT,
+            ),
+            ("grace", settings("grace: {v}"), d::MAX_GRACE),
+            // backoff_max must be at least backoff: keep it at its bound.
+            (
+                "backoff",
+                settings("backoff_max: 30 days\n  backoff: {v}"),
+                d::MAX_BACKOFF,
+            ),
+            ("backoff_max", settings("backoff_max: {v}"), d::MAX_BACKOFF),
+            (
+                "healthy_after",
+                settings("healthy_after: {v}"),
+                d::MAX_HEALTHY_AFTER,
+            ),
+            ("timeout", service("timeout: {v}"), d::MAX_SCRIPT_TIMEOUT),
+            ("grace", service("grace: {v}"), d::MAX_GRACE),
+            (
+                "check_timeout",
+                service("check_timeout: {v}"),
+                d::MAX_LUA_TIMEOUT,
+            ),
+            ("timeout", dep("host: h, port: 1"), d::MAX_PROBE_TIMEOUT),
+            ("timeout", dep("url: http://h/"), d::MAX_PROBE_TIMEOUT),
+            ("timeout", dep("lua: return 1"), d::MAX_LUA_TIMEOUT),
+            (
+                "timeout",
+                service("health: {url: http://h/, timeout: {v}}"),
+                d::MAX_PROBE_TIMEOUT,
+            ),
+        ];
+        for (key, yaml, max) in cases {
+            let at = format!("{}ms", max.as_millis());
+            let ok = yaml.replace("{v}", &at);
+            assert!(
+                load_str(&ok, Path::new("b.yaml")).is_ok(),
+                "{key} = {at} is accepted:\n{ok}"
+            );
+            let past = format!("{}ms", max.as_millis() + 1);
+            let err = load_str(&yaml.replace("{v}", &past), Path::new("b.yaml")).unwrap_err();
+            let want = format!("`{key}` must be at most {}", written(max));
+            assert!(
+                err.0.len() == 1 && err.0[0].message == want,
+                "{key} = {past}: want {want:?}, got {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_are_written_as_an_operator_would() {
+        assert_eq!(written(Duration::from_secs(600)), "10m");
+        assert_eq!(written(Duration::from_secs(3600)), "1h");
+        assert_eq!(written(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(written(Duration::from_secs(30 * 86_400)), "30 days");
+        assert_eq!(written(Duration::from_secs(90)), "90s");
+        assert_eq!(written(Duration::from_millis(1500)), "1.5s");
+        // Each parses back to itself.
+        for s in [600, 3600, 86_400, 30 * 86_400, 90] {
+            let d = Duration::from_secs(s);
+            assert_eq!(parse_duration(&written(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn a_bare_number_past_a_duration_is_out_of_range_not_a_panic() {
+        for t in ["1e300", "inf", "NaN", "-0.5", "18446744073709551616"] {
+            assert_eq!(parse_duration(t), Err("out of range".into()), "{t}");
+        }
+        assert_eq!(
+            parse_duration("1e9"),
+            Ok(Duration::from_secs(1_000_000_000))
+        );
     }
 
     #[test]
