@@ -86,11 +86,19 @@ const HEALTHY: Bound = Bound {
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-    match std::fs::read_to_string(path) {
+    match read(path) {
         Ok(src) => load_str(&src, path),
-        Err(e) => Err(Diagnostics(vec![Diagnostic {
+        Err(d) => Err(Diagnostics(vec![*d])),
+    }
+}
+
+/// The file's text; a file that is not UTF-8 is an error at its first bad byte.
+fn read(path: &Path) -> Result<String, Box<Diagnostic>> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        Box::new(Diagnostic {
             severity: Severity::Error,
-            file: path.display().to_string(),
+            file: file.clone(),
             line: 0,
             col: 0,
             context: String::new(),
@@ -101,7 +109,45 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
                 "name the file with -c FILE or $AUTOHEAL_CONFIG (default /etc/autoheal/conf.yaml)"
                     .into(),
             ),
-        }])),
+        })
+    })?;
+    String::from_utf8(bytes).map_err(|e| Box::new(not_utf8(file, e.as_bytes(), e.utf8_error())))
+}
+
+/// Where a file stops being UTF-8: its line (YAML's breaks, as [`yaml::lines`]), the column in
+/// characters, and the byte as it is, for an operator who has to find it in an editor.
+fn not_utf8(file: String, bytes: &[u8], e: std::str::Utf8Error) -> Diagnostic {
+    let at = e.valid_up_to();
+    let good = std::str::from_utf8(&bytes[..at]).expect("valid up to there");
+    let lines = yaml::lines(good);
+    // A break right before the bad byte starts a line `lines` does not list.
+    let starts_line = good.ends_with(['\n', '\r']) || good.is_empty();
+    let (line, before) = match lines.last() {
+        Some(last) if !starts_line => (lines.len(), *last),
+        _ => (lines.len() + 1, ""),
+    };
+    let start = at - before.len();
+    let end = bytes[start..]
+        .iter()
+        .position(|b| *b == b'\n' || *b == b'\r')
+        .map_or(bytes.len(), |n| start + n);
+    Diagnostic {
+        severity: Severity::Error,
+        file,
+        line,
+        col: before.chars().count() + 1,
+        context: String::new(),
+        message: format!(
+            "the file is not UTF-8: byte 0x{:02X} at offset {at}",
+            bytes[at]
+        ),
+        source_line: Some(String::from_utf8_lossy(&bytes[start..end]).into_owned()),
+        width: 1,
+        help: Some(
+            "a config file must be UTF-8: convert it (e.g. `iconv -f latin1 -t utf-8`) or fix \
+             the character"
+                .into(),
+        ),
     }
 }
 
@@ -121,10 +167,10 @@ pub struct Rejected {
 /// As [`load`], but a rejected file also gives back the Lua chunks found in it, so that their
 /// syntax errors can be reported in the same run as the file's other errors.
 pub fn load_partial(path: &Path) -> Result<Config, Rejected> {
-    match std::fs::read_to_string(path) {
+    match read(path) {
         Ok(src) => parse_str(&src, path),
-        Err(_) => load(path).map_err(|diagnostics| Rejected {
-            diagnostics,
+        Err(d) => Err(Rejected {
+            diagnostics: Diagnostics(vec![*d]),
             chunks: Vec::new(),
         }),
     }
@@ -134,7 +180,7 @@ fn parse_str(src: &str, path: &Path) -> Result<Config, Rejected> {
     let mut cx = Cx {
         file: path.display().to_string(),
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        lines: src.lines().collect(),
+        lines: yaml::lines(src),
         errors: Vec::new(),
         warnings: Vec::new(),
         chunks: Vec::new(),
