@@ -48,6 +48,9 @@ pub const HTTP_MAX_REDIRECTS: u32 = 5;
 pub const HTTP_MAX_BODY: u64 = 64 * 1024;
 /// At most this many probes run at once.
 pub const PROBE_WORKERS: usize = 32;
+/// The longest service name, in bytes: a service's script log is `logs/<name>.log` in the state
+/// dir, and a file name is at most 255 bytes (NAME_MAX on Linux file systems), `.log` included.
+pub const MAX_SERVICE_NAME: usize = 255 - ".log".len();
 /// Default state directory (`settings.state_dir`, `--state-dir`).
 pub const STATE_DIR: &str = "/var/lib/autoheal";
 /// Default config path when neither `-c` nor `$AUTOHEAL_CONFIG` is given.

@@ -507,12 +507,12 @@ impl Cx<'_> {
                 settings_node = Some(v);
             } else {
                 if let Some(why) = bad_name(&name) {
-                    self.error_at(
-                        k,
-                        &name,
-                        &format!("bad service name: {why}"),
-                        Some("use letters, digits, `_`, `-` and `.`".into()),
-                    );
+                    let help = if name.len() > crate::defaults::MAX_SERVICE_NAME {
+                        "shorten it".into()
+                    } else {
+                        "use letters, digits, `_`, `-` and `.`".into()
+                    };
+                    self.error_at(k, &name, &format!("bad service name: {why}"), Some(help));
                 }
                 service_nodes.push((name, k, v));
             }
@@ -1270,16 +1270,23 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn bad_name(name: &str) -> Option<&'static str> {
+fn bad_name(name: &str) -> Option<String> {
+    let max = crate::defaults::MAX_SERVICE_NAME;
     if name.is_empty() {
-        Some("it is empty")
+        Some("it is empty".into())
     } else if name.starts_with('.') || name.starts_with('-') {
-        Some("it starts with `.` or `-`")
+        Some("it starts with `.` or `-`".into())
     } else if name
         .chars()
         .any(|c| c == '/' || c.is_whitespace() || c.is_control())
     {
-        Some("it contains `/`, a space or a control character")
+        Some("it contains `/`, a space or a control character".into())
+    } else if name.len() > max {
+        Some(format!(
+            "it is {} bytes long, more than {max}: its script log `logs/<name>.log` would be \
+             longer than a file name may be (255 bytes)",
+            name.len()
+        ))
     } else {
         None
     }
@@ -1418,6 +1425,24 @@ mod tests {
         assert_eq!(
             parse_duration("1e9"),
             Ok(Duration::from_secs(1_000_000_000))
+        );
+    }
+
+    #[test]
+    fn a_service_name_fits_in_a_log_file_name() {
+        let max = crate::defaults::MAX_SERVICE_NAME;
+        assert_eq!(max, 251);
+        assert!(bad_name(&"a".repeat(max)).is_none());
+        assert!(
+            bad_name(&"a".repeat(max + 1))
+                .unwrap()
+                .contains("252 bytes long")
+        );
+        // Bytes, not characters: 126 `é` are 252 bytes.
+        assert!(
+            bad_name(&"é".repeat(126))
+                .unwrap()
+                .contains("252 bytes long")
         );
     }
 
