@@ -505,6 +505,17 @@ impl Cx<'_> {
             names.insert(name.clone(), k.pos.line);
             if name == "settings" {
                 settings_node = Some(v);
+            } else if looks_like_settings(&name, v) {
+                // `setting:` is meant as `settings`: one error, not four about a service.
+                self.error_at(
+                    k,
+                    "",
+                    &format!("unknown top-level key `{name}`"),
+                    Some(
+                        "did you mean `settings`? Its keys are settings, not those of a service"
+                            .into(),
+                    ),
+                );
             } else {
                 if let Some(why) = bad_name(&name) {
                     let help = if name.len() > crate::defaults::MAX_SERVICE_NAME {
@@ -1270,6 +1281,20 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A top-level key that is a misspelt `settings`: close to the word, and a mapping of settings
+/// keys only. Such a mapping has no `script` (not a settings key), so it could never be a
+/// service; a service named `setter` with a `pname` and a `script` stays a service.
+fn looks_like_settings(name: &str, value: &Node) -> bool {
+    let Kind::Map(entries) = &value.kind else {
+        return false;
+    };
+    suggest(name, &["settings"]).is_some()
+        && !entries.is_empty()
+        && entries
+            .iter()
+            .all(|(k, _)| k.as_str().is_some_and(|k| SETTINGS_KEYS.contains(&k)))
+}
+
 fn bad_name(name: &str) -> Option<String> {
     let max = crate::defaults::MAX_SERVICE_NAME;
     if name.is_empty() {
@@ -1425,6 +1450,37 @@ mod tests {
         assert_eq!(
             parse_duration("1e9"),
             Ok(Duration::from_secs(1_000_000_000))
+        );
+    }
+
+    #[test]
+    fn a_misspelt_settings_is_one_error_with_a_suggestion() {
+        let err = load_str(
+            "setting:\n  converge: 5s\na:\n  pname: a\n  script: x\n",
+            Path::new("s.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(
+            err.0[0].headline(),
+            "s.yaml:1:1: unknown top-level key `setting`"
+        );
+        assert!(
+            err.0[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .starts_with("did you mean `settings`?")
+        );
+        // Close to the word but a service (it has service keys), or far from it: a service.
+        let ok = "setter:\n  pname: a\n  script: x\n  grace: 5s\n";
+        assert!(load_str(ok, Path::new("s.yaml")).is_ok());
+        let err = load_str("foo:\n  converge: 5s\n", Path::new("s.yaml")).unwrap_err();
+        assert!(
+            err.0
+                .iter()
+                .any(|d| d.message.contains("unknown key `converge`")),
+            "{err}"
         );
     }
 
