@@ -12,6 +12,30 @@ pub const GRACE: Duration = Duration::from_secs(30);
 /// The shortest `grace` a config may give: less would let two starts follow each other before
 /// the first could come alive.
 pub const MIN_GRACE: Duration = Duration::from_millis(100);
+/// The longest time limit of a tcp or http probe a config may give (`probe_timeout`, a dep's
+/// or `health`'s `timeout`). A tick waits for its probes before it decides, so a longer one
+/// holds the whole tick, and every service of the host, on one host that does not answer; one
+/// that has not answered in 10 minutes is not going to.
+pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The longest time limit of a `script` a config may give (`script_timeout`, a service's
+/// `timeout`): a start that replays a database's log or checks a big file system can take
+/// hours; one that has not returned in a day is hung.
+pub const MAX_SCRIPT_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// The longest time limit of a Lua chunk a config may give (`lua_timeout`, `check_timeout`, a
+/// lua dep's `timeout`): a chunk runs inside a tick's look, as a probe does (same reason).
+pub const MAX_LUA_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The longest `grace` a config may give: a service that has not come alive a day after its
+/// start is not starting, and a longer grace only puts off the next try.
+pub const MAX_GRACE: Duration = Duration::from_secs(86_400);
+/// The longest `converge` a config may give: cron starts a tick every minute and each one finds
+/// the lock held while a tick runs, so an hour already covers the slowest chain that still
+/// makes progress; past it the next tick carries on.
+pub const MAX_CONVERGE: Duration = Duration::from_secs(3600);
+/// The longest `backoff` and `backoff_max` a config may give: a month between two tries is
+/// already "stop trying" (say so with `give_up_after`); longer only risks overflowing times.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30 * 86_400);
+/// The longest `healthy_after` a config may give: a month alive is healthy by any measure.
+pub const MAX_HEALTHY_AFTER: Duration = Duration::from_secs(30 * 86_400);
 /// Default budget of one tick's converge loop (`settings.converge`).
 pub const CONVERGE: Duration = Duration::from_secs(50);
 /// Default time limit of one Lua chunk (`settings.lua_timeout`).
@@ -24,6 +48,9 @@ pub const HTTP_MAX_REDIRECTS: u32 = 5;
 pub const HTTP_MAX_BODY: u64 = 64 * 1024;
 /// At most this many probes run at once.
 pub const PROBE_WORKERS: usize = 32;
+/// The longest service name, in bytes: a service's script log is `logs/<name>.log` in the state
+/// dir, and a file name is at most 255 bytes (NAME_MAX on Linux file systems), `.log` included.
+pub const MAX_SERVICE_NAME: usize = 255 - ".log".len();
 /// Default state directory (`settings.state_dir`, `--state-dir`).
 pub const STATE_DIR: &str = "/var/lib/autoheal";
 /// Default config path when neither `-c` nor `$AUTOHEAL_CONFIG` is given.

@@ -446,3 +446,110 @@ fn env_is_a_mapping_of_names_to_text() {
         "{err}"
     );
 }
+
+/// The whole rendered error of `src` as `p.yaml`.
+fn rendered(src: &str) -> String {
+    config::load_str(src, Path::new("p.yaml"))
+        .unwrap_err()
+        .to_string()
+}
+
+/// A tab that indents the next line is reported on that line, under the tab (the parser marks
+/// the value before it).
+#[test]
+fn a_tab_is_reported_where_it_stands() {
+    assert_eq!(
+        rendered("web:\n  pname: x\n\tscript: y\n"),
+        "p.yaml:3:1: YAML syntax error: while scanning a plain scalar, found a tab\n   |\n 3 | \tscript: y\n   | ^\n  = help: fix the YAML syntax (indentation with spaces, `key: value`, `- ` for list items)\n\n1 error in p.yaml; nothing was started or changed."
+    );
+    // After spaces, the caret stays under the tab.
+    assert!(
+        rendered("web:\n  pname: x\n  \tscript: y\n").starts_with(
+            "p.yaml:3:3: YAML syntax error: while scanning a plain scalar, found a tab\n   |\n 3 |   \tscript: y\n   |   ^\n"
+        )
+    );
+}
+
+/// An empty value is reported after its key's `:`, not where the parser found the next token:
+/// the next key, or one line past the end of the file.
+#[test]
+fn an_empty_value_is_reported_after_its_key() {
+    let at_end = "p.yaml:3:10: web: `script` is empty\n   |\n 3 |   script:\n   |          ^\n  = help: give `script` a value or remove the key\n\n1 error in p.yaml; nothing was started or changed.";
+    assert_eq!(rendered("web:\n  pname: x\n  script:"), at_end);
+    assert_eq!(rendered("web:\n  pname: x\n  script:\n"), at_end);
+    assert!(
+        rendered("web:\n  script:   # todo\n  pname: x\n").starts_with(
+            "p.yaml:2:10: web: `script` is empty\n   |\n 2 |   script:   # todo\n   |          ^\n"
+        ),
+    );
+    // A quoted key, a dep's key.
+    assert!(
+        rendered("web:\n  pname: x\n  \"script\" :\n")
+            .starts_with("p.yaml:3:13: web: `script` is empty")
+    );
+    assert!(
+        rendered("web:\n  pname: x\n  script: y\n  dep:\n    - name: a\n      host:\n")
+            .starts_with("p.yaml:6:12: web: `host` is empty\n")
+    );
+}
+
+/// A lone CR is a line break, as YAML 1.2 has it and as the parser counts: the quoted line and
+/// the caret are the line the position names (LF and CRLF files read the same).
+#[test]
+fn a_lone_cr_is_a_line_break() {
+    let want = "p.yaml:3:3: web: unknown key `scirpt`\n   |\n 3 |   scirpt: y\n   |   ^^^^^^\n  = help: did you mean `script`?\n\n1 error in p.yaml; nothing was started or changed.";
+    assert_eq!(rendered("web:\r  pname: x\r  scirpt: y\r"), want);
+    assert_eq!(rendered("web:\r\n  pname: x\r  scirpt: y\n"), want);
+    assert_eq!(rendered("web:\n  pname: x\n  scirpt: y\n"), want);
+    // A chunk's lines count the same way.
+    let cfg = config::load_str(
+        "web:\r  pname: x\r  check: |\r    local a = 1\r    return a\r  script: y\r",
+        Path::new("p.yaml"),
+    )
+    .unwrap();
+    let check = cfg.services[0].check.as_ref().unwrap();
+    assert_eq!(
+        (check.line, check.source.as_str()),
+        (4, "local a = 1\nreturn a\n")
+    );
+}
+
+/// A file that is not UTF-8 is rejected at its first bad byte: line, column, the byte, and
+/// that the file must be UTF-8.
+#[test]
+fn a_file_that_is_not_utf8_names_its_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.yaml");
+    std::fs::write(&path, b"web:\n  pname: caf\xe9\n  script: y\n").unwrap();
+    let err = config::load(&path).unwrap_err();
+    let shown = path.display();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{shown}:2:13: the file is not UTF-8: byte 0xE9 at offset 17\n   |\n 2 |   pname: caf\u{fffd}\n   |             ^\n  = help: a config file must be UTF-8: convert it (e.g. `iconv -f latin1 -t utf-8`) or fix the character\n\n1 error in {shown}; nothing was started or changed."
+        )
+    );
+    // As every command loads it.
+    match autoheal::load_config(&path) {
+        Err(autoheal::LoadError::Invalid(d)) => {
+            assert_eq!(
+                d.0[0].headline(),
+                format!("{shown}:2:13: the file is not UTF-8: byte 0xE9 at offset 17")
+            )
+        }
+        other => panic!("invalid, got {other:?}"),
+    }
+    // At the start of a line, after a lone CR, in the first byte.
+    std::fs::write(&path, b"a: 1\r\xc3x\n").unwrap();
+    assert!(
+        config::load(&path).unwrap_err().0[0]
+            .headline()
+            .ends_with(":2:1: the file is not UTF-8: byte 0xC3 at offset 5")
+    );
+    std::fs::write(&path, b"\xff").unwrap();
+    assert!(
+        config::load(&path).unwrap_err().0[0]
+            .headline()
+            .ends_with(":1:1: the file is not UTF-8: byte 0xFF at offset 0")
+    );
+}

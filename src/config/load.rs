@@ -43,13 +43,62 @@ const SETTINGS_KEYS: &[&str] = &[
     "unhealthy_after",
 ];
 
+/// The longest value a kind of duration key may have (named in `crate::defaults`), and why, for
+/// the help of the error past it. Every duration is bounded, so that no value of a file that
+/// loads can overflow the tick's arithmetic (`Instant + Duration`, unix times past year 9999).
+struct Bound {
+    max: Duration,
+    why: &'static str,
+}
+
+const PROBE: Bound = Bound {
+    max: crate::defaults::MAX_PROBE_TIMEOUT,
+    why: "a tick waits for its probes before it acts: a longer timeout holds every service of \
+          this host on one host that does not answer",
+};
+const SCRIPT: Bound = Bound {
+    max: crate::defaults::MAX_SCRIPT_TIMEOUT,
+    why: "a start script that has not returned by then is hung: give the time the slowest \
+          start takes, e.g. 2m",
+};
+const LUA: Bound = Bound {
+    max: crate::defaults::MAX_LUA_TIMEOUT,
+    why: "a chunk runs inside the tick's look, as a probe does: a longer limit holds every \
+          service of this host on one chunk",
+};
+const GRACE: Bound = Bound {
+    max: crate::defaults::MAX_GRACE,
+    why: "a service not alive that long after its start is not starting; a longer grace only \
+          puts off the next try",
+};
+const CONVERGE: Bound = Bound {
+    max: crate::defaults::MAX_CONVERGE,
+    why: "cron starts a tick every minute, and the next tick carries on where this one stopped",
+};
+const BACKOFF: Bound = Bound {
+    max: crate::defaults::MAX_BACKOFF,
+    why: "a longer wait between tries means never: say so with `give_up_after`",
+};
+const HEALTHY: Bound = Bound {
+    max: crate::defaults::MAX_HEALTHY_AFTER,
+    why: "a service alive that long is healthy by any measure",
+};
+
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-    match std::fs::read_to_string(path) {
+    match read(path) {
         Ok(src) => load_str(&src, path),
-        Err(e) => Err(Diagnostics(vec![Diagnostic {
+        Err(d) => Err(Diagnostics(vec![*d])),
+    }
+}
+
+/// The file's text; a file that is not UTF-8 is an error at its first bad byte.
+fn read(path: &Path) -> Result<String, Box<Diagnostic>> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        Box::new(Diagnostic {
             severity: Severity::Error,
-            file: path.display().to_string(),
+            file: file.clone(),
             line: 0,
             col: 0,
             context: String::new(),
@@ -60,7 +109,45 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
                 "name the file with -c FILE or $AUTOHEAL_CONFIG (default /etc/autoheal/conf.yaml)"
                     .into(),
             ),
-        }])),
+        })
+    })?;
+    String::from_utf8(bytes).map_err(|e| Box::new(not_utf8(file, e.as_bytes(), e.utf8_error())))
+}
+
+/// Where a file stops being UTF-8: its line (YAML's breaks, as [`yaml::lines`]), the column in
+/// characters, and the byte as it is, for an operator who has to find it in an editor.
+fn not_utf8(file: String, bytes: &[u8], e: std::str::Utf8Error) -> Diagnostic {
+    let at = e.valid_up_to();
+    let good = std::str::from_utf8(&bytes[..at]).expect("valid up to there");
+    let lines = yaml::lines(good);
+    // A break right before the bad byte starts a line `lines` does not list.
+    let starts_line = good.ends_with(['\n', '\r']) || good.is_empty();
+    let (line, before) = match lines.last() {
+        Some(last) if !starts_line => (lines.len(), *last),
+        _ => (lines.len() + 1, ""),
+    };
+    let start = at - before.len();
+    let end = bytes[start..]
+        .iter()
+        .position(|b| *b == b'\n' || *b == b'\r')
+        .map_or(bytes.len(), |n| start + n);
+    Diagnostic {
+        severity: Severity::Error,
+        file,
+        line,
+        col: before.chars().count() + 1,
+        context: String::new(),
+        message: format!(
+            "the file is not UTF-8: byte 0x{:02X} at offset {at}",
+            bytes[at]
+        ),
+        source_line: Some(String::from_utf8_lossy(&bytes[start..end]).into_owned()),
+        width: 1,
+        help: Some(
+            "a config file must be UTF-8: convert it (e.g. `iconv -f latin1 -t utf-8`) or fix \
+             the character"
+                .into(),
+        ),
     }
 }
 
@@ -80,10 +167,10 @@ pub struct Rejected {
 /// As [`load`], but a rejected file also gives back the Lua chunks found in it, so that their
 /// syntax errors can be reported in the same run as the file's other errors.
 pub fn load_partial(path: &Path) -> Result<Config, Rejected> {
-    match std::fs::read_to_string(path) {
+    match read(path) {
         Ok(src) => parse_str(&src, path),
-        Err(_) => load(path).map_err(|diagnostics| Rejected {
-            diagnostics,
+        Err(d) => Err(Rejected {
+            diagnostics: Diagnostics(vec![*d]),
             chunks: Vec::new(),
         }),
     }
@@ -93,7 +180,7 @@ fn parse_str(src: &str, path: &Path) -> Result<Config, Rejected> {
     let mut cx = Cx {
         file: path.display().to_string(),
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        lines: src.lines().collect(),
+        lines: yaml::lines(src),
         errors: Vec::new(),
         warnings: Vec::new(),
         chunks: Vec::new(),
@@ -273,9 +360,25 @@ impl Cx<'_> {
         }
     }
 
-    fn duration(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
+    /// A duration of at most `bound.max`.
+    fn duration(
+        &mut self,
+        node: &Node,
+        context: &str,
+        key: &str,
+        bound: &Bound,
+    ) -> Option<Duration> {
         let text = self.string(node, context, key)?;
         match parse_duration(&text) {
+            Ok(d) if d > bound.max => {
+                self.error_at(
+                    node,
+                    context,
+                    &format!("`{key}` must be at most {}", written(bound.max)),
+                    Some(bound.why.into()),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(why) => {
                 self.error_at(
@@ -293,8 +396,8 @@ impl Cx<'_> {
     }
 
     /// A time limit (`timeout`, `*_timeout`): more than zero, or nothing could ever finish.
-    fn limit(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
-        let d = self.duration(node, context, key)?;
+    fn limit(&mut self, node: &Node, context: &str, key: &str, bound: &Bound) -> Option<Duration> {
+        let d = self.duration(node, context, key, bound)?;
         if d.is_zero() {
             self.error_at(
                 node,
@@ -310,7 +413,7 @@ impl Cx<'_> {
     /// A `grace`: at least [`crate::defaults::MIN_GRACE`], or a service is started twice
     /// before it could come alive.
     fn grace(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
-        let d = self.duration(node, context, key)?;
+        let d = self.duration(node, context, key, &GRACE)?;
         let min = crate::defaults::MIN_GRACE;
         if d < min {
             self.error_at(
@@ -402,14 +505,25 @@ impl Cx<'_> {
             names.insert(name.clone(), k.pos.line);
             if name == "settings" {
                 settings_node = Some(v);
+            } else if looks_like_settings(&name, v) {
+                // `setting:` is meant as `settings`: one error, not four about a service.
+                self.error_at(
+                    k,
+                    "",
+                    &format!("unknown top-level key `{name}`"),
+                    Some(
+                        "did you mean `settings`? Its keys are settings, not those of a service"
+                            .into(),
+                    ),
+                );
             } else {
                 if let Some(why) = bad_name(&name) {
-                    self.error_at(
-                        k,
-                        &name,
-                        &format!("bad service name: {why}"),
-                        Some("use letters, digits, `_`, `-` and `.`".into()),
-                    );
+                    let help = if name.len() > crate::defaults::MAX_SERVICE_NAME {
+                        "shorten it".into()
+                    } else {
+                        "use letters, digits, `_`, `-` and `.`".into()
+                    };
+                    self.error_at(k, &name, &format!("bad service name: {why}"), Some(help));
                 }
                 service_nodes.push((name, k, v));
             }
@@ -469,13 +583,15 @@ impl Cx<'_> {
                 }
                 _ => {
                     let d = match key {
-                        "probe_timeout" | "script_timeout" | "lua_timeout" => {
-                            self.limit(v, cx, key)
-                        }
+                        "probe_timeout" => self.limit(v, cx, key, &PROBE),
+                        "script_timeout" => self.limit(v, cx, key, &SCRIPT),
+                        "lua_timeout" => self.limit(v, cx, key, &LUA),
                         "grace" => self.grace(v, cx, key),
                         // 0 is meaningful: converge = one pass, backoff = none (grace alone
                         // spaces retries), healthy_after = reset once seen alive and well.
-                        _ => self.duration(v, cx, key),
+                        "converge" => self.duration(v, cx, key, &CONVERGE),
+                        "healthy_after" => self.duration(v, cx, key, &HEALTHY),
+                        _ => self.duration(v, cx, key, &BACKOFF),
                     };
                     let Some(d) = d else {
                         continue;
@@ -545,10 +661,10 @@ impl Cx<'_> {
                 "user" => user = self.string(v, name, kname),
                 "env" => env = self.env(v, name),
                 "process_user" => process_user = self.string(v, name, kname),
-                "timeout" => timeout = self.limit(v, name, kname).unwrap_or(timeout),
+                "timeout" => timeout = self.limit(v, name, kname, &SCRIPT).unwrap_or(timeout),
                 "grace" => grace = self.grace(v, name, kname).unwrap_or(grace),
                 "check_timeout" => {
-                    check_timeout = self.limit(v, name, kname).unwrap_or(check_timeout);
+                    check_timeout = self.limit(v, name, kname, &LUA).unwrap_or(check_timeout);
                     if node_of(node, "check").is_none() {
                         self.error_at(
                             k,
@@ -751,7 +867,7 @@ impl Cx<'_> {
         }
         let get = |key: &str| lookup(&entries, key);
         let timeout = get("timeout")
-            .and_then(|n| self.limit(n, svc, "timeout"))
+            .and_then(|n| self.limit(n, svc, "timeout", &PROBE))
             .unwrap_or(settings.probe_timeout);
         match (get("url"), get("host"), get("port")) {
             (Some(u), None, None) => {
@@ -874,13 +990,14 @@ impl Cx<'_> {
         let name = get("name").and_then(|n| self.string(n, svc, "name"));
         let host = get("host").and_then(|n| self.string(n, svc, "host"));
         let url = get("url").and_then(|n| self.url(n, svc));
-        let timeout = get("timeout").and_then(|n| self.limit(n, svc, "timeout"));
         let port = get("port").and_then(|n| self.port(n, svc));
         let (has_tcp, has_url, has_lua) = (
             get("host").is_some() || get("port").is_some(),
             get("url").is_some(),
             get("lua").is_some(),
         );
+        let bound = if has_lua { &LUA } else { &PROBE };
+        let timeout = get("timeout").and_then(|n| self.limit(n, svc, "timeout", bound));
         if [has_tcp, has_url, has_lua].iter().filter(|b| **b).count() > 1 {
             self.error_at(
                 node,
@@ -1115,16 +1232,31 @@ fn node_of<'n>(map: &'n Node, key: &str) -> Option<&'n Node> {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && (0.0..1e9).contains(&secs) {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err("out of range".into());
+        // Negative, NaN, infinite or past `Duration`: never a panic. The callers bound it.
+        return Duration::try_from_secs_f64(secs).map_err(|_| "out of range".into());
     }
     humantime::parse_duration(t).map_err(|e| match e {
         humantime::DurationError::UnknownUnit { unit, .. } => format!("unknown unit `{unit}`"),
         humantime::DurationError::NumberOverflow => "out of range".into(),
         _ => "not a duration".into(),
     })
+}
+
+/// A bound as an operator would write it: `10m`, `1h`, `1 day`, `30 days`.
+fn written(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_nanos() != 0 || s == 0 {
+        crate::report::duration(d)
+    } else if s.is_multiple_of(86_400) {
+        let n = s / 86_400;
+        format!("{n} day{}", if n == 1 { "" } else { "s" })
+    } else if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -1149,16 +1281,37 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn bad_name(name: &str) -> Option<&'static str> {
+/// A top-level key that is a misspelt `settings`: close to the word, and a mapping of settings
+/// keys only. Such a mapping has no `script` (not a settings key), so it could never be a
+/// service; a service named `setter` with a `pname` and a `script` stays a service.
+fn looks_like_settings(name: &str, value: &Node) -> bool {
+    let Kind::Map(entries) = &value.kind else {
+        return false;
+    };
+    suggest(name, &["settings"]).is_some()
+        && !entries.is_empty()
+        && entries
+            .iter()
+            .all(|(k, _)| k.as_str().is_some_and(|k| SETTINGS_KEYS.contains(&k)))
+}
+
+fn bad_name(name: &str) -> Option<String> {
+    let max = crate::defaults::MAX_SERVICE_NAME;
     if name.is_empty() {
-        Some("it is empty")
+        Some("it is empty".into())
     } else if name.starts_with('.') || name.starts_with('-') {
-        Some("it starts with `.` or `-`")
+        Some("it starts with `.` or `-`".into())
     } else if name
         .chars()
         .any(|c| c == '/' || c.is_whitespace() || c.is_control())
     {
-        Some("it contains `/`, a space or a control character")
+        Some("it contains `/`, a space or a control character".into())
+    } else if name.len() > max {
+        Some(format!(
+            "it is {} bytes long, more than {max}: its script log `logs/<name>.log` would be \
+             longer than a file name may be (255 bytes)",
+            name.len()
+        ))
     } else {
         None
     }
@@ -1199,6 +1352,154 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("3 parsecs").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    /// Each duration key takes its bound and refuses a millisecond more, with the bound named
+    /// as it could be written back.
+    #[test]
+    fn every_duration_key_is_bounded() {
+        use crate::defaults as d;
+        const SVC: &str = "a:\n  pname: a\n  script: x\n  check: return 1\n";
+        let settings = |kv: &str| format!("settings:\n  {kv}\n{SVC}");
+        let service = |kv: &str| format!("{SVC}  {kv}\n");
+        let dep = |kind: &str| format!("{SVC}  dep:\n    - {{name: d, {kind}, timeout: {{v}}}}\n");
+        // (key, the file with `{v}` for its value, its bound)
+        let cases = [
+            ("converge", settings("converge: {v}"), d::MAX_CONVERGE),
+            (
+                "probe_timeout",
+                settings("probe_timeout: {v}"),
+                d::MAX_PROBE_TIMEOUT,
+            ),
+            (
+                "script_timeout",
+                settings("script_timeout: {v}"),
+                d::MAX_SCRIPT_TIMEOUT,
+            ),
+            (
+                "lua_timeout",
+                settings("lua_timeout: {v}"),
+                d::MAX_LUA_TIMEOUT,
+            ),
+            ("grace", settings("grace: {v}"), d::MAX_GRACE),
+            // backoff_max must be at least backoff: keep it at its bound.
+            (
+                "backoff",
+                settings("backoff_max: 30 days\n  backoff: {v}"),
+                d::MAX_BACKOFF,
+            ),
+            ("backoff_max", settings("backoff_max: {v}"), d::MAX_BACKOFF),
+            (
+                "healthy_after",
+                settings("healthy_after: {v}"),
+                d::MAX_HEALTHY_AFTER,
+            ),
+            ("timeout", service("timeout: {v}"), d::MAX_SCRIPT_TIMEOUT),
+            ("grace", service("grace: {v}"), d::MAX_GRACE),
+            (
+                "check_timeout",
+                service("check_timeout: {v}"),
+                d::MAX_LUA_TIMEOUT,
+            ),
+            ("timeout", dep("host: h, port: 1"), d::MAX_PROBE_TIMEOUT),
+            ("timeout", dep("url: http://h/"), d::MAX_PROBE_TIMEOUT),
+            ("timeout", dep("lua: return 1"), d::MAX_LUA_TIMEOUT),
+            (
+                "timeout",
+                service("health: {url: http://h/, timeout: {v}}"),
+                d::MAX_PROBE_TIMEOUT,
+            ),
+        ];
+        for (key, yaml, max) in cases {
+            let at = format!("{}ms", max.as_millis());
+            let ok = yaml.replace("{v}", &at);
+            assert!(
+                load_str(&ok, Path::new("b.yaml")).is_ok(),
+                "{key} = {at} is accepted:\n{ok}"
+            );
+            let past = format!("{}ms", max.as_millis() + 1);
+            let err = load_str(&yaml.replace("{v}", &past), Path::new("b.yaml")).unwrap_err();
+            let want = format!("`{key}` must be at most {}", written(max));
+            assert!(
+                err.0.len() == 1 && err.0[0].message == want,
+                "{key} = {past}: want {want:?}, got {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_are_written_as_an_operator_would() {
+        assert_eq!(written(Duration::from_secs(600)), "10m");
+        assert_eq!(written(Duration::from_secs(3600)), "1h");
+        assert_eq!(written(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(written(Duration::from_secs(30 * 86_400)), "30 days");
+        assert_eq!(written(Duration::from_secs(90)), "90s");
+        assert_eq!(written(Duration::from_millis(1500)), "1.5s");
+        // Each parses back to itself.
+        for s in [600, 3600, 86_400, 30 * 86_400, 90] {
+            let d = Duration::from_secs(s);
+            assert_eq!(parse_duration(&written(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn a_bare_number_past_a_duration_is_out_of_range_not_a_panic() {
+        for t in ["1e300", "inf", "NaN", "-0.5", "18446744073709551616"] {
+            assert_eq!(parse_duration(t), Err("out of range".into()), "{t}");
+        }
+        assert_eq!(
+            parse_duration("1e9"),
+            Ok(Duration::from_secs(1_000_000_000))
+        );
+    }
+
+    #[test]
+    fn a_misspelt_settings_is_one_error_with_a_suggestion() {
+        let err = load_str(
+            "setting:\n  converge: 5s\na:\n  pname: a\n  script: x\n",
+            Path::new("s.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(
+            err.0[0].headline(),
+            "s.yaml:1:1: unknown top-level key `setting`"
+        );
+        assert!(
+            err.0[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .starts_with("did you mean `settings`?")
+        );
+        // Close to the word but a service (it has service keys), or far from it: a service.
+        let ok = "setter:\n  pname: a\n  script: x\n  grace: 5s\n";
+        assert!(load_str(ok, Path::new("s.yaml")).is_ok());
+        let err = load_str("foo:\n  converge: 5s\n", Path::new("s.yaml")).unwrap_err();
+        assert!(
+            err.0
+                .iter()
+                .any(|d| d.message.contains("unknown key `converge`")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_service_name_fits_in_a_log_file_name() {
+        let max = crate::defaults::MAX_SERVICE_NAME;
+        assert_eq!(max, 251);
+        assert!(bad_name(&"a".repeat(max)).is_none());
+        assert!(
+            bad_name(&"a".repeat(max + 1))
+                .unwrap()
+                .contains("252 bytes long")
+        );
+        // Bytes, not characters: 126 `é` are 252 bytes.
+        assert!(
+            bad_name(&"é".repeat(126))
+                .unwrap()
+                .contains("252 bytes long")
+        );
     }
 
     #[test]

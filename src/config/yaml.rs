@@ -101,14 +101,37 @@ pub struct YamlError {
     pub help: String,
 }
 
+/// The lines of `src` as YAML counts them, so that a position names the line it quotes: a line
+/// break is LF, CRLF or a lone CR (YAML 1.2, 5.4), and the parser counts a lone CR as one too.
+pub fn lines(src: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = src;
+    while let Some(i) = rest.find(['\r', '\n']) {
+        out.push(&rest[..i]);
+        let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[i + skip..];
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
 /// Parses one YAML document. An empty file gives `Ok(None)`.
 pub fn parse(src: &str) -> Result<Option<Node>, YamlError> {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        lines: lines(src),
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(src);
     if let Err(e) = parser.load(&mut builder, true) {
         let m = e.marker();
+        let mut pos = pos_of(m);
+        if e.info().contains("tab") {
+            pos = tab_at_or_after(&builder.lines, pos).unwrap_or(pos);
+        }
         return Err(YamlError {
-            pos: pos_of(m),
+            pos,
             message: format!("YAML syntax error: {}", e.info()),
             width: 1,
             help:
@@ -122,6 +145,76 @@ pub fn parse(src: &str) -> Result<Option<Node>, YamlError> {
     Ok(builder.docs.into_iter().next())
 }
 
+/// Where the tab that a "found a tab" error is about stands. The scanner marks where it was
+/// when it met the tab: the start of the scalar before it (a tab that indents the next line is
+/// reported on the line above), or the column after an indenting tab. The culprit is the first
+/// tab in the indentation of a line with content from the marked line on, else the first tab
+/// after the mark.
+fn tab_at_or_after(lines: &[&str], at: Pos) -> Option<Pos> {
+    let from = at.line.checked_sub(1)?;
+    for (i, line) in lines.iter().enumerate().skip(from) {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let content = line[indent..].chars().next();
+        if content.is_none() || content == Some('#') {
+            continue;
+        }
+        if let Some(tab) = line[..indent].find('\t') {
+            return Some(Pos {
+                line: i + 1,
+                col: tab + 1,
+            });
+        }
+    }
+    let line = lines.get(from)?;
+    let skip = at.col.saturating_sub(1);
+    let tab = line.chars().skip(skip).position(|c| c == '\t')?;
+    Some(Pos {
+        line: at.line,
+        col: skip + tab + 1,
+    })
+}
+
+/// Where an empty value of `key` stands: just after the key's `:`. The parser marks an empty
+/// value where it found the next token (the next key, or past the end of the file), so an
+/// `script:` with nothing after it would be reported on the line below.
+fn after_colon(lines: &[&str], key: &Node) -> Option<Pos> {
+    let line: Vec<char> = lines.get(key.pos.line.checked_sub(1)?)?.chars().collect();
+    let mut i = key.pos.col.checked_sub(1)?;
+    match (&key.kind, line.get(i)) {
+        (
+            Kind::Scalar {
+                plain: true, value, ..
+            },
+            _,
+        ) => i += value.chars().count(),
+        (Kind::Scalar { .. }, Some(&q)) if q == '"' || q == '\'' => {
+            // Past the closing quote: `\"` escapes one in double quotes, `''` in single.
+            i += 1;
+            while let Some(&c) = line.get(i) {
+                if q == '"' && c == '\\' {
+                    i += 2;
+                    continue;
+                }
+                if c == q {
+                    if q == '\'' && line.get(i + 1) == Some(&'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            i += 1;
+        }
+        _ => return None,
+    }
+    let colon = i + line.get(i..)?.iter().position(|c| *c == ':')?;
+    Some(Pos {
+        line: key.pos.line,
+        col: colon + 2,
+    })
+}
+
 fn pos_of(m: &Marker) -> Pos {
     // yaml-rust2 counts lines from 1 and columns from 0.
     Pos {
@@ -132,7 +225,9 @@ fn pos_of(m: &Marker) -> Pos {
 
 /// Builds the tree from parser events: a stack of open collections.
 #[derive(Default)]
-struct Builder {
+struct Builder<'a> {
+    /// The source's lines ([`lines`]), to place what the parser marks elsewhere.
+    lines: Vec<&'a str>,
     stack: Vec<(Node, usize)>,
     /// Keys of open mappings waiting for their value.
     pending_keys: Vec<Option<Node>>,
@@ -147,7 +242,7 @@ struct Builder {
     error: Option<YamlError>,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn fail(&mut self, pos: Pos, width: usize, message: String, help: &str) {
         self.error.get_or_insert(YamlError {
             pos,
@@ -174,7 +269,25 @@ impl Builder {
         true
     }
 
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    fn push_value(&mut self, mut node: Node, anchor: usize) {
+        // An empty value marked on another line than its key: it stands after the key's `:`.
+        if is_empty_document(&node)
+            && let Some(Some(key)) = self.pending_keys.last()
+            && matches!(
+                self.stack.last(),
+                Some((
+                    Node {
+                        kind: Kind::Map(_),
+                        ..
+                    },
+                    _
+                ))
+            )
+            && key.pos.line != node.pos.line
+            && let Some(pos) = after_colon(&self.lines, key)
+        {
+            node.pos = pos;
+        }
         if anchor > 0 {
             let weight = node.weight();
             if !self.copy(weight, node.pos) {
@@ -267,7 +380,7 @@ fn merge(entries: &mut Vec<(Node, Node)>) -> Result<(), (Pos, String)> {
     Ok(())
 }
 
-impl MarkedEventReceiver for Builder {
+impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         if self.error.is_some() {
             return;
@@ -446,6 +559,17 @@ mod tests {
             ok.push_str(&format!("s{i}: {{dep: *d}}\n"));
         }
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn lines_break_at_lf_crlf_and_a_lone_cr() {
+        assert_eq!(lines("a\nb\r\nc\rd"), ["a", "b", "c", "d"]);
+        assert_eq!(lines("a\r\r\n\n"), ["a", "", ""]);
+        assert!(lines("").is_empty());
+        // The parser counts the same lines.
+        let doc = parse("a: 1\rb: 2\r\nc: 3\n").unwrap().unwrap();
+        let Kind::Map(top) = &doc.kind else { panic!() };
+        assert_eq!(top[2].0.pos, Pos { line: 3, col: 1 });
     }
 
     #[test]

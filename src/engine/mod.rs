@@ -368,7 +368,7 @@ fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Se
         if alive {
             let spacing = crate::defaults::HEALTH_SPACING.as_secs_f64();
             if ss.health_seen_at.is_none_or(|t| now - t >= spacing) {
-                ss.health_failures += 1;
+                ss.health_failures = ss.health_failures.saturating_add(1);
                 ss.health_seen_at = Some(now);
             }
         } else {
@@ -649,8 +649,9 @@ pub fn record_result(ss: &mut ServiceState, settings: &Settings, finished: f64, 
 pub fn record_start(ss: &mut ServiceState, settings: &Settings, started: f64, result: String) {
     ss.last_start = Some(started);
     ss.last_result = Some(result);
-    ss.starts += 1;
-    ss.failures += 1;
+    // Counters read from the state file: any number, so they saturate.
+    ss.starts = ss.starts.saturating_add(1);
+    ss.failures = ss.failures.saturating_add(1);
     ss.alive_since = None;
     ss.health_failures = 0;
     ss.health_seen_at = None;

@@ -506,7 +506,7 @@ fn exchange(
 ) -> Result<Vec<u8>, String> {
     let until = wait.until;
     let waits_for_something = until.is_some() || wait.done.is_some();
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::report::deadline(timeout);
     let timed_out = || format!("timed out after {}", show(timeout));
     let mut stream = None;
     let mut last = String::from("no address");

@@ -296,6 +296,13 @@ fn assemble(
 /// A chunk still running this long past its own time limit is abandoned.
 const STUCK_AFTER: Duration = Duration::from_secs(1);
 
+/// When a chunk started `at` with `limit` is abandoned: saturating, never a panic.
+fn stuck_at(at: Instant, limit: Duration) -> Instant {
+    let after = limit.saturating_add(STUCK_AFTER);
+    at.checked_add(after)
+        .unwrap_or_else(|| crate::report::deadline(after))
+}
+
 /// Chunks abandoned in this process (this tick), by [`stuck_key`], with why: later
 /// observations of the same tick do not run them again, so one stuck chunk costs one thread,
 /// not one per round.
@@ -394,7 +401,7 @@ fn run_chunks(
         }
         for i in 0..n {
             if let (None, Some(at)) = (&results[i], started[i]) {
-                wake = wake.min(at + limits[i].2 + STUCK_AFTER);
+                wake = wake.min(stuck_at(at, limits[i].2));
             }
         }
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
@@ -409,7 +416,7 @@ fn run_chunks(
         let now = Instant::now();
         for i in 0..n {
             let Some(at) = started[i] else { continue };
-            if results[i].is_some() || now < at + limits[i].2 + STUCK_AFTER {
+            if results[i].is_some() || now < stuck_at(at, limits[i].2) {
                 continue;
             }
             let (label, line, limit) = &limits[i];

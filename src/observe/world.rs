@@ -59,7 +59,7 @@ impl TickWorld {
             alive: alive.to_vec(),
             started: started.to_vec(),
             now: crate::engine::tick::unix_now(),
-            wait_until: Instant::now() + probes_take + Duration::from_secs(1),
+            wait_until: crate::report::deadline(probes_take.saturating_add(Duration::from_secs(1))),
             partial: Mutex::new(None),
             published: Condvar::new(),
             requests: Mutex::new(BTreeMap::new()),

@@ -59,8 +59,13 @@ pub struct DepStatus {
     pub reason: Option<String>,
 }
 
+/// A unix time as RFC 3339 UTC. A state file can hold any number: it is clamped to what RFC
+/// 3339 can write (1970 to 9999; humantime refuses a later year), never a panic.
 fn rfc3339(t: f64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0))).to_string()
+    const LAST: f64 = 253_402_300_799.0; // 9999-12-31T23:59:59Z
+    let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, LAST) };
+    let at = Duration::try_from_secs_f64(t).unwrap_or_default();
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + at).to_string()
 }
 
 /// Builds the status of every service from one observation and its plan.
@@ -228,6 +233,15 @@ pub fn table(r: &StatusReport, now: f64) -> String {
     out
 }
 
+/// `limit` from now: a deadline. Past what an `Instant` can hold (a limit no config can give,
+/// since `config::load` bounds every duration) it is a century from now, never a panic.
+pub fn deadline(limit: Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(limit)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// [`secs`] of a `Duration`.
 pub fn duration(d: std::time::Duration) -> String {
     secs(d.as_secs_f64())
@@ -297,7 +311,27 @@ pub fn io_reason(err: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{deadline, one_line, rfc3339};
+    use std::time::{Duration, Instant};
+
+    /// A state file can hold any time: each is written, clamped, never a panic.
+    #[test]
+    fn any_unix_time_is_written() {
+        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1e300), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_800.0), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(f64::INFINITY), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-1e300), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(f64::NAN), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_deadline_never_overflows() {
+        let d = deadline(Duration::MAX);
+        assert!(d > Instant::now() + Duration::from_secs(365 * 86_400));
+        let soon = deadline(Duration::from_secs(1));
+        assert!(soon <= Instant::now() + Duration::from_secs(1));
+    }
 
     #[test]
     fn outside_text_becomes_one_line() {
