@@ -27,9 +27,18 @@ fn check_valid_prints_a_summary_and_exits_0() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The original tool's file works unchanged, with a warning where its scripts start a
+    // service as `admin` (`sudo -u admin`): only root's processes would count without
+    // `process_user: admin`.
     assert_eq!(
         stdout(&out),
-        "tests/good/original.yaml: 2 services, 2 deps, ok\n"
+        "tests/good/original.yaml: 2 services, 2 deps, ok (2 warnings)\n"
+    );
+    assert_eq!(
+        stderr(&out).matches("add `process_user: admin`").count(),
+        2,
+        "{}",
+        stderr(&out)
     );
 }
 

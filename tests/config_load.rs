@@ -553,3 +553,44 @@ fn a_file_that_is_not_utf8_names_its_first_bad_byte() {
             .ends_with(":1:1: the file is not UTF-8: byte 0xFF at offset 0")
     );
 }
+
+/// A script that visibly starts its service as another account, in a service without `user:`
+/// or `process_user:`, is a warning at the script: only root's processes would count.
+#[test]
+fn a_script_that_switches_account_without_process_user_warns() {
+    let warn = |script: &str| {
+        let src = format!("a:\n  pname: a\n  script: {script}\n");
+        config::load_str(&src, Path::new("w.yaml"))
+            .unwrap()
+            .warnings
+            .iter()
+            .map(|d| d.headline())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        warn("sudo -u admin /srv/app/start.sh"),
+        [
+            "w.yaml:3:11: warning: a: its script starts it as `admin`, but only root's processes make it alive: it would count as dead and be started again"
+        ]
+    );
+    for script in [
+        "sudo -H -u admin x",
+        "su admin -c 'x'",
+        "runuser -u admin -- x",
+        "setpriv --reuid=admin --regid=admin x",
+    ] {
+        assert_eq!(warn(script).len(), 1, "{script}");
+        assert!(warn(script)[0].contains("as `admin`"), "{script}");
+    }
+    assert!(warn("systemctl start redis-server")[0].contains("through systemd"));
+    for quiet in ["sudo -u root x", "/srv/app/start.sh", "echo sudo"] {
+        assert!(warn(quiet).is_empty(), "{quiet}");
+    }
+    let src = "a:\n  pname: a\n  process_user: admin\n  script: sudo -u admin x\n";
+    let cfg = config::load_str(src, Path::new("w.yaml"));
+    assert!(cfg.is_ok_and(|c| {
+        !c.warnings
+            .iter()
+            .any(|d| d.headline().contains("starts it as"))
+    }));
+}

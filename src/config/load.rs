@@ -748,6 +748,28 @@ impl Cx<'_> {
             );
             self.warnings.push(d);
         }
+        if let (None, None, Some(script)) = (&user, &process_user, &script)
+            && let Some(how) = switches_account(script)
+        {
+            let v = node_of(node, "script").unwrap_or(key);
+            let (msg, help) = match &how {
+                Switch::To(account) => (
+                    format!(
+                        "its script starts it as `{account}`, but only root's processes make it \
+                         alive: it would count as dead and be started again"
+                    ),
+                    format!("add `process_user: {account}` (or `user: {account}`)"),
+                ),
+                Switch::Systemd => (
+                    "its script starts it through systemd: if the daemon drops privileges to \
+                     another account, only root's processes make it alive"
+                        .to_string(),
+                    "add `process_user: <the account it runs as>` if it is not root".to_string(),
+                ),
+            };
+            let d = self.diag(Severity::Warning, v.pos, name, &msg, 1, Some(help));
+            self.warnings.push(d);
+        }
         if follow && !deps.iter().any(|d| matches!(d, Dep::Service { .. })) {
             let v = node_of(node, "restart_on_dep_restart").unwrap_or(key);
             let d = self.diag(
@@ -1332,6 +1354,41 @@ fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, k)| k)
+}
+
+/// How a script starts its service as another account than autoheal's.
+enum Switch {
+    /// `sudo -u NAME`, `su NAME -c`, `runuser -u NAME`, `setpriv --reuid NAME`.
+    To(String),
+    /// `systemctl start` / `restart`: the unit decides the account.
+    Systemd,
+}
+
+/// Whether `script` visibly starts its service as another account: then, without `user:` or
+/// `process_user:`, its processes would not count (only root's do), and `check` warns.
+fn switches_account(script: &str) -> Option<Switch> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?x)
+            \bsudo\s+(?:-\S+\s+)*?-u\s*(?P<sudo>[A-Za-z_][\w.-]*)
+            | \bsu\s+(?:-\s+|-l\s+|--login\s+)?(?P<su>[A-Za-z_][\w.-]*)\s+-c\b
+            | \brunuser\s+(?:-\S+\s+)*?-u\s*(?P<runuser>[A-Za-z_][\w.-]*)
+            | \bsetpriv\s+.*?--reuid[=\s](?P<setpriv>[A-Za-z_][\w.-]*)
+            | \b(?P<systemd>systemctl\s+(?:-\S+\s+)*(?:start|restart))\b",
+        )
+        .expect("a valid regex")
+    });
+    let c = re.captures(script)?;
+    if c.name("systemd").is_some() {
+        return Some(Switch::Systemd);
+    }
+    ["sudo", "su", "runuser", "setpriv"]
+        .iter()
+        .find_map(|g| c.name(g))
+        .map(|m| m.as_str())
+        .filter(|name| *name != "root")
+        .map(|name| Switch::To(name.to_string()))
 }
 
 /// Whether the user exists on this host (through NSS, as the script would need it).
