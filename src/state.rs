@@ -33,6 +33,11 @@ pub const STATE_VERSION: u32 = 1;
 pub struct State {
     /// Format version; always [`STATE_VERSION`] for a state this build wrote.
     pub version: u32,
+    /// The boot (`/proc/sys/kernel/random/boot_id`) this state was last observed in: a tick
+    /// that finds another one knows the host rebooted since (a power cut), and that deaths
+    /// since were not failed restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
     /// Per service, by its name in conf.yaml.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceState>,
@@ -42,6 +47,7 @@ impl Default for State {
     fn default() -> Self {
         State {
             version: STATE_VERSION,
+            boot: None,
             services: BTreeMap::new(),
         }
     }

@@ -911,3 +911,30 @@ fn a_pid_file_seen_alive_stays_alive_when_the_clock_jumps() {
     assert!(is_running(pid));
     assert_eq!(f.journal(), vec!["svc"]);
 }
+
+/// A tick whose only unhealed services are one autoheal gave up on and its dependent waits for
+/// nothing: it ends at once, not at the end of its converge budget.
+#[test]
+fn a_tick_held_only_by_a_given_up_service_ends_at_once() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 60s\n  give_up_after: 1\na:\n  pname: 'never-{tag}-a'\n  grace: 100ms\n  script: exit 1\nb:\n  pname: 'never-{tag}-b'\n  dep: [{{name: a}}]\n  script: 'true'\n",
+        tag = f.tag
+    ));
+    let first = f.run();
+    assert_eq!(first.status.code(), Some(1), "{}", stdout(&first));
+    let began = Instant::now();
+    let out = f.run();
+    let took = began.elapsed();
+    let log = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("b: still down: waiting on a (dead, autoheal gave up on it)"),
+        "{log}"
+    );
+    // Half the budget is a margin no loaded machine needs; the old tick took all 60 s.
+    assert!(
+        took < Duration::from_secs(30),
+        "the tick waited {took:?} for nothing: {log}"
+    );
+}

@@ -22,6 +22,8 @@ pub struct Observation {
     pub notes: Vec<(String, String)>,
     /// Services whose start (or restart) script is still running: not started again.
     pub running: BTreeSet<String>,
+    /// This boot's id, when it could be read (see [`State::boot`]).
+    pub boot: Option<String>,
 }
 
 /// One service as observed.
@@ -266,6 +268,20 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     // Forget services no longer in the file.
     next.services
         .retain(|name, _| config.service(name).is_some());
+    let mut notes = Vec::new();
+    if let Some(boot) = &obs.boot {
+        if next.boot.as_ref().is_some_and(|b| b != boot) {
+            forgive_reboot(&mut next);
+            notes.push((
+                "autoheal".to_string(),
+                "the host rebooted since the last tick (its boot id changed): failed restarts, \
+                 backoffs and given-up services are forgiven, as a death by power cut is not a \
+                 failed restart"
+                    .to_string(),
+            ));
+        }
+        next.boot = Some(boot.clone());
+    }
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     for svc in &config.services {
         let ss = next.services.entry(svc.name.clone()).or_default();
@@ -285,7 +301,6 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
     }
     // A restart a chunk asked for that the gate holds now that every result is in: the
     // service stays as it is (alive and well), and the log says why nothing was done.
-    let mut notes = Vec::new();
     for (name, who) in &obs.requested {
         if let (Some(Verdict::Alive), Some(svc)) = (verdicts.get(name), config.service(name)) {
             let ss = next.services.get(name).cloned().unwrap_or_default();
@@ -315,6 +330,24 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
         decisions,
         state: next,
         notes,
+    }
+}
+
+/// After a reboot: what counted restarts that failed belongs to the boot before. Every service
+/// died with its host, which says nothing about the service: its failure count, backoff,
+/// given-up flag and health count start again, and a script launched in the old boot is gone.
+/// Its last start stays (grace is counted in wall time and is long over, or still protects a
+/// start made just before the cut).
+fn forgive_reboot(state: &mut State) {
+    for ss in state.services.values_mut() {
+        ss.failures = 0;
+        ss.backoff_until = None;
+        ss.gave_up = false;
+        ss.health_failures = 0;
+        ss.health_seen_at = None;
+        ss.alive_since = None;
+        ss.script_until = None;
+        ss.script_session = None;
     }
 }
 

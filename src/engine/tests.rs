@@ -899,3 +899,44 @@ fn a_dependent_with_a_failing_health_still_follows_its_restarted_dep() {
         Verdict::Unhealthy { held: None, .. }
     ));
 }
+
+#[test]
+fn a_reboot_forgives_failed_restarts_and_backoff() {
+    let c = cfg("a:\n  pname: a\n  script: x\n  grace: 30s\n");
+    let mut st = state_with("a", |s| {
+        s.failures = 2;
+        s.last_start = Some(NOW - 40.0);
+        s.backoff_until = Some(NOW + 20.0);
+    });
+    st.boot = Some("boot-1".into());
+    let mut o = obs(vec![("a", dead())]);
+    // The same boot: a crash; the backoff holds.
+    o.boot = Some("boot-1".into());
+    let p = plan(&c, &o, &st, NOW);
+    assert!(matches!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Backoff { .. })
+    ));
+    assert!(p.notes.is_empty());
+    // Another boot: the host went down with it; no backoff, no failure counted, said once.
+    o.boot = Some("boot-2".into());
+    let p = plan(&c, &o, &st, NOW);
+    assert_eq!(verdict(&p, "a"), Verdict::Start);
+    assert_eq!(p.state.services["a"].failures, 0);
+    assert_eq!(p.state.boot.as_deref(), Some("boot-2"));
+    assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+    assert!(
+        p.notes[0]
+            .1
+            .starts_with("the host rebooted since the last tick")
+    );
+    let again = plan(&c, &o, &p.state, NOW);
+    assert!(again.notes.is_empty(), "said once");
+    // A state from before boot ids were kept: nothing to compare, nothing forgiven.
+    st.boot = None;
+    let p = plan(&c, &o, &st, NOW);
+    assert!(matches!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Backoff { .. })
+    ));
+}

@@ -139,7 +139,14 @@ pub fn run(
         let done = closing
             || p.all_well()
             || elapsed >= budget
-            || (starts.is_empty() && !can_change(&p, now, now + (budget - elapsed).as_secs_f64()));
+            || (starts.is_empty()
+                && !can_change(
+                    config,
+                    &obs,
+                    &p,
+                    now,
+                    now + (budget - elapsed).as_secs_f64(),
+                ));
         if done && !running.services.is_empty() {
             // The budget is spent or nothing else can change, but scripts still run: wait for
             // them (each is bounded by its `timeout`), record how they ended, and look once
@@ -181,18 +188,61 @@ pub fn run(
     }
 }
 
-/// Whether any hold may lift before `deadline`.
-fn can_change(p: &Plan, now: f64, deadline: f64) -> bool {
-    p.decisions.iter().any(|d| match &d.verdict {
-        Verdict::Held(h) => h.lifts_at(now).is_some_and(|t| t < deadline),
-        Verdict::Start | Verdict::Restart { .. } => true,
+/// Whether any hold may lift before `deadline`. A service held on its deps can change only
+/// if one of the deps that holds it can: a remote one (it may come up any moment), or a local
+/// one whose own verdict can change. One held only by local services that gave up, are
+/// backed off past the deadline or may not be signalled waits for nothing in this tick.
+fn can_change(config: &Config, obs: &Observation, p: &Plan, now: f64, deadline: f64) -> bool {
+    let verdicts: BTreeMap<&str, &Verdict> = p
+        .decisions
+        .iter()
+        .map(|d| (d.service.as_str(), &d.verdict))
+        .collect();
+    let mut seen = BTreeSet::new();
+    p.decisions
+        .iter()
+        .any(|d| verdict_can_change(config, obs, &verdicts, &d.service, now, deadline, &mut seen))
+}
+
+fn verdict_can_change<'a>(
+    config: &'a Config,
+    obs: &Observation,
+    verdicts: &BTreeMap<&str, &Verdict>,
+    name: &'a str,
+    now: f64,
+    deadline: f64,
+    seen: &mut BTreeSet<&'a str>,
+) -> bool {
+    let lifts = |h: &Hold| h.lifts_at(now).is_some_and(|t| t < deadline);
+    match verdicts.get(name) {
+        Some(Verdict::Held(Hold::Deps { .. })) => {
+            // Each service is followed once: the local graph has no cycle, and a chain of
+            // thousands of services costs one visit each.
+            if !seen.insert(name) {
+                return false;
+            }
+            let Some(svc) = config.service(name) else {
+                return true;
+            };
+            let o = obs.services.get(name);
+            svc.deps.iter().any(|dep| match dep {
+                crate::config::Dep::Service { name: d } => {
+                    !matches!(verdicts.get(d.as_str()), Some(Verdict::Alive))
+                        && verdict_can_change(config, obs, verdicts, d, now, deadline, seen)
+                }
+                other => o
+                    .and_then(|o| o.deps.get(other.name()))
+                    .is_none_or(|r| r.result.is_err()),
+            })
+        }
+        Some(Verdict::Held(h)) => lifts(h),
+        Some(Verdict::Start | Verdict::Restart { .. }) => true,
         // An unhealthy service may recover by itself (and its dependents with it), and its
         // failure count goes on; unless its due restart is held past the deadline.
-        Verdict::Unhealthy { held, .. } => held
-            .as_ref()
-            .is_none_or(|h| h.lifts_at(now).is_some_and(|t| t < deadline)),
-        Verdict::Alive => false,
-    })
+        Some(Verdict::Unhealthy { held, .. }) => held.as_ref().is_none_or(lifts),
+        Some(Verdict::Alive) => false,
+        None => false,
+    }
 }
 
 /// ±20 %, from the process's random hasher seed: enough to keep hosts out of step.
@@ -638,55 +688,85 @@ mod tests {
     use super::*;
     use crate::engine::Decision;
 
-    fn plan_of(verdict: Verdict) -> Plan {
+    fn plan_of(verdicts: &[(&str, Verdict)]) -> Plan {
         Plan {
-            decisions: vec![Decision {
-                service: "a".into(),
-                verdict,
-            }],
+            decisions: verdicts
+                .iter()
+                .map(|(s, v)| Decision {
+                    service: s.to_string(),
+                    verdict: v.clone(),
+                })
+                .collect(),
             state: State::default(),
             notes: Vec::new(),
         }
     }
 
+    fn cfg(yaml: &str) -> Config {
+        crate::config::load_str(yaml, Path::new("t.yaml")).unwrap()
+    }
+
     #[test]
     fn a_tick_stops_waiting_when_nothing_can_change_before_its_deadline() {
         let (now, deadline) = (100.0, 150.0);
+        let c = cfg("a:\n  pname: a\n  script: x\n");
+        let obs = Observation::default();
+        let one = |v: Verdict| can_change(&c, &obs, &plan_of(&[("a", v)]), now, deadline);
         let unhealthy = |held| Verdict::Unhealthy {
             reason: "HTTP 503".into(),
             held,
         };
-        assert!(
-            can_change(&plan_of(unhealthy(None)), now, deadline),
-            "still counting"
-        );
+        assert!(one(unhealthy(None)), "still counting");
         let backoff = |until| Hold::Backoff { until, failures: 3 };
-        assert!(!can_change(
-            &plan_of(unhealthy(Some(backoff(900.0)))),
-            now,
-            deadline
-        ));
-        assert!(can_change(
-            &plan_of(unhealthy(Some(backoff(120.0)))),
-            now,
-            deadline
-        ));
-        assert!(!can_change(
-            &plan_of(Verdict::Held(backoff(900.0))),
-            now,
-            deadline
-        ));
-        assert!(!can_change(
-            &plan_of(Verdict::Held(Hold::GaveUp { failures: 9 })),
-            now,
-            deadline
-        ));
-        assert!(can_change(
-            &plan_of(Verdict::Held(Hold::Deps { why: "db".into() })),
-            now,
-            deadline
-        ));
-        assert!(!can_change(&plan_of(Verdict::Alive), now, deadline));
+        assert!(!one(unhealthy(Some(backoff(900.0)))));
+        assert!(one(unhealthy(Some(backoff(120.0)))));
+        assert!(!one(Verdict::Held(backoff(900.0))));
+        assert!(!one(Verdict::Held(Hold::GaveUp { failures: 9 })));
+        assert!(!one(Verdict::Alive));
+    }
+
+    #[test]
+    fn a_service_held_only_by_a_dep_that_gave_up_waits_for_nothing() {
+        let (now, deadline) = (100.0, 150.0);
+        let c = cfg(
+            "db:\n  pname: db\n  script: x\napi:\n  pname: api\n  dep: [{name: db}]\n  \
+             script: y\nweb:\n  pname: web\n  dep: [{name: api}, {name: ext, host: 10.0.0.9, \
+             port: 80}]\n  script: z\n",
+        );
+        let deps = || Verdict::Held(Hold::Deps { why: "db".into() });
+        let gave_up = Verdict::Held(Hold::GaveUp { failures: 10 });
+        let mut obs = Observation::default();
+        let mut web = crate::engine::ServiceObs {
+            alive: Err("dead".into()),
+            started: None,
+            health: None,
+            deps: Default::default(),
+            stop: None,
+            check_error: false,
+            pid_file_process: None,
+        };
+        web.deps.insert(
+            "ext".into(),
+            crate::engine::DepObs {
+                target: "10.0.0.9:80".into(),
+                result: Ok(()),
+            },
+        );
+        obs.services.insert("web".into(), web.clone());
+        let plan = plan_of(&[("db", gave_up.clone()), ("api", deps()), ("web", deps())]);
+        assert!(
+            !can_change(&c, &obs, &plan, now, deadline),
+            "db gave up: the chain waits for nothing"
+        );
+        // A remote dep that is down may come up: worth waiting for.
+        web.deps.get_mut("ext").unwrap().result = Err("connection refused".into());
+        obs.services.insert("web".into(), web);
+        assert!(can_change(&c, &obs, &plan, now, deadline));
+        // A local dep that is only in grace lifts before the deadline.
+        let obs = Observation::default();
+        let graced = Verdict::Held(Hold::Grace { until: 120.0 });
+        let plan = plan_of(&[("db", graced), ("api", deps())]);
+        assert!(can_change(&c, &obs, &plan, now, deadline));
     }
 
     #[test]

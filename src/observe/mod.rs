@@ -289,6 +289,7 @@ fn assemble(
             .map(|s| s.name.clone())
             .zip(services)
             .collect(),
+        boot: procs::current_boot_id(),
         ..Default::default()
     }
 }

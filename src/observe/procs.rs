@@ -555,6 +555,12 @@ pub fn session_members(leader: &ProcId) -> Vec<u32> {
     members
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`): it changes with every boot, and with
+/// nothing else.
+pub fn current_boot_id() -> Option<String> {
+    boot_id(Path::new("/proc"))
+}
+
 fn boot_id(proc_root: &Path) -> Option<String> {
     fs::read_to_string(proc_root.join("sys/kernel/random/boot_id"))
         .ok()
