@@ -286,6 +286,10 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     if !running(pid) {
         return format!("pid {pid} had already exited");
     }
+    // A daemon that leads its own session (a postmaster) leaves its workers in it: the new
+    // instance must not start while they still hold what the old one held (shared memory, a
+    // lock file, a port). Looked at now, while the pid is surely still this process's.
+    let leader = crate::observe::procs::leads_session(pid);
     let signal = |sig: Signal| match &fd {
         Some(fd) => pidfd_send_signal(fd, sig),
         None if same() => rustix::process::kill_process(p, sig),
@@ -308,7 +312,8 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     while start.elapsed() < timeout {
         let wait = (timeout - start.elapsed()).min(Duration::from_millis(25));
         if exited(wait) {
-            return format!("pid {pid} exited on SIGTERM in {}", secs(start.elapsed()));
+            let said = format!("pid {pid} exited on SIGTERM in {}", secs(start.elapsed()));
+            return said + &session_gone(pid, leader, start);
         }
     }
     let _ = signal(Signal::KILL);
@@ -316,11 +321,12 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     while killed.elapsed() < crate::defaults::KILL_WAIT {
         let wait = (crate::defaults::KILL_WAIT - killed.elapsed()).min(Duration::from_millis(25));
         if exited(wait) {
-            return format!(
+            let said = format!(
                 "pid {pid} ignored SIGTERM for {}; SIGKILL ended it in {}",
                 secs(timeout),
                 secs(killed.elapsed())
             );
+            return said + &session_gone(pid, leader, killed);
         }
     }
     format!(
@@ -329,6 +335,44 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
         secs(timeout),
         secs(crate::defaults::KILL_WAIT)
     )
+}
+
+/// Once a session leader that was stopped has exited: waits, up to [`crate::defaults::KILL_WAIT`]
+/// from `since`, for the rest of its session (its workers, which see their master gone and
+/// exit) and says how that went; "" for a process that led no session.
+fn session_gone(sid: u32, leader: bool, since: Instant) -> String {
+    if !leader {
+        return String::new();
+    }
+    let left = || crate::observe::procs::in_session(sid);
+    let mut members = left();
+    if members.is_empty() {
+        return String::new();
+    }
+    let n = members.len();
+    while !members.is_empty() && since.elapsed() < crate::defaults::KILL_WAIT {
+        std::thread::sleep(Duration::from_millis(20));
+        members = left();
+    }
+    if members.is_empty() {
+        format!(
+            ", and the {n} other processes of its session by {}",
+            secs(since.elapsed())
+        )
+    } else {
+        format!(
+            ", but {} processes of its session were still there {} after (pids {}); starting \
+             anyway",
+            members.len(),
+            secs(since.elapsed()),
+            members
+                .iter()
+                .take(5)
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
 }
 
 /// Whether the process of `pidfd` has exited, waiting up to `wait` (a pidfd becomes readable

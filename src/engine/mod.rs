@@ -335,11 +335,11 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan
 
 /// After a reboot: what counted restarts that failed belongs to the boot before. Every service
 /// died with its host, which says nothing about the service: its failure count, backoff,
-/// given-up flag and health count start again, and a script launched in the old boot is gone.
-/// Its last start stays (grace is counted in wall time and is long over, or still protects a
-/// start made just before the cut).
+/// given-up flag and health count start again, a script launched in the old boot is gone, and
+/// so is the grace of a start made in it (no process of it is warming up any more).
 fn forgive_reboot(state: &mut State) {
     for ss in state.services.values_mut() {
+        ss.last_start = None;
         ss.failures = 0;
         ss.backoff_until = None;
         ss.gave_up = false;

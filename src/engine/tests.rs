@@ -908,6 +908,8 @@ fn a_reboot_forgives_failed_restarts_and_backoff() {
         s.last_start = Some(NOW - 40.0);
         s.backoff_until = Some(NOW + 20.0);
     });
+    let mut in_grace = st.clone();
+    in_grace.services.get_mut("a").unwrap().last_start = Some(NOW - 5.0);
     st.boot = Some("boot-1".into());
     let mut o = obs(vec![("a", dead())]);
     // The same boot: a crash; the backoff holds.
@@ -932,6 +934,10 @@ fn a_reboot_forgives_failed_restarts_and_backoff() {
     );
     let again = plan(&c, &o, &p.state, NOW);
     assert!(again.notes.is_empty(), "said once");
+    // A start made just before the cut is not warming up in the new boot: no grace either.
+    in_grace.boot = Some("boot-1".into());
+    let p = plan(&c, &o, &in_grace, NOW);
+    assert_eq!(verdict(&p, "a"), Verdict::Start);
     // A state from before boot ids were kept: nothing to compare, nothing forgiven.
     st.boot = None;
     let p = plan(&c, &o, &st, NOW);

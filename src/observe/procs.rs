@@ -555,6 +555,30 @@ pub fn session_members(leader: &ProcId) -> Vec<u32> {
     members
 }
 
+/// The live processes whose session is `sid` (a session leader's pid), read from `/proc` now.
+pub fn in_session(sid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = fs::read(entry.path().join("stat")).ok()?;
+            let stat = parse_stat(&String::from_utf8_lossy(&stat))?;
+            (stat.session == sid && !matches!(stat.state, 'Z' | 'X')).then_some(pid)
+        })
+        .collect()
+}
+
+/// Whether `pid` leads its own session (a daemon that called `setsid`, as pg_ctl's postmaster
+/// does): its workers then share its session id.
+pub fn leads_session(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)))
+        .is_some_and(|s| s.session == pid)
+}
+
 /// This boot's id (`/proc/sys/kernel/random/boot_id`): it changes with every boot, and with
 /// nothing else.
 pub fn current_boot_id() -> Option<String> {
