@@ -199,6 +199,13 @@ impl Checker<'_> {
             let (message, help) = if read.indexed {
                 // `redsi.ping{}`: meant as a module (or `strng.format`, a library table).
                 (sandbox::no_module(name, &self.dirs), near)
+            } else if let Some(at) = free.locals.get(name) {
+                let help = format!(
+                    "`{name}` is a local declared at line {}, out of scope here (its block \
+                     has ended); declare it before that block to read it after",
+                    sandbox::file_line(chunk, *at)
+                );
+                (format!("unknown global `{name}`"), Some(help))
             } else {
                 let help = near.unwrap_or_else(|| {
                     "a chunk can read Lua's standard globals, autoheal's primitives \
@@ -517,6 +524,16 @@ mod tests {
             "conf.yaml:5: web.check: unknown global `tcpprobe`"
         );
         assert_eq!(diags[0].help.as_deref(), Some("did you mean `tcp_probe`?"));
+        let diags = check_config(&config_with_check("return zzqx"));
+        assert_eq!(diags[0].message, "unknown global `zzqx`");
+        assert!(
+            diags[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .starts_with("a chunk can read Lua's standard"),
+            "{diags:?}"
+        );
         // A global the chunk assigns, a module global, a module loaded by require.
         for ok in [
             "n = 1\n    return n",

@@ -22,7 +22,7 @@
 //! (the code it loads may define any global). Fields are not followed: `string.fromat` and
 //! `M.f` of a module `M` are reads of `string` and `M` only.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use full_moon::ast::{
     Block, Call, Expression, Field, FunctionArgs, FunctionBody, FunctionCall, Index, LastStmt,
@@ -55,6 +55,9 @@ pub(crate) struct Names {
     /// Every global assigned anywhere in the chunk (`x = 1`, `function f() end`, `_G.x = 1`,
     /// `rawset(_G, "x", 1)`), wherever the assignment stands: one assignment anywhere defines it.
     pub assigned: HashSet<String>,
+    /// Every local the chunk declares, with the line of its first declaration: a global read
+    /// of one of these names is most likely a read outside its scope.
+    pub locals: HashMap<String, usize>,
 }
 
 /// The globals `source` reads and assigns, or `None` when that cannot be told statically (see
@@ -77,6 +80,7 @@ pub(crate) fn free_names(source: &str) -> Option<Names> {
     Some(Names {
         reads: w.reads,
         assigned: w.assigned,
+        locals: w.locals,
     })
 }
 
@@ -87,6 +91,7 @@ struct Walker {
     reads: Vec<Read>,
     seen: HashSet<String>,
     assigned: HashSet<String>,
+    locals: HashMap<String, usize>,
     /// Set when the chunk does something that makes its globals unknowable.
     unsure: bool,
 }
@@ -129,6 +134,7 @@ impl Walker {
         match ident(tok) {
             Some(name) => {
                 let name = name.to_string();
+                self.locals.entry(name.clone()).or_insert_with(|| line(tok));
                 if let Some(scope) = self.scopes.last_mut() {
                     scope.push(name);
                 }
@@ -572,6 +578,14 @@ mod tests {
             reads("local function f(...) return select('#', ...) end\nreturn ..."),
             ["select"]
         );
+    }
+
+    #[test]
+    fn locals_are_listed_with_their_line() {
+        let n = free_names("local a = 1\nfor i = 1, 2 do local a end\nreturn i").unwrap();
+        assert_eq!(n.locals.get("a"), Some(&1));
+        assert_eq!(n.locals.get("i"), Some(&2));
+        assert_eq!(n.reads[0].name, "i");
     }
 
     #[test]
