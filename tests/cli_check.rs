@@ -298,3 +298,26 @@ fn check_rejects_lua_that_cannot_work() {
         stderr(&out)
     );
 }
+
+/// A one-line chunk that YAML cut at ` #` where Lua needed it is rejected, saying so; a comment
+/// after a complete chunk is not.
+#[test]
+fn check_rejects_a_chunk_cut_at_a_comment() {
+    let cut = "tests/bad/lua_cut_at_comment.yaml";
+    let out = autoheal().args(["check", "-c", cut]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let want = format!(
+        "{cut}:3:17: web: this chunk ends at ` #`, which YAML reads as a comment though the Lua \
+         before it needs what follows: `#exec(\"ls /srv/web/ready\") > 0` was cut off\n   |\n \
+         3 |   check: return #exec(\"ls /srv/web/ready\") > 0\n   |                 \
+         ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  = help: quote the whole chunk (`check: 'return \
+         #exec(\"ls /srv/web/ready\") > 0'`) or write it as a block (`check: |`, the Lua on the \
+         lines below), where `#` is Lua's length operator (a comment goes after complete Lua)\n"
+    );
+    assert!(err.starts_with(&want), "{err}");
+    // The dep with a comment after its complete chunk (line 6) is not flagged.
+    assert!(!err.contains(&format!("{cut}:6")), "{err}");
+    assert!(err.contains(&format!("{cut}:8:41: web: ")), "{err}");
+    assert!(err.contains("2 errors in "), "{err}");
+}
