@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`autoheal check` on a generated 1,000-service file: median wall time and peak memory.
 
-Usage: python3 bench/check_bench.py [--lua] [N_SERVICES] [RUNS]   (builds the release binary first)
+Usage: python3 bench/check_bench.py [--lua] [--bin PATH] [N_SERVICES] [RUNS]
+(builds the release binary first; --bin measures that binary instead, to compare two builds
+on the same machine at the same time)
 
 With --lua every service also has a `check:` chunk (one line in most, a block of a few lines
 in one of four, a library module in one of ten), so that the cost of compiling the chunks and
@@ -13,11 +15,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 args = sys.argv[1:]
 lua = "--lua" in args
 args = [a for a in args if a != "--lua"]
+binary = None
+if "--bin" in args:
+    i = args.index("--bin")
+    binary = os.path.abspath(args[i + 1])
+    del args[i:i + 2]
 n = int(args[0]) if len(args) > 0 else 1000
 runs = int(args[1]) if len(args) > 1 else 21
 
-subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-binary = os.path.join(ROOT, "target", "release", "autoheal")
+if binary is None:
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    binary = os.path.join(ROOT, "target", "release", "autoheal")
 
 lines = ["settings:", "  converge: 30s", ""]
 deps = 0
