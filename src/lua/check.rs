@@ -148,7 +148,7 @@ impl Checker<'_> {
             return;
         }
         let mut modules = literal_requires(&chunk.source);
-        let free = names::free_names(&chunk.source);
+        let free = free_names(&chunk.source);
         match &free {
             // A global that names a module loads it.
             Some(free) => modules.extend(
@@ -295,7 +295,7 @@ impl Checker<'_> {
             self.diags.push(module_diag(path, &msg, chunk));
             return failed;
         }
-        let globals = names::free_names(&source).map(|n| n.assigned);
+        let globals = free_names(&source).map(|n| n.assigned);
         let requires = literal_requires(&source)
             .into_iter()
             .map(|(_, m)| m)
@@ -391,14 +391,23 @@ pub(crate) fn check_config(config: &Config) -> Vec<Diagnostic> {
     // On a thread of its own for the stack (see [`STACK`]); where no thread can be started,
     // here.
     std::thread::scope(|s| {
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("autoheal-check".into())
             .stack_size(STACK)
-            .spawn_scoped(s, || check_chunks(config, &chunks))
-            .ok()
-            .and_then(|t| t.join().ok())
+            .spawn_scoped(s, || check_chunks(config, &chunks));
+        match spawned {
+            Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(_) => check_chunks(config, &chunks),
+        }
     })
-    .unwrap_or_else(|| check_chunks(config, &chunks))
+}
+
+/// [`names::free_names`], where a panic of the parser (a bug of full_moon's) only means the
+/// names cannot be told.
+fn free_names(source: &str) -> Option<names::Names> {
+    std::panic::catch_unwind(|| names::free_names(source))
+        .ok()
+        .flatten()
 }
 
 fn check_chunks(config: &Config, chunks: &[&LuaChunk]) -> Vec<Diagnostic> {
