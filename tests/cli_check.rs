@@ -221,3 +221,112 @@ fn lua_syntax_errors_are_listed_with_the_other_errors() {
         "{err}"
     );
 }
+
+/// Every file of examples/ and tests/good/ passes `check`.
+#[test]
+fn check_accepts_every_example_and_good_file() {
+    let mut files = Vec::new();
+    for dir in ["examples", "tests/good"] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "yaml") {
+                files.push(format!(
+                    "{dir}/{}",
+                    path.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    for file in &files {
+        let out = autoheal().args(["check", "-c", file]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
+        assert!(stdout(&out).ends_with(", ok\n"), "{file}: {}", stdout(&out));
+    }
+    let out = autoheal()
+        .args(["check", "-c", "tests/good/lua_globals.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "tests/good/lua_globals.yaml: 1 services, 5 deps, ok\n"
+    );
+}
+
+/// Lua that cannot work is rejected by `check` (and so by every command's load), at its
+/// conf.yaml line, with what to do.
+#[test]
+fn check_rejects_lua_that_cannot_work() {
+    let module = "tests/bad/lua_misspelt_module.yaml";
+    let out = autoheal().args(["check", "-c", module]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "{module}:3: web.check: no Lua module `redsi` (searched: "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(" 3 | return redsi.ping{port=6379}\n  = help: did you mean `redis`?\n"),
+        "{err}"
+    );
+
+    let global = "tests/bad/lua_unknown_global.yaml";
+    let out = autoheal().args(["check", "-c", global]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "{global}:5: web.dep[probe].lua: unknown global `tcpprobe`\n   |\n 5 | tcpprobe(\"127.0.0.1\", 1)\n  = help: did you mean `tcp_probe`?\n"
+        )),
+        "{err}"
+    );
+    // A local read outside its loop: the help says so.
+    assert!(
+        err.contains(&format!(
+            "{global}:12: web.dep[queue].lua: unknown global `port`\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "  = help: `port` is a local declared at line 8, out of scope here (its block has \
+             ended); declare it before that block to read it after\n"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("2 errors in "), "{err}");
+    // Every command loads through the same check.
+    let out = autoheal().args(["order", "-c", global]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown global `tcpprobe`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A one-line chunk that YAML cut at ` #` where Lua needed it is rejected, saying so; a comment
+/// after a complete chunk is not.
+#[test]
+fn check_rejects_a_chunk_cut_at_a_comment() {
+    let cut = "tests/bad/lua_cut_at_comment.yaml";
+    let out = autoheal().args(["check", "-c", cut]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let want = format!(
+        "{cut}:3:17: web: this chunk ends at ` #`, which YAML reads as a comment though the Lua \
+         before it needs what follows: `#exec(\"ls /srv/web/ready\") > 0` was cut off\n   |\n \
+         3 |   check: return #exec(\"ls /srv/web/ready\") > 0\n   |                 \
+         ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  = help: quote the whole chunk (`check: 'return \
+         #exec(\"ls /srv/web/ready\") > 0'`) or write it as a block (`check: |`, the Lua on the \
+         lines below), where `#` is Lua's length operator (a comment goes after complete Lua)\n"
+    );
+    assert!(err.starts_with(&want), "{err}");
+    // The dep with a comment after its complete chunk (line 6) is not flagged.
+    assert!(!err.contains(&format!("{cut}:6")), "{err}");
+    assert!(err.contains(&format!("{cut}:8:41: web: ")), "{err}");
+    assert!(err.contains("2 errors in "), "{err}");
+}

@@ -466,8 +466,74 @@ impl Cx<'_> {
             label,
             service: context.to_string(),
         };
-        self.chunks.push(chunk.clone());
+        // A chunk YAML cut short is reported as that, not compiled: its Lua errors would be
+        // about text the operator never wrote.
+        if !self.cut_at_comment(node, context, key) {
+            self.chunks.push(chunk.clone());
+        }
         Some(chunk)
+    }
+
+    /// Reports a one-line plain chunk that YAML ended at a ` #` that Lua needed (see
+    /// [`super::cut`]); true if it did.
+    fn cut_at_comment(&mut self, node: &Node, context: &str, key: &str) -> bool {
+        let Kind::Scalar {
+            value, plain: true, ..
+        } = &node.kind
+        else {
+            return false;
+        };
+        let Some(text) = self.lines.get(node.pos.line.wrapping_sub(1)).copied() else {
+            return false;
+        };
+        // A one-line plain scalar is its source text, from its column (in characters).
+        let Some((start, _)) = text.char_indices().nth(node.pos.col.saturating_sub(1)) else {
+            return false;
+        };
+        let Some(rest) = text[start..].strip_prefix(value.as_str()) else {
+            return false;
+        };
+        let comment = rest.trim_start();
+        if value.contains('\n') || comment.len() == rest.len() || !comment.starts_with('#') {
+            return false;
+        }
+        let Some(why) = super::cut::cut(value) else {
+            return false;
+        };
+        let lost = comment.trim_end();
+        let (message, lua_hash) = match why {
+            super::cut::Cut::Operator => (
+                format!(
+                    "this chunk ends at ` #`, which YAML reads as a comment though the Lua \
+                     before it needs what follows: `{lost}` was cut off"
+                ),
+                "where `#` is Lua's length operator (a comment goes after complete Lua)",
+            ),
+            super::cut::Cut::InString => (
+                format!(
+                    "this chunk ends at ` #`, which YAML reads as a comment even inside a Lua \
+                     string: `{lost}` was cut off"
+                ),
+                "where `#` is Lua's",
+            ),
+        };
+        let hash = text.len() - comment.len();
+        let pos = Pos {
+            line: node.pos.line,
+            col: text[..hash].chars().count() + 1,
+        };
+        let whole = text[start..].trim_end().replace('\'', "''");
+        self.error(
+            pos,
+            context,
+            &message,
+            lost.chars().count(),
+            Some(format!(
+                "quote the whole chunk (`{key}: '{whole}'`) or write it as a block (`{key}: |`, \
+                 the Lua on the lines below), {lua_hash}"
+            )),
+        );
+        true
     }
 
     fn config(&mut self, root: &Node, path: &Path) -> Option<Config> {

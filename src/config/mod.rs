@@ -5,6 +5,7 @@
 //! names a service of the file, the local graph has no cycle. Errors are collected whole, each
 //! with its position (`diag.rs`), from a marked YAML tree (`yaml.rs`).
 
+mod cut;
 mod diag;
 mod load;
 pub mod yaml;

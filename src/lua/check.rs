@@ -1,7 +1,15 @@
 //! `autoheal check` for Lua: compile every chunk, resolve every module it names, compile those
-//! modules; run nothing.
+//! modules, and reject a chunk that reads a global nothing defines; run nothing.
+//!
+//! A chunk's free names ([`names`]) are judged against what a run has: Lua's standard globals
+//! that the sandbox keeps and autoheal's primitives (the state's globals and those of a run's
+//! environment, [`sandbox::RUN_GLOBALS`]), every module of the lua dirs (a global that names
+//! one loads it), the globals the chunk assigns anywhere, and those the modules it loads assign.
+//! Anything else read is an error at its conf.yaml line, with the closest known name. Fields
+//! are not followed (`string.fromat`, `redis.pnig` pass); the library's modules are compiled,
+//! not judged for their own free names (they are not chunks).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -9,6 +17,7 @@ use std::sync::OnceLock;
 use mlua::{Lua, Value};
 use regex::Regex;
 
+use super::names;
 use super::sandbox::{self, Ctx, PRIMITIVES};
 use crate::config::{Config, Diagnostic, LuaChunk, Severity};
 
@@ -65,12 +74,22 @@ fn leading_name(source: &str) -> Option<(usize, String)> {
     None
 }
 
+/// The stack of the thread that checks a config's chunks: full_moon's parser and the walk of
+/// [`names`] recurse once per level of nesting, up to [`names::MAX_SOURCE`] levels for a long
+/// chain of operators; the thread that loads the config (a test's has 2 MiB) may have less.
+/// Only the pages used are ever touched.
+const STACK: usize = 64 << 20;
+
 struct Checker<'a> {
     config: &'a Config,
     lua: Lua,
     dirs: Vec<PathBuf>,
-    /// Module files already compiled.
-    seen: HashSet<PathBuf>,
+    /// Every global a run has before its chunk does anything: the state's and those of a run's
+    /// environment.
+    known: HashSet<String>,
+    /// Each module file compiled: the globals it assigns (`None`: it cannot be told) and the
+    /// modules it requires literally. A file that failed to resolve or compile is absent.
+    modules: HashMap<PathBuf, (Option<HashSet<String>>, Vec<String>)>,
     diags: Vec<Diagnostic>,
 }
 
@@ -128,49 +147,138 @@ impl Checker<'_> {
             self.diags.push(d);
             return;
         }
-        let mut names = literal_requires(&chunk.source);
-        if sandbox::is_expression(&self.lua, &chunk.source)
-            && let Some((n, name)) = leading_name(&chunk.source)
-            && self
-                .lua
-                .globals()
-                .raw_get::<Value>(name.as_str())
-                .map_or(true, |v| v.is_nil())
-        {
-            names.push((n, name));
+        let mut modules = literal_requires(&chunk.source);
+        let free = free_names(&chunk.source);
+        match &free {
+            // A global that names a module loads it.
+            Some(free) => modules.extend(
+                free.reads
+                    .iter()
+                    .filter(|r| !self.known.contains(&r.name) && !free.assigned.contains(&r.name))
+                    .filter(|r| sandbox::module_path(&self.dirs, &r.name).is_some())
+                    .map(|r| (r.line, r.name.clone())),
+            ),
+            // Its names cannot be told: at least the module a one-expression chunk starts with.
+            None => {
+                if sandbox::is_expression(&self.lua, &chunk.source)
+                    && let Some((n, name)) = leading_name(&chunk.source)
+                    && !self.known.contains(&name)
+                {
+                    modules.push((n, name));
+                }
+            }
         }
-        for (n, name) in names {
-            self.module(chunk, n, &name);
+        // What the modules it loads assign is there for it too (they run in its environment).
+        let mut defined = Some(HashSet::new());
+        let mut visited = HashSet::new();
+        for (n, name) in &modules {
+            self.module(chunk, *n, name, &mut defined, &mut visited);
+        }
+        if let (Some(free), Some(defined)) = (free, defined) {
+            self.unknown_globals(chunk, &free, &defined);
         }
     }
 
-    /// Resolves module `name` named at `lua_line` of `chunk`, compiles it and what it requires.
-    fn module(&mut self, chunk: &LuaChunk, lua_line: usize, name: &str) {
+    /// Reports every global `chunk` reads that nothing defines.
+    fn unknown_globals(
+        &mut self,
+        chunk: &LuaChunk,
+        free: &names::Names,
+        defined: &HashSet<String>,
+    ) {
+        for read in &free.reads {
+            let name = read.name.as_str();
+            if self.known.contains(name)
+                || free.assigned.contains(name)
+                || defined.contains(name)
+                || sandbox::module_path(&self.dirs, name).is_some()
+            {
+                continue;
+            }
+            let near = self.suggest_global(name, free, defined);
+            let (message, help) = if read.indexed {
+                // `redsi.ping{}`: meant as a module (or `strng.format`, a library table).
+                (sandbox::no_module(name, &self.dirs), near)
+            } else if let Some(at) = free.locals.get(name) {
+                let help = format!(
+                    "`{name}` is a local declared at line {}, out of scope here (its block \
+                     has ended); declare it before that block to read it after",
+                    sandbox::file_line(chunk, *at)
+                );
+                (format!("unknown global `{name}`"), Some(help))
+            } else {
+                let help = near.unwrap_or_else(|| {
+                    "a chunk can read Lua's standard globals, autoheal's primitives \
+                     (docs/lua.md), a module of the lua dirs by its name, and the globals it \
+                     assigns itself; declare anything else with `local`"
+                        .into()
+                });
+                (format!("unknown global `{name}`"), Some(help))
+            };
+            self.diag(chunk, read.line, message, help);
+        }
+    }
+
+    /// Resolves module `name` named at `lua_line` of `chunk`, compiles it and what it requires,
+    /// adding what each assigns to `defined` (which becomes `None` when that cannot be told).
+    fn module(
+        &mut self,
+        chunk: &LuaChunk,
+        lua_line: usize,
+        name: &str,
+        defined: &mut Option<HashSet<String>>,
+        visited: &mut HashSet<PathBuf>,
+    ) {
         if name == PRIMITIVES {
             return;
         }
         let Some(path) = sandbox::module_path(&self.dirs, name) else {
-            let help = self.suggest(name);
+            let help = self.suggest_module(name);
             self.diag(chunk, lua_line, sandbox::no_module(name, &self.dirs), help);
+            *defined = None;
             return;
         };
-        if !self.seen.insert(path.clone()) {
+        if !visited.insert(path.clone()) {
             return;
         }
+        if !self.modules.contains_key(&path) {
+            let info = self.compile_module(chunk, lua_line, name, &path);
+            self.modules.insert(path.clone(), info);
+        }
+        let (globals, requires) = &self.modules[&path];
+        match (defined.as_mut(), globals) {
+            (Some(d), Some(g)) => d.extend(g.iter().cloned()),
+            _ => *defined = None,
+        }
+        for inner in requires.clone() {
+            self.module(chunk, lua_line, &inner, defined, visited);
+        }
+    }
+
+    /// Reads and compiles the module file at `path`: the globals it assigns and the modules it
+    /// requires, or an error at the line of `chunk` that names it (then `(None, [])`).
+    fn compile_module(
+        &mut self,
+        chunk: &LuaChunk,
+        lua_line: usize,
+        name: &str,
+        path: &Path,
+    ) -> (Option<HashSet<String>>, Vec<String>) {
+        let failed = (None, Vec::new());
         // Judged as `require` judges it before reading it: refused here, it would be refused
         // at every run.
-        if let Err(e) = crate::trust::check_if_root(&path) {
+        if let Err(e) = crate::trust::check_if_root(path) {
             let help =
                 "a module runs as root: it and every directory above it must be root's alone";
             self.diag(chunk, lua_line, e.to_string(), Some(help.into()));
-            return;
+            return failed;
         }
-        let source = match std::fs::read_to_string(&path) {
+        let source = match std::fs::read_to_string(path) {
             Ok(s) => s,
             Err(e) => {
                 let msg = format!("cannot read module `{name}` ({}): {e}", path.display());
                 self.diag(chunk, lua_line, msg, None);
-                return;
+                return failed;
             }
         };
         let compiled = self
@@ -184,34 +292,70 @@ impl Checker<'_> {
                 mlua::Error::SyntaxError { message, .. } => message,
                 other => other.to_string(),
             };
-            self.diags.push(module_diag(&path, &msg, chunk));
-            return;
+            self.diags.push(module_diag(path, &msg, chunk));
+            return failed;
         }
-        for (_, inner) in literal_requires(&source) {
-            self.module(chunk, lua_line, &inner);
-        }
+        let globals = free_names(&source).map(|n| n.assigned);
+        let requires = literal_requires(&source)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        (globals, requires)
     }
 
     /// "did you mean `redis`?" among the modules that exist.
-    fn suggest(&self, name: &str) -> Option<String> {
-        let mut best: Option<(f64, String)> = None;
+    fn suggest_module(&self, name: &str) -> Option<String> {
+        closest(name, self.module_stems().iter().map(String::as_str))
+            .map(|m| format!("did you mean `{m}`?"))
+    }
+
+    /// "did you mean `tcp_probe`?" with the closest name a chunk could read: a global a run has,
+    /// a module, one the chunk or its modules assign.
+    fn suggest_global(
+        &self,
+        name: &str,
+        free: &names::Names,
+        defined: &HashSet<String>,
+    ) -> Option<String> {
+        let stems = self.module_stems();
+        let candidates = self
+            .known
+            .iter()
+            .chain(&free.assigned)
+            .chain(defined)
+            .chain(&stems)
+            .map(String::as_str);
+        closest(name, candidates).map(|n| format!("did you mean `{n}`?"))
+    }
+
+    /// The names of the modules in the lua dirs (`redis` for `redis.lua`).
+    fn module_stems(&self) -> Vec<String> {
+        let mut stems = Vec::new();
         for dir in &self.dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
             for e in entries.flatten() {
                 let file = e.file_name().to_string_lossy().into_owned();
-                let Some(stem) = file.strip_suffix(".lua") else {
-                    continue;
-                };
-                let score = strsim::jaro_winkler(name, stem);
-                if score > 0.8 && best.as_ref().is_none_or(|(b, _)| score > *b) {
-                    best = Some((score, stem.to_string()));
+                if let Some(stem) = file.strip_suffix(".lua") {
+                    stems.push(stem.to_string());
                 }
             }
         }
-        best.map(|(_, m)| format!("did you mean `{m}`?"))
+        stems
     }
+}
+
+/// The candidate closest to `name`, if close enough to be what was meant.
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .filter(|c| *c != name)
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        // Ties go to the first name in alphabetical order, so the help does not depend on the
+        // order of a hash set.
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, c)| c)
 }
 
 /// A syntax error inside a module file: positioned in that file, named by the chunk using it.
@@ -244,6 +388,29 @@ pub(crate) fn check_config(config: &Config) -> Vec<Diagnostic> {
         // No Lua in the file: no state to build.
         return Vec::new();
     }
+    // On a thread of its own for the stack (see [`STACK`]); where no thread can be started,
+    // here.
+    std::thread::scope(|s| {
+        let spawned = std::thread::Builder::new()
+            .name("autoheal-check".into())
+            .stack_size(STACK)
+            .spawn_scoped(s, || check_chunks(config, &chunks));
+        match spawned {
+            Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(_) => check_chunks(config, &chunks),
+        }
+    })
+}
+
+/// [`names::free_names`], where a panic of the parser (a bug of full_moon's) only means the
+/// names cannot be told.
+fn free_names(source: &str) -> Option<names::Names> {
+    std::panic::catch_unwind(|| names::free_names(source))
+        .ok()
+        .flatten()
+}
+
+fn check_chunks(config: &Config, chunks: &[&LuaChunk]) -> Vec<Diagnostic> {
     let ctx = Arc::new(Ctx::new(config, config.settings.lua_timeout));
     let lua = match sandbox::new_state(&ctx) {
         Ok(lua) => lua,
@@ -261,11 +428,24 @@ pub(crate) fn check_config(config: &Config) -> Vec<Diagnostic> {
             }];
         }
     };
+    let mut known: HashSet<String> = sandbox::RUN_GLOBALS
+        .iter()
+        .chain(&[PRIMITIVES, "_ENV"])
+        .map(|s| s.to_string())
+        .collect();
+    for pair in lua.globals().pairs::<Value, Value>() {
+        if let Ok((Value::String(k), _)) = pair
+            && let Ok(k) = k.to_str()
+        {
+            known.insert(k.to_string());
+        }
+    }
     let mut checker = Checker {
         config,
         lua,
         dirs: ctx.dirs.clone(),
-        seen: HashSet::new(),
+        known,
+        modules: HashMap::new(),
         diags: Vec::new(),
     };
     for chunk in chunks {
@@ -294,5 +474,83 @@ mod tests {
             Some((2, "redis".to_string()))
         );
         assert_eq!(leading_name("tcp_probe('a', 1)"), None);
+    }
+
+    fn config_with_check(chunk: &str) -> Config {
+        let yaml = format!("web:\n  pname: x\n  script: x\n  check: |\n    {chunk}\n");
+        crate::config::load_str(&yaml, Path::new("conf.yaml")).expect("loads")
+    }
+
+    /// The deepest nesting Lua compiles and the longest chain of operators under the size
+    /// limit are judged without overflowing a stack, whatever thread asks (a test's has 2 MiB).
+    #[test]
+    fn deep_chunks_do_not_overflow_the_stack() {
+        let lua = Lua::new();
+        let nested = |n: usize| format!("return {}x{}", "(".repeat(n), ")".repeat(n));
+        let deepest = (1..1000)
+            .take_while(|n| lua.load(nested(*n)).into_function().is_ok())
+            .last()
+            .unwrap();
+        let diags = check_config(&config_with_check(&nested(deepest)));
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].message, "unknown global `x`");
+
+        let tables = format!("return {}x{}", "{".repeat(deepest), "}".repeat(deepest));
+        if lua.load(tables.as_str()).into_function().is_ok() {
+            assert_eq!(check_config(&config_with_check(&tables)).len(), 1);
+        }
+        let chain = format!("return {}x", "1+".repeat(names::MAX_SOURCE / 2 - 8));
+        assert!(chain.len() <= names::MAX_SOURCE);
+        let diags = check_config(&config_with_check(&chain));
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        // Past the limit its names are not judged.
+        let longer = format!("return {}x", "1+".repeat(names::MAX_SOURCE / 2 + 8));
+        assert_eq!(check_config(&config_with_check(&longer)), vec![]);
+    }
+
+    /// The library's modules are read for the globals they assign (none, as it happens): a
+    /// module whose names could not be told would turn off the check of every chunk using it.
+    #[test]
+    fn the_library_modules_are_understood() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("lua");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let source = std::fs::read_to_string(&path).unwrap();
+            let names = names::free_names(&source);
+            assert!(names.is_some(), "{}", path.display());
+            n += 1;
+        }
+        assert!(n >= 7);
+    }
+
+    #[test]
+    fn unknown_globals_are_errors_with_a_suggestion() {
+        let diags = check_config(&config_with_check("return tcpprobe('h', 1)"));
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(
+            diags[0].headline(),
+            "conf.yaml:5: web.check: unknown global `tcpprobe`"
+        );
+        assert_eq!(diags[0].help.as_deref(), Some("did you mean `tcp_probe`?"));
+        let diags = check_config(&config_with_check("return zzqx"));
+        assert_eq!(diags[0].message, "unknown global `zzqx`");
+        assert!(
+            diags[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .starts_with("a chunk can read Lua's standard"),
+            "{diags:?}"
+        );
+        // A global the chunk assigns, a module global, a module loaded by require.
+        for ok in [
+            "n = 1\n    return n",
+            "return redis.ping{port=1}",
+            "local ok = pcall(function() seen = true end)\n    return seen",
+            "return autoheal.tcp_probe('h', 1), _VERSION, _ENV, _G",
+        ] {
+            assert_eq!(check_config(&config_with_check(ok)), vec![], "{ok}");
+        }
     }
 }

@@ -12,7 +12,9 @@
 //!   chunk has left;
 //! - the primitives ([`prims`]): thin wrappers over the same probe and process-table functions
 //!   the engine uses (`crate::observe`), plus `exec`, `sleep`, `json`, `tcp_exchange`...;
-//! - the mapping of a chunk's line to its line in conf.yaml, for syntax and runtime errors.
+//! - the mapping of a chunk's line to its line in conf.yaml, for syntax and runtime errors;
+//! - `autoheal check`'s judgement of a chunk ([`check`]): it compiles, the modules it names
+//!   exist and compile, and every global it reads exists ([`names`] finds them statically).
 //!
 //! What it must not do: decide anything about a service (a chunk's verdict goes back to the
 //! engine), restart anything by itself (`restart()` goes through [`World::restart`], the
@@ -23,6 +25,7 @@
 
 mod check;
 mod json;
+mod names;
 mod prims;
 mod sandbox;
 
@@ -50,9 +53,11 @@ pub trait World: Sync {
     fn log(&self, label: &str, msg: &str);
 }
 
-/// Compiles every chunk of the config (checks, dep lua) and resolves every module they name
-/// (`require "x"` / `require("x")` literally, and `x.f{...}` in a one-expression chunk),
-/// compiling the module files found, without running anything. Returns every error as a
+/// Compiles every chunk of the config (checks, dep lua), resolves every module they name
+/// (`require "x"` / `require("x")` literally, and every global that names a module), compiling
+/// the module files found, and rejects a chunk that reads a global nothing defines (Lua's
+/// standard globals, the primitives, the modules, what the chunk or its modules assign), without
+/// running anything. Returns every error as a
 /// [`Diagnostic`] with its conf.yaml line; empty means every chunk is fine. `autoheal check`
 /// calls this.
 pub fn check_config(config: &Config) -> Vec<Diagnostic> {

@@ -33,6 +33,11 @@ const KEEP_BELOW: usize = 8 << 20;
 const MAX_ITEMS: i64 = 1 << 24;
 /// The module name under which the primitives are found.
 pub(crate) const PRIMITIVES: &str = "autoheal";
+/// The globals a run's own environment has (made by [`PRELUDE`]'s last function), on top of the
+/// state's globals that its misses read: what `autoheal check` knows a chunk can read, with
+/// those (a test keeps this list and the prelude in step).
+pub(crate) const RUN_GLOBALS: [&str; 7] =
+    ["alive", "restart", "started", "log", "print", "_G", "load"];
 
 /// Run once in every new state, before anything else; returns the function that makes the
 /// environment of one run.
@@ -957,7 +962,35 @@ fn flatten(e: &mlua::Error) -> (String, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::starts_a_statement;
+    use super::*;
+
+    /// [`RUN_GLOBALS`] lists exactly what a run's environment holds of its own.
+    #[test]
+    fn run_globals_are_those_of_the_prelude() {
+        let config =
+            crate::config::load_str("web:\n  pname: x\n  script: x\n", Path::new("conf.yaml"))
+                .unwrap();
+        let ctx = Arc::new(Ctx::new(&config, Duration::from_secs(1)));
+        let lua = new_state(&ctx).unwrap();
+        let new_env: Function = lua.named_registry_value(NEW_ENV).unwrap();
+        let prims: Table = lua.named_registry_value(PRIMS).unwrap();
+        let f = lua.create_function(|_, ()| Ok(())).unwrap();
+        let (env, _): (Table, Table) = new_env
+            .call((f.clone(), f.clone(), f.clone(), f.clone(), f, prims))
+            .unwrap();
+        let mut keys: Vec<String> = env.pairs::<String, Value>().map(|p| p.unwrap().0).collect();
+        keys.sort();
+        let mut want = RUN_GLOBALS.map(str::to_string).to_vec();
+        want.sort();
+        assert_eq!(keys, want);
+        // The shared ones are the state's globals, where `check` finds them.
+        for name in ["tcp_probe", "json", "string", "pairs", "require", "os"] {
+            assert!(lua.globals().contains_key(name).unwrap(), "{name}");
+        }
+        for name in ["io", "debug", "package", "dofile", "loadfile", "autoheal"] {
+            assert!(!lua.globals().contains_key(name).unwrap(), "{name}");
+        }
+    }
 
     #[test]
     fn statements_are_told_from_expressions_by_their_first_word() {
