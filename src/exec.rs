@@ -286,10 +286,10 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     if !running(pid) {
         return format!("pid {pid} had already exited");
     }
-    // A daemon that leads its own session (a postmaster) leaves its workers in it: the new
-    // instance must not start while they still hold what the old one held (shared memory, a
-    // lock file, a port). Looked at now, while the pid is surely still this process's.
-    let leader = crate::observe::procs::leads_session(pid);
+    // Its workers must be gone too before a new instance starts: they hold what the old one
+    // held (shared memory, a lock file, a port). Looked at now, while the pid is surely still
+    // this process's and they are still its children.
+    let workers = crate::observe::procs::workers_of(pid);
     let signal = |sig: Signal| match &fd {
         Some(fd) => pidfd_send_signal(fd, sig),
         None if same() => rustix::process::kill_process(p, sig),
@@ -313,7 +313,7 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
         let wait = (timeout - start.elapsed()).min(Duration::from_millis(25));
         if exited(wait) {
             let said = format!("pid {pid} exited on SIGTERM in {}", secs(start.elapsed()));
-            return said + &session_gone(pid, leader, start);
+            return said + &left_behind(pid, &workers, start);
         }
     }
     let _ = signal(Signal::KILL);
@@ -326,7 +326,7 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
                 secs(timeout),
                 secs(killed.elapsed())
             );
-            return said + &session_gone(pid, leader, killed);
+            return said + &left_behind(pid, &workers, killed);
         }
     }
     format!(
@@ -337,42 +337,57 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     )
 }
 
-/// Once a session leader that was stopped has exited: waits, up to [`crate::defaults::KILL_WAIT`]
-/// from `since`, for the rest of its session (its workers, which see their master gone and
-/// exit) and says how that went; "" for a process that led no session.
-fn session_gone(sid: u32, leader: bool, since: Instant) -> String {
-    if !leader {
-        return String::new();
-    }
-    let left = || crate::observe::procs::in_session(sid);
-    let mut members = left();
-    if members.is_empty() {
-        return String::new();
-    }
-    let n = members.len();
-    while !members.is_empty() && since.elapsed() < crate::defaults::KILL_WAIT {
+/// Once the process `pid` was seen to exit: waits, up to [`crate::defaults::KILL_WAIT`] from
+/// `since`, for its `workers` (its children and session when it was stopped: they see their
+/// master gone and exit) and for `pid` itself to be reaped, and says how that went ("" when all
+/// went at once). A new instance started while they linger finds the old one's shared memory
+/// attached, or its pid still taken (postgres checks its lock file's pid with `kill(pid, 0)`,
+/// which a zombie passes).
+fn left_behind(pid: u32, workers: &[(u32, u64)], since: Instant) -> String {
+    let lingering = || -> Vec<u32> {
+        workers
+            .iter()
+            .filter(|(w, ticks)| {
+                running(*w) && crate::observe::procs::read_start_ticks(*w) == Some(*ticks)
+            })
+            .map(|(w, _)| *w)
+            .collect()
+    };
+    let reaped = || !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let mut left = lingering();
+    while (!left.is_empty() || !reaped()) && since.elapsed() < crate::defaults::KILL_WAIT {
         std::thread::sleep(Duration::from_millis(20));
-        members = left();
+        left = lingering();
     }
-    if members.is_empty() {
-        format!(
-            ", and the {n} other processes of its session by {}",
-            secs(since.elapsed())
-        )
-    } else {
-        format!(
-            ", but {} processes of its session were still there {} after (pids {}); starting \
-             anyway",
-            members.len(),
-            secs(since.elapsed()),
-            members
-                .iter()
-                .take(5)
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+    let mut said = String::new();
+    if !workers.is_empty() {
+        said = if left.is_empty() {
+            format!(
+                ", and its {} workers by {}",
+                workers.len(),
+                secs(since.elapsed())
+            )
+        } else {
+            format!(
+                ", but {} of its {} workers were still there {} after (pids {}); starting anyway",
+                left.len(),
+                workers.len(),
+                secs(since.elapsed()),
+                left.iter()
+                    .take(5)
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
     }
+    if !reaped() {
+        said.push_str(
+            "; it is a zombie its parent has not reaped (a daemon that checks its old pid, as \
+             postgres does, may refuse to start)",
+        );
+    }
+    said
 }
 
 /// Whether the process of `pidfd` has exited, waiting up to `wait` (a pidfd becomes readable

@@ -555,28 +555,22 @@ pub fn session_members(leader: &ProcId) -> Vec<u32> {
     members
 }
 
-/// The live processes whose session is `sid` (a session leader's pid), read from `/proc` now.
-pub fn in_session(sid: u32) -> Vec<u32> {
+/// The workers of `pid`, read from `/proc` now, as (pid, start ticks): its live children, and
+/// the members of its session when it leads one (a daemon that called `setsid`, as pg_ctl's
+/// postmaster does).
+pub fn workers_of(pid: u32) -> Vec<(u32, u64)> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let p = entry.file_name().to_str()?.parse::<u32>().ok()?;
             let stat = fs::read(entry.path().join("stat")).ok()?;
             let stat = parse_stat(&String::from_utf8_lossy(&stat))?;
-            (stat.session == sid && !matches!(stat.state, 'Z' | 'X')).then_some(pid)
+            let mine = stat.ppid == pid || stat.session == pid;
+            (p != pid && mine && !matches!(stat.state, 'Z' | 'X')).then_some((p, stat.start_ticks))
         })
         .collect()
-}
-
-/// Whether `pid` leads its own session (a daemon that called `setsid`, as pg_ctl's postmaster
-/// does): its workers then share its session id.
-pub fn leads_session(pid: u32) -> bool {
-    fs::read(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)))
-        .is_some_and(|s| s.session == pid)
 }
 
 /// This boot's id (`/proc/sys/kernel/random/boot_id`): it changes with every boot, and with
