@@ -683,10 +683,17 @@ fn elide(why: String) -> String {
         .filter(|&at| at > 0)
         .unwrap_or(head_end);
     let tail_start = floor(why.len() - half);
-    let tail_start = why[tail_start..]
+    let mut tail_start = why[tail_start..]
         .find(LINK)
         .map_or(tail_start, |at| tail_start + at + LINK.len());
-    format!("{}{LINK}…{LINK}{}", &why[..head_end], &why[tail_start..])
+    // A dep's reason, cut already, keeps its one mark: what lay between is left out too.
+    let mark = format!("{LINK}…{LINK}");
+    let mut head_end = head_end;
+    if let (Some(first), Some(last)) = (why.find(&mark), why.rfind(&mark)) {
+        head_end = head_end.min(first);
+        tail_start = tail_start.max(last + mark.len());
+    }
+    format!("{}{mark}{}", &why[..head_end], &why[tail_start..])
 }
 
 /// Records that a start's script returned at `finished`, with its outcome: grace and backoff
