@@ -48,6 +48,10 @@ pub const HTTP_MAX_REDIRECTS: u32 = 5;
 pub const HTTP_MAX_BODY: u64 = 64 * 1024;
 /// At most this many probes run at once.
 pub const PROBE_WORKERS: usize = 32;
+/// The longest reason a held service is given, in bytes, about: past it the links in the middle
+/// of its chain of deps are left out (`a (dead) ← … ← z 10.0.0.7:80 (connection refused)`), so
+/// that a long chain (or a wide one) of services gives short reasons, not N² bytes of them.
+pub const MAX_REASON: usize = 1024;
 /// The longest service name, in bytes: a service's script log is `logs/<name>.log` in the state
 /// dir, and a file name is at most 255 bytes (NAME_MAX on Linux file systems), `.log` included.
 pub const MAX_SERVICE_NAME: usize = 255 - ".log".len();

@@ -1,6 +1,7 @@
 //! Loading and validating conf.yaml: marked tree → typed [`Config`], every error at once.
 
 use super::Probe;
+use super::graph::{By, Graph};
 use super::yaml::{self, Kind, Node, Pos};
 use super::{
     Config, Dep, Diagnostic, Diagnostics, Liveness, LuaChunk, Pname, Service, Settings, Severity,
@@ -609,12 +610,14 @@ impl Cx<'_> {
         if service_nodes.is_empty() {
             self.error(Pos { line: 1, col: 0 }, "", "the file has no services", 0, Some("describe each service as `name:` with pname or pid_file, dep and script; see examples/conf.yaml".into()));
         }
-        self.cycles(&services, &service_nodes);
+        let graph = Graph::new(&services);
+        self.cycles(&graph, &services, &service_nodes);
         Some(Config {
             path: path.to_path_buf(),
             settings,
             services,
             warnings: Vec::new(),
+            graph,
         })
     }
 
@@ -1226,73 +1229,55 @@ impl Cx<'_> {
         }
     }
 
-    /// Reports every cycle among local deps once, as `a → b → c → a`.
-    fn cycles(&mut self, services: &[Service], nodes: &[(String, &Node, &Node)]) {
-        let index: HashMap<&str, usize> = services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect();
-        let edges: Vec<Vec<usize>> = services
-            .iter()
-            .map(|s| {
-                s.deps
-                    .iter()
-                    .filter_map(|d| match d {
-                        Dep::Service { name } => index.get(name.as_str()).copied(),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut color = vec![0u8; services.len()]; // 0 new, 1 on stack, 2 done
-        let mut stack = Vec::new();
-        let mut found: Vec<Vec<usize>> = Vec::new();
-        fn dfs(
-            v: usize,
-            edges: &[Vec<usize>],
-            color: &mut [u8],
-            stack: &mut Vec<usize>,
-            found: &mut Vec<Vec<usize>>,
-        ) {
-            color[v] = 1;
-            stack.push(v);
-            for &w in &edges[v] {
-                if color[w] == 1 {
-                    let at = stack
-                        .iter()
-                        .position(|&x| x == w)
-                        .expect("w is on the stack");
-                    found.push(stack[at..].to_vec());
-                } else if color[w] == 0 {
-                    dfs(w, edges, color, stack, found);
-                }
-            }
-            stack.pop();
-            color[v] = 2;
-        }
-        for v in 0..services.len() {
-            if color[v] == 0 {
-                dfs(v, &edges, &mut color, &mut stack, &mut found);
-            }
-        }
-        for cycle in found {
-            let mut path: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
+    /// Reports every cycle of the graph once, as `a → b → c → a`, at the first service's key;
+    /// the help names the hops that are a dep at another service's `health:` address.
+    fn cycles(&mut self, graph: &Graph, services: &[Service], nodes: &[(String, &Node, &Node)]) {
+        for cycle in graph.cycles() {
+            let mut path: Vec<&str> = cycle
+                .services()
+                .map(|i| services[i].name.as_str())
+                .collect();
             path.push(path[0]);
-            let first = &services[cycle[0]].name;
+            let first = path[0];
             let pos = nodes
                 .iter()
                 .find(|(n, _, _)| n == first)
                 .map(|(_, k, _)| k.pos)
                 .unwrap_or_default();
+            let by_address: Vec<String> = cycle
+                .hops
+                .iter()
+                .filter(|h| h.by == By::Address)
+                .map(|h| {
+                    let (from, to) = (&services[h.from], &services[h.to]);
+                    format!(
+                        "{}'s dep `{}` is {}'s `health:` address",
+                        from.name,
+                        from.deps[h.dep].name(),
+                        to.name
+                    )
+                })
+                .collect();
+            let why = if by_address.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "{}, and a dep at a service's `health:` address waits on that service; ",
+                    by_address.join(" and ")
+                )
+            };
             self.error(
                 pos,
                 first,
                 &format!("dependency cycle: {}", path.join(" → ")),
                 first.chars().count(),
-                Some(
-                    "services that wait on each other never start; remove one of these deps".into(),
-                ),
+                Some(if cycle.hops.len() == 1 {
+                    format!("{why}a service that waits on itself never starts; remove this dep")
+                } else {
+                    format!(
+                        "{why}services that wait on each other never start; remove one of these deps"
+                    )
+                }),
             );
         }
     }

@@ -3,14 +3,17 @@
 //! `load` (in `load.rs`) is the only way to build a [`Config`]; once it returns `Ok`, nothing
 //! downstream validates again: every regex compiles, every port is in range, every local dep
 //! names a service of the file, the local graph has no cycle. Errors are collected whole, each
-//! with its position (`diag.rs`), from a marked YAML tree (`yaml.rs`).
+//! with its position (`diag.rs`), from a marked YAML tree (`yaml.rs`). The graph of services
+//! (`graph.rs`: who waits on whom, by name or at a `health:` address) is built once, here.
 
 mod cut;
 mod diag;
+pub mod graph;
 mod load;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use graph::{Addr, By, Graph};
 pub use load::{Rejected, load, load_partial, load_str, resolve_path};
 
 use regex::Regex;
@@ -27,11 +30,27 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Problems that do not stop autoheal (e.g. a `user` missing on this host).
     pub warnings: Vec<Diagnostic>,
+    /// Who waits on whom among `services`; without cycles (`load` rejects them).
+    pub graph: Graph,
 }
 
 impl Config {
     pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.name == name)
+        match self.graph.index(name).and_then(|i| self.services.get(i)) {
+            Some(s) if s.name == name => Some(s),
+            // A list changed after loading: look it up the slow way.
+            _ => self.services.iter().find(|s| s.name == name),
+        }
+    }
+
+    /// The local service `dep` of `svc` waits on, and how it names it: by name, or by probing
+    /// that service's `health:` address (see [`Addr`]).
+    pub fn local_dep(&self, svc: &Service, dep: &Dep) -> Option<(&Service, By)> {
+        let from = self.graph.index(&svc.name)?;
+        // A dep's name is unique among its service's deps (`load` checks it).
+        let at = svc.deps.iter().position(|d| d.name() == dep.name())?;
+        let edge = self.graph.edge(from, at)?;
+        Some((self.services.get(edge.to)?, edge.by))
     }
 
     /// The file's absolute path, for `AUTOHEAL_CONFIG`: scripts run in its directory, where a

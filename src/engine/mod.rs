@@ -7,7 +7,7 @@
 //! `state`) do the I/O; [`tick`] strings them together: observe → plan → act, until every service
 //! is alive, nothing more can change, or the converge budget is spent.
 
-use crate::config::{Config, Dep, Service, Settings};
+use crate::config::{By, Config, Dep, Service, Settings};
 use crate::report::secs;
 use crate::state::{ServiceState, State};
 use std::collections::{BTreeMap, BTreeSet};
@@ -411,7 +411,8 @@ fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Se
     }
 }
 
-/// Decides one service (and, first, the local services it depends on).
+/// Decides one service (and, first, the local services it waits on, deepest first: each
+/// finds its own deps decided, so nothing recurses however long the chain).
 fn decide<'a>(
     config: &Config,
     obs: &Observation,
@@ -421,11 +422,18 @@ fn decide<'a>(
     memo: &'a mut BTreeMap<String, Verdict>,
 ) -> &'a Verdict {
     if !memo.contains_key(name) {
-        let svc = config
-            .service(name)
+        let at = config
+            .graph
+            .index(name)
             .expect("decide only names services of the file");
-        let v = decide_uncached(config, obs, state, now, svc, memo);
-        memo.insert(name.to_string(), v);
+        let todo = config
+            .graph
+            .closure(at, |i| memo.contains_key(&config.services[i].name));
+        for i in todo {
+            let svc = &config.services[i];
+            let v = decide_uncached(config, obs, state, now, svc, memo);
+            memo.insert(svc.name.clone(), v);
+        }
     }
     &memo[name]
 }
@@ -608,12 +616,14 @@ fn gate(
         }
     }
     (!waits.is_empty()).then(|| Hold::Deps {
-        why: waits.join(", "),
+        why: elide(waits.join(", ")),
     })
 }
 
 /// `None` when the dep is ready, else what it waits on, following local deps down the chain:
-/// `nginx (dead) ← middleware 10.0.0.7:80 (connection refused)`.
+/// `nginx (dead) ← middleware 10.0.0.7:80 (connection refused)`. A tcp or http dep at a local
+/// service's `health:` address is followed too when that service is down: its probe fails
+/// because the service is not there, and the service's own reason is the root cause.
 fn dep_unready(
     config: &Config,
     obs: &Observation,
@@ -623,45 +633,100 @@ fn dep_unready(
     dep: &Dep,
     memo: &mut BTreeMap<String, Verdict>,
 ) -> Option<String> {
-    match dep {
-        Dep::Service { name } => match decide(config, obs, state, now, name, memo).clone() {
-            Verdict::Alive => None,
-            Verdict::Unhealthy { reason, .. } => Some(format!("{name} (unhealthy: {reason})")),
-            Verdict::Start => Some(format!("{name} (dead, starting)")),
-            Verdict::Restart { .. } => Some(format!("{name} (restarting)")),
-            Verdict::Held(Hold::Deps { why }) => Some(format!("{name} (dead) ← {why}")),
-            Verdict::Held(Hold::Grace { until }) => Some(format!(
-                "{name} (starting, in grace for {} more)",
-                secs(until - now)
-            )),
-            Verdict::Held(Hold::Backoff { until, .. }) => Some(format!(
-                "{name} (dead, backed off for {} more)",
-                secs(until - now)
-            )),
-            Verdict::Held(Hold::GaveUp { .. }) => {
-                Some(format!("{name} (dead, autoheal gave up on it)"))
-            }
-            Verdict::Held(Hold::Starting) => Some(format!("{name} (starting: script running)")),
-            Verdict::Held(h @ Hold::NotSignalled(_)) => {
-                Some(format!("{name} (held: {})", h.describe(now)))
-            }
-        },
-        _ => {
-            let name = dep.name();
-            match obs.services.get(&svc.name).and_then(|o| o.deps.get(name)) {
-                Some(DepObs { result: Ok(()), .. }) => None,
-                Some(DepObs {
-                    target,
-                    result: Err(reason),
-                }) => Some(if target == name {
-                    format!("{name} ({reason})")
-                } else {
-                    format!("{name} {target} ({reason})")
-                }),
-                None => Some(format!("{name} (not probed)")),
-            }
+    let name = dep.name();
+    if let Dep::Service { .. } = dep {
+        let verdict = decide(config, obs, state, now, name, memo);
+        return local_unready(name, verdict, now);
+    }
+    let probed = obs.services.get(&svc.name).and_then(|o| o.deps.get(name));
+    if let Some(DepObs { result: Ok(()), .. }) = probed {
+        return None;
+    }
+    if let Some((local, By::Address)) = config.local_dep(svc, dep) {
+        let verdict = decide(config, obs, state, now, &local.name, memo);
+        if !matches!(verdict, Verdict::Alive | Verdict::Unhealthy { .. }) {
+            let label = if local.name == name {
+                name.to_string()
+            } else {
+                format!("{name} = {}", local.name)
+            };
+            return local_unready(&label, verdict, now);
         }
     }
+    match probed {
+        Some(DepObs {
+            target,
+            result: Err(reason),
+        }) => Some(if target == name {
+            format!("{name} ({reason})")
+        } else {
+            format!("{name} {target} ({reason})")
+        }),
+        Some(DepObs { result: Ok(()), .. }) => None,
+        None => Some(format!("{name} (not probed)")),
+    }
+}
+
+/// What a dep on a local service (`name` as the dep shows it) waits on, from its verdict.
+fn local_unready(name: &str, verdict: &Verdict, now: f64) -> Option<String> {
+    match verdict {
+        Verdict::Alive => None,
+        Verdict::Unhealthy { reason, .. } => Some(format!("{name} (unhealthy: {reason})")),
+        Verdict::Start => Some(format!("{name} (dead, starting)")),
+        Verdict::Restart { .. } => Some(format!("{name} (restarting)")),
+        Verdict::Held(Hold::Deps { why }) => Some(elide(format!("{name} (dead) ← {why}"))),
+        Verdict::Held(Hold::Grace { until }) => Some(format!(
+            "{name} (starting, in grace for {} more)",
+            secs(until - now)
+        )),
+        Verdict::Held(Hold::Backoff { until, .. }) => Some(format!(
+            "{name} (dead, backed off for {} more)",
+            secs(until - now)
+        )),
+        Verdict::Held(Hold::GaveUp { .. }) => {
+            Some(format!("{name} (dead, autoheal gave up on it)"))
+        }
+        Verdict::Held(Hold::Starting) => Some(format!("{name} (starting: script running)")),
+        Verdict::Held(h @ Hold::NotSignalled(_)) => {
+            Some(format!("{name} (held: {})", h.describe(now)))
+        }
+    }
+}
+
+/// A reason cut to at most about `MAX_REASON` bytes: its head (what the service waits on
+/// directly) and its tail (the root cause) are kept, the links between them left out as
+/// `← … ←`. Each service's reason builds on its deps', so without a bound a chain of N
+/// services would make reasons of N links each (N² in all).
+fn elide(why: String) -> String {
+    let max = crate::defaults::MAX_REASON;
+    if why.len() <= max {
+        return why;
+    }
+    const LINK: &str = " ← ";
+    let half = max / 2;
+    let floor = |mut i: usize| {
+        while !why.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let head_end = floor(half);
+    let head_end = why[..head_end]
+        .rfind(LINK)
+        .filter(|&at| at > 0)
+        .unwrap_or(head_end);
+    let tail_start = floor(why.len() - half);
+    let mut tail_start = why[tail_start..]
+        .find(LINK)
+        .map_or(tail_start, |at| tail_start + at + LINK.len());
+    // A dep's reason, cut already, keeps its one mark: what lay between is left out too.
+    let mark = format!("{LINK}…{LINK}");
+    let mut head_end = head_end;
+    if let (Some(first), Some(last)) = (why.find(&mark), why.rfind(&mark)) {
+        head_end = head_end.min(first);
+        tail_start = tail_start.max(last + mark.len());
+    }
+    format!("{}{mark}{}", &why[..head_end], &why[tail_start..])
 }
 
 /// Records that a start's script returned at `finished`, with its outcome: grace and backoff
@@ -704,6 +769,8 @@ pub fn backoff_delay(failures: u32, settings: &Settings) -> f64 {
     (base * f64::from(1u32 << exp)).min(settings.backoff_max.as_secs_f64())
 }
 
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod tests;
 pub mod tick;

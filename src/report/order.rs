@@ -2,7 +2,7 @@
 //! graph (a service's level is one more than its deepest local dep), remote deps listed as
 //! externals each service waits on. Nothing is probed or started.
 
-use crate::config::{Config, Dep, Probe, Service};
+use crate::config::{Config, Dep, Service};
 
 /// One service's place in the recovery order.
 #[derive(Debug, Clone)]
@@ -11,33 +11,14 @@ pub struct Step<'a> {
     pub service: &'a Service,
 }
 
-/// Every service with its level, sorted by level then file order. The config has no cycle
-/// (`config::load` rejects them), so the recursion ends.
+/// Every service with its level (from the config's graph), sorted by level then file order.
 pub fn levels(config: &Config) -> Vec<Step<'_>> {
-    fn level(config: &Config, s: &Service, memo: &mut Vec<Option<usize>>) -> usize {
-        let i = config
-            .services
-            .iter()
-            .position(|x| x.name == s.name)
-            .expect("a service of the file");
-        if let Some(l) = memo[i] {
-            return l;
-        }
-        let l = s
-            .deps
-            .iter()
-            .filter_map(|d| local_of(config, d).map(|d| level(config, d, memo) + 1))
-            .max()
-            .unwrap_or(0);
-        memo[i] = Some(l);
-        l
-    }
-    let mut memo = vec![None; config.services.len()];
     let mut steps: Vec<Step> = config
         .services
         .iter()
-        .map(|s| Step {
-            level: level(config, s, &mut memo),
+        .enumerate()
+        .map(|(i, s)| Step {
+            level: config.graph.level(i),
             service: s,
         })
         .collect();
@@ -45,37 +26,11 @@ pub fn levels(config: &Config) -> Vec<Step<'_>> {
     steps
 }
 
-/// The local service a dep waits on: named, or reached at the address of its `health:` probe
-/// (`url: http://127.0.0.1:8080/check` as a dep of another service is that service).
-pub fn local_of<'a>(config: &'a Config, d: &Dep) -> Option<&'a Service> {
-    let addr = match d {
-        Dep::Service { name } => return config.service(name),
-        Dep::Tcp { host, port, .. } => format!("{host}:{port}"),
-        Dep::Http { url, .. } => authority(url)?,
-        Dep::Lua { .. } => return None,
-    };
-    config.services.iter().find(|s| {
-        s.health.as_ref().is_some_and(|h| match h {
-            Probe::Tcp { host, port, .. } => format!("{host}:{port}") == addr,
-            Probe::Http { url, .. } => authority(url).as_deref() == Some(addr.as_str()),
-        })
-    })
-}
-
-/// `host:port` of an http(s) url, with the scheme's default port.
-fn authority(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split(['/', '?', '#']).next()?;
-    if host.contains(':') && !host.ends_with(']') {
-        Some(host.to_string())
-    } else {
-        let port = if scheme.eq_ignore_ascii_case("https") {
-            443
-        } else {
-            80
-        };
-        Some(format!("{host}:{port}"))
-    }
+/// The local service a dep of `svc` waits on: named, or reached at the address of its
+/// `health:` probe (`url: http://127.0.0.1:8080/check` as a dep of another service is that
+/// service; see `config::Addr` for when two addresses are the same).
+pub fn local_of<'a>(config: &'a Config, svc: &Service, d: &Dep) -> Option<&'a Service> {
+    config.local_dep(svc, d).map(|(s, _)| s)
 }
 
 /// The text `autoheal order` prints.
@@ -100,13 +55,16 @@ pub fn render(config: &Config) -> String {
         for d in &s.service.deps {
             after.push(match d {
                 Dep::Service { name } => name.clone(),
-                _ if local_of(config, d).is_some() => {
-                    format!(
-                        "{} (local, by its health address)",
-                        local_of(config, d)
-                            .map(|l| l.name.as_str())
-                            .unwrap_or_default()
-                    )
+                _ if let Some(local) = local_of(config, s.service, d) => {
+                    if local.name == d.name() {
+                        format!("{} (local, by its health address)", local.name)
+                    } else {
+                        format!(
+                            "{} = {} (local, by its health address)",
+                            d.name(),
+                            local.name
+                        )
+                    }
                 }
                 Dep::Tcp {
                     name, host, port, ..
