@@ -1,6 +1,9 @@
-//! The shipped `lua/` library against real servers: redis-server and memcached from Debian's
-//! packages (started here on free loopback ports, skipped with a note when missing), PostgreSQL
-//! when it can be started within a few seconds, and tiny loopback listeners for the rest.
+//! The shipped `lua/` library against real servers: redis-server, memcached, PostgreSQL and
+//! MariaDB from Debian's packages (started here on free loopback ports, stopped by pid; a test
+//! whose server is missing skips with a note, and fails under CI: `support::require_server`),
+//! and tiny loopback listeners for the rest.
+
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -78,8 +81,10 @@ impl Drop for Server {
     }
 }
 
+/// `program` started with `args`, or `None` (with a note; a panic under CI) when it is missing.
 fn start(program: &str, args: &[&str]) -> Option<Server> {
-    match Command::new(program)
+    let path = support::require_server(program)?;
+    match Command::new(&path)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -87,12 +92,7 @@ fn start(program: &str, args: &[&str]) -> Option<Server> {
         .spawn()
     {
         Ok(c) => Some(Server(c, libc::SIGKILL)),
-        Err(e) => {
-            eprintln!(
-                "note: skipped, cannot start {program}: {e} (apt-get install redis-server memcached)"
-            );
-            None
-        }
+        Err(e) => support::cannot_run(&format!("cannot start {}: {e}", path.display())),
     }
 }
 
@@ -206,9 +206,14 @@ fn postgres_bin() -> Option<PathBuf> {
     bins.pop()
 }
 
-/// initdb + postgres in a temp dir, as the `postgres` user when we are root.
+/// initdb + postgres in a temp dir, as the `postgres` user when we are root; `None` (with a
+/// note; a panic under CI) when PostgreSQL is missing or does not start.
 fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
-    let bin = postgres_bin()?;
+    let Some(bin) = postgres_bin() else {
+        return support::cannot_run(
+            "no PostgreSQL in /usr/lib/postgresql/*/bin (apt-get install postgresql)",
+        );
+    };
     let as_root = rustix::process::geteuid().is_root();
     let data = dir.join("data");
     // As root, run as `postgres` directly (not through runuser, so the child we stop at the
@@ -221,8 +226,9 @@ fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
         match (id("-u"), id("-g")) {
             (Some(u), Some(g)) => Some((u, g)),
             _ => {
-                eprintln!("note: no `postgres` user; postgres test skipped");
-                return None;
+                return support::cannot_run(
+                    "no `postgres` user to run postgres as (apt-get install postgresql)",
+                );
             }
         }
     } else {
@@ -245,7 +251,7 @@ fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            return None;
+            return support::cannot_run(&format!("cannot chown {} to postgres", dir.display()));
         }
     }
     let init = run(
@@ -261,9 +267,8 @@ fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
         ],
     )
     .status();
-    if !init.is_ok_and(|s| s.success()) {
-        eprintln!("note: initdb failed; postgres test skipped");
-        return None;
+    if !init.as_ref().is_ok_and(|s| s.success()) {
+        return support::cannot_run(&format!("{}: initdb failed: {init:?}", bin.display()));
     }
     let child = run(
         bin.join("postgres"),
@@ -279,9 +284,11 @@ fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
             "-F".into(),
         ],
     )
-    .spawn()
-    .ok()?;
-    Some(Server(child, libc::SIGINT))
+    .spawn();
+    match child {
+        Ok(child) => Some(Server(child, libc::SIGINT)),
+        Err(e) => support::cannot_run(&format!("cannot start {}/postgres: {e}", bin.display())),
+    }
 }
 
 #[test]
@@ -304,9 +311,6 @@ fn postgres_ping() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let Some(server) = start_postgres(dir.path(), port) else {
-        eprintln!(
-            "note: no PostgreSQL to start (apt-get install postgresql); real-server test skipped"
-        );
         return;
     };
     let up = wait_port(port, Duration::from_secs(8));
@@ -383,25 +387,17 @@ fn mysql_ping_reads_the_greeting() {
 }
 
 /// mariadb-install-db + mariadbd in `dir`, listening on loopback `port` only; `None` (with a
-/// note) when MariaDB is not installed.
+/// note; a panic under CI) when MariaDB is not installed.
 fn start_mariadb(dir: &Path, port: u16) -> Option<Server> {
-    let find = |name: &str| {
-        ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
-            .iter()
-            .map(|d| Path::new(d).join(name))
-            .find(|p| p.is_file())
-    };
-    let (Some(install), Some(mariadbd)) = (find("mariadb-install-db"), find("mariadbd")) else {
-        eprintln!("note: no MariaDB (apt-get install mariadb-server); real-server test skipped");
-        return None;
-    };
+    let install = support::require_server("mariadb-install-db")?;
+    let mariadbd = support::require_server("mariadbd")?;
     let data = dir.join("data");
     let user: &[&str] = if rustix::process::geteuid().is_root() {
         &["--user=root"]
     } else {
         &[]
     };
-    let ok = Command::new(install)
+    let ok = Command::new(&install)
         .args(user)
         .arg(format!("--datadir={}", data.display()))
         .arg("--auth-root-authentication-method=normal")
@@ -411,10 +407,9 @@ fn start_mariadb(dir: &Path, port: u16) -> Option<Server> {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("note: mariadb-install-db failed; real-server test skipped");
-        return None;
+        return support::cannot_run(&format!("{}: failed", install.display()));
     }
-    let child = Command::new(mariadbd)
+    let child = Command::new(&mariadbd)
         .arg("--no-defaults")
         .args(user)
         .arg(format!("--datadir={}", data.display()))
@@ -425,9 +420,11 @@ fn start_mariadb(dir: &Path, port: u16) -> Option<Server> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    Some(Server(child, libc::SIGTERM))
+        .spawn();
+    match child {
+        Ok(child) => Some(Server(child, libc::SIGTERM)),
+        Err(e) => support::cannot_run(&format!("cannot start {}: {e}", mariadbd.display())),
+    }
 }
 
 /// Against a real MariaDB (when installed): it keeps the connection open after its greeting,
