@@ -270,6 +270,20 @@ fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
     if !init.as_ref().is_ok_and(|s| s.success()) {
         return support::cannot_run(&format!("{}: initdb failed: {init:?}", bin.display()));
     }
+    // Two roles that must give a password (SCRAM, md5), ahead of initdb's trust lines: a ping
+    // as either reads an authentication request that waits for it.
+    let hba = data.join("pg_hba.conf");
+    let lines = "host all scram_user 127.0.0.1/32 scram-sha-256\n\
+                 host all md5_user 127.0.0.1/32 md5\n";
+    let written = std::fs::read_to_string(&hba)
+        .and_then(|trust| std::fs::write(&hba, format!("{lines}{trust}")));
+    if let Err(e) = written {
+        return support::cannot_run(&format!("{}: {e}", hba.display()));
+    }
+    let log = match std::fs::File::create(dir.join("postgres.log")) {
+        Ok(f) => f,
+        Err(e) => return support::cannot_run(&format!("cannot create postgres.log: {e}")),
+    };
     let child = run(
         bin.join("postgres"),
         vec![
@@ -284,6 +298,8 @@ fn start_postgres(dir: &Path, port: u16) -> Option<Server> {
             "-F".into(),
         ],
     )
+    // What the server logs (connections it saw end badly), for the test to read.
+    .stderr(log)
     .spawn();
     match child {
         Ok(child) => Some(Server(child, libc::SIGINT)),
@@ -333,7 +349,33 @@ fn postgres_ping() {
         )),
         Ok(())
     );
+    // A role that must give a password: the server asks for it, and waits. Ready.
+    for user in ["scram_user", "md5_user"] {
+        assert_eq!(
+            check(&format!("postgres.ping{{port={port}, user=\"{user}\"}}")),
+            Ok(()),
+            "{user}"
+        );
+    }
+    // A ping leaves nothing in the server's log, as pg_isready does not: every connection
+    // ends cleanly (no reset, no EOF in the middle of a message), whatever the server asked.
+    for _ in 0..10 {
+        for user in ["postgres", "scram_user", "md5_user"] {
+            let ping = format!("postgres.ping{{port={port}, user=\"{user}\"}}");
+            assert_eq!(check(&ping), Ok(()), "{user}");
+        }
+    }
     drop(server);
+    let log = std::fs::read_to_string(dir.path().join("postgres.log")).unwrap();
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("could not receive data") || l.contains("unexpected EOF"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{}\n--- the whole log\n{log}",
+        bad.join("\n")
+    );
 }
 
 #[test]
