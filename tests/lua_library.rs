@@ -383,12 +383,13 @@ fn mysql_ping_reads_the_greeting() {
     // A MariaDB 10.11 greeting as captured on the wire (header, protocol 10, version, ...).
     static GREETING: &[u8] = b"\x2a\x00\x00\x00\x0a10.11.6-MariaDB\x00\x05\x00\x00\x00abcdefgh\x00\xfe\xf7\x08\x02\x00\xff\x81\x15\x00\x00\x00\x00\x00\x00\x0f\x00\x00\x00";
     // A real server keeps the connection open after its greeting: the check returns as soon as
-    // the greeting packet is complete (the check's time limit is 5 s).
+    // the greeting packet is complete (the check's time limit is 5 s; the bounds below leave a
+    // busy machine room and still tell the two apart).
     let port = greeting_then_silence(GREETING);
     let start = Instant::now();
     assert_eq!(check(&format!("mysql.ping{{port={port}}}")), Ok(()));
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(4),
         "{:?}",
         start.elapsed()
     );
@@ -411,7 +412,7 @@ fn mysql_ping_reads_the_greeting() {
     let err = check(&format!("mysql.ping{{port={port}}}")).unwrap_err();
     assert!(err.contains("not a MySQL greeting"), "{err}");
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(4),
         "{:?}",
         start.elapsed()
     );
@@ -488,7 +489,7 @@ fn mysql_ping_against_mariadb() {
     ))
     .unwrap_err();
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(4),
         "{:?}",
         start.elapsed()
     );

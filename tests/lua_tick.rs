@@ -317,7 +317,8 @@ watch:
     );
 }
 
-/// Chunks run side by side: eight checks that each sleep one second cost about one second.
+/// Chunks run side by side: eight checks that each sleep one second cost about one second (one
+/// after the other, eight; the bound leaves a busy machine room).
 #[test]
 fn slow_chunks_run_in_parallel() {
     let f = Fixture::new();
@@ -335,7 +336,7 @@ fn slow_chunks_run_in_parallel() {
         assert_eq!(j["services"][i]["deps"][0]["reason"], "slept");
     }
     assert!(
-        took < Duration::from_secs(4),
+        took < Duration::from_secs(6),
         "8 one-second chunks took {took:?}"
     );
 }
