@@ -365,6 +365,71 @@ fn restart_on_dep_restart_without_a_local_dep_is_a_warning() {
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 }
 
+/// A service that looks like PostgreSQL or MySQL/MariaDB (by `pname` or `pid_file`) and has no
+/// `stop:` is a warning at that key: SIGTERM then SIGKILL after 5 s crashes a database.
+#[test]
+fn a_database_without_stop_warns() {
+    let warn = |keys: &str| {
+        let src = format!("db:\n{keys}  script: x\n");
+        config::load_str(&src, Path::new("w.yaml"))
+            .unwrap()
+            .warnings
+            .iter()
+            .map(|d| (d.headline(), d.help.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let w = warn("  pname: '/usr/lib/postgresql/15/bin/postgres -D /srv/pg'\n");
+    assert_eq!(
+        w.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
+        [
+            "w.yaml:2:10: warning: db: `pname` looks like PostgreSQL and there is no `stop:`: a health restart sends it SIGTERM (postgres's slow \"smart\" shutdown, which waits for every client), then SIGKILL after 5s: a crash of the database"
+        ]
+    );
+    assert!(
+        w[0].1.contains("stop: pg_ctl -D DATA_DIR stop -m fast"),
+        "{}",
+        w[0].1
+    );
+    // A postmaster.pid names its data directory.
+    let w = warn("  pid_file: /srv/pg/data/postmaster.pid\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].0
+            .starts_with("w.yaml:2:13: warning: db: `pid_file` looks like PostgreSQL")
+    );
+    assert!(
+        w[0].1.contains("stop: pg_ctl -D /srv/pg/data stop -m fast"),
+        "{}",
+        w[0].1
+    );
+    let w = warn("  pname: mysqld\n");
+    assert_eq!(
+        w.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>(),
+        [
+            "w.yaml:2:10: warning: db: `pname` looks like MySQL or MariaDB and there is no `stop:`: a health restart sends it SIGTERM, then SIGKILL after 5s: a crash of the database if it is still flushing its buffers"
+        ]
+    );
+    assert!(w[0].1.contains("stop: mysqladmin shutdown"), "{}", w[0].1);
+    for keys in [
+        "  pname: 'postmaster'\n",
+        "  pname: '/usr/sbin/mariadbd --basedir=/usr'\n",
+        "  pid_file: /run/mysqld/mysqld.pid\n",
+        "  pid_file: /run/postgresql/15-main.pid\n",
+    ] {
+        assert_eq!(warn(keys).len(), 1, "{keys}");
+    }
+    // With a `stop:`, or a name that only contains the word, nothing to say.
+    for keys in [
+        "  pname: postgres\n  stop: pg_ctl -D /srv/pg stop -m fast\n",
+        "  pid_file: /run/mysqld/mysqld.pid\n  stop: mysqladmin shutdown\n",
+        "  pname: postgres_exporter\n",
+        "  pname: 'mysqld-exporter'\n",
+        "  pid_file: /run/pgbouncer/pgbouncer.pid\n",
+    ] {
+        assert!(warn(keys).is_empty(), "{keys}: {:?}", warn(keys));
+    }
+}
+
 #[test]
 fn merge_keys_share_keys_and_explicit_keys_win() {
     let src = "\

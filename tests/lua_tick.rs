@@ -75,6 +75,10 @@ svc:
 
 /// An endless loop, a memory bomb, `error()`, `os.exit`, deep recursion and a 10 MB reply to
 /// `tcp_exchange`: each fails its own dep, the tick goes on and heals the unrelated service.
+/// What is asserted is containment, not which limit a chunk meets first: on a loaded machine a
+/// memory bomb or a deep recursion may reach the 1 s time limit before the 64 MiB memory limit
+/// or Lua's stack limit (`memory_bomb_hits_the_memory_limit` in lua_host.rs is the test of the
+/// memory limit itself).
 #[test]
 fn runaway_chunks_are_contained_and_the_tick_heals_the_rest() {
     let f = Fixture::new();
@@ -144,8 +148,19 @@ good:
     let j = f.status_json();
     let deps = &j["services"][0]["deps"];
     let reason = |i: usize| deps[i]["reason"].as_str().unwrap_or("").to_string();
+    // Each runaway failed its own dep, and only its own.
+    for i in 0..5 {
+        assert_eq!(deps[i]["ready"], false, "dep {i}: {}", reason(i));
+    }
     assert!(reason(0).contains("timed out after 500ms"), "{}", reason(0));
-    assert!(reason(1).contains("memory"), "{}", reason(1));
+    // The bomb ends on whichever of its two limits it meets first: contained either way.
+    assert!(
+        ["memory limit of 64 MiB exceeded", "timed out after 1s"]
+            .iter()
+            .any(|w| reason(1).contains(w)),
+        "{}",
+        reason(1)
+    );
     assert!(
         reason(2).contains("conf.yaml:16: bad.dep[boom].lua: boom"),
         "{}",
@@ -156,11 +171,17 @@ good:
         "{}",
         reason(3)
     );
-    // Deep recursion ends on Lua's stack limit or, first, on the memory limit: contained either way.
+    // Deep recursion ends on Lua's stack limit, the memory limit or (on a busy machine) the
+    // time limit, whichever comes first: contained either way.
     assert!(
-        ["stack overflow", "C stack", "memory limit"]
-            .iter()
-            .any(|w| reason(4).contains(w)),
+        [
+            "stack overflow",
+            "C stack",
+            "memory limit",
+            "timed out after 1s"
+        ]
+        .iter()
+        .any(|w| reason(4).contains(w)),
         "{}",
         reason(4)
     );
@@ -296,7 +317,8 @@ watch:
     );
 }
 
-/// Chunks run side by side: eight checks that each sleep one second cost about one second.
+/// Chunks run side by side: eight checks that each sleep one second cost about one second (one
+/// after the other, eight; the bound leaves a busy machine room).
 #[test]
 fn slow_chunks_run_in_parallel() {
     let f = Fixture::new();
@@ -314,7 +336,7 @@ fn slow_chunks_run_in_parallel() {
         assert_eq!(j["services"][i]["deps"][0]["reason"], "slept");
     }
     assert!(
-        took < Duration::from_secs(4),
+        took < Duration::from_secs(6),
         "8 one-second chunks took {took:?}"
     );
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use autoheal::state::{self, LockOutcome, ProcId, STATE_FILE, ServiceState, State};
 
+mod support;
+
 fn sample() -> State {
     let mut s = State::default();
     s.services.insert(
@@ -234,11 +236,9 @@ fn acquire_within(dir: &Path, limit: Duration) -> LockOutcome {
 
 #[test]
 fn lock_held_by_another_process() {
-    let flock = Path::new("/usr/bin/flock");
-    if !flock.exists() {
-        eprintln!("note: /usr/bin/flock not found; skipping lock_held_by_another_process");
+    let Some(flock) = support::require_server("flock") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let lock_path = tmp.path().join("lock");
     // One process (sh, then exec'd sleep) takes the lock on fd 9, writes its pid as a holder

@@ -851,6 +851,18 @@ impl Cx<'_> {
             );
             self.warnings.push(d);
         }
+        if let (None, Some((key_name, db))) = (&stop, liveness.as_ref().and_then(database)) {
+            let v = node_of(node, key_name).unwrap_or(key);
+            let d = self.diag(
+                Severity::Warning,
+                v.pos,
+                name,
+                &db.warning(key_name),
+                v.as_str().map_or(1, str::len),
+                Some(db.help()),
+            );
+            self.warnings.push(d);
+        }
         if self.errors.len() > ok_before {
             return None;
         }
@@ -1445,6 +1457,85 @@ fn switches_account(script: &str) -> Option<Switch> {
 /// Whether the user exists on this host (through NSS, as the script would need it).
 fn user_exists(name: &str) -> bool {
     crate::users::exists(name)
+}
+
+/// A database server that SIGTERM, then SIGKILL 5 s later (what autoheal does without `stop:`),
+/// does not stop cleanly: postgres takes SIGTERM for a "smart" shutdown that waits for every
+/// client, MySQL and MariaDB may need longer than 5 s to flush; the SIGKILL is then a crash.
+enum Database {
+    /// `pg_ctl -D` takes this data directory, when the pid file names it (postmaster.pid).
+    Postgres(Option<PathBuf>),
+    Mysql,
+}
+
+impl Database {
+    fn warning(&self, key: &str) -> String {
+        let (what, term, crash) = match self {
+            Database::Postgres(_) => (
+                "PostgreSQL",
+                " (postgres's slow \"smart\" shutdown, which waits for every client)",
+                "a crash of the database",
+            ),
+            Database::Mysql => (
+                "MySQL or MariaDB",
+                "",
+                "a crash of the database if it is still flushing its buffers",
+            ),
+        };
+        format!(
+            "`{key}` looks like {what} and there is no `stop:`: a health restart sends it \
+             SIGTERM{term}, then SIGKILL after {}s: {crash}",
+            crate::defaults::STOP_TIMEOUT.as_secs()
+        )
+    }
+
+    fn help(&self) -> String {
+        match self {
+            Database::Postgres(dir) => format!(
+                "add `stop: pg_ctl -D {} stop -m fast` (or `pg_ctlcluster VERSION CLUSTER stop -m \
+                 fast` on Debian): a fast shutdown is clean and quick",
+                dir.as_deref()
+                    .map_or("DATA_DIR".into(), |d| d.display().to_string())
+            ),
+            Database::Mysql => {
+                "add `stop: mysqladmin shutdown`: it returns once the server has stopped cleanly"
+                    .into()
+            }
+        }
+    }
+}
+
+/// Whether a service's `pname` or `pid_file` looks like a PostgreSQL or MySQL/MariaDB server
+/// (`postgres`, `postmaster`, `mysqld`, `mariadbd` as a word of the pattern; a pid file named
+/// postmaster.pid or mysqld.pid, or in Debian's /run/postgresql or /run/mysqld), and by which key.
+fn database(liveness: &Liveness) -> Option<(&'static str, Database)> {
+    let by_name = liveness.pname().and_then(|p| {
+        let lower = p.source.to_ascii_lowercase();
+        let mut words = lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        words.find_map(|w| match w {
+            "postgres" | "postmaster" => Some(Database::Postgres(None)),
+            "mysqld" | "mariadbd" => Some(Database::Mysql),
+            _ => None,
+        })
+    });
+    if let Some(db) = by_name {
+        return Some(("pname", db));
+    }
+    let file = match liveness {
+        Liveness::PidFile(f) | Liveness::Both { pid_file: f, .. } => f,
+        Liveness::Pname(_) => return None,
+    };
+    let name = file.file_name()?.to_str()?;
+    let dir = file.parent();
+    let in_dir = |d: &str| dir.and_then(Path::file_name).is_some_and(|n| n == d);
+    match name {
+        "postmaster.pid" => Some(Database::Postgres(dir.map(Path::to_path_buf))),
+        "mysqld.pid" | "mariadbd.pid" => Some(Database::Mysql),
+        _ if in_dir("postgresql") => Some(Database::Postgres(None)),
+        _ if in_dir("mysqld") => Some(Database::Mysql),
+        _ => None,
+    }
+    .map(|db| ("pid_file", db))
 }
 
 #[cfg(test)]

@@ -313,3 +313,56 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Output {
         stderr(&out)
     );
 }
+
+/// Whether the tests run under CI (`CI=true`, as `.ci/run`, GitHub Actions and GitLab set it).
+/// There a test never skips for want of a server: it fails, saying what to install, so that a
+/// missing package cannot turn a real-server test into a silent pass.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// The Debian package that provides `program`, for the message of a missing one.
+fn package_of(program: &str) -> &str {
+    match program {
+        "mariadbd" | "mariadb-install-db" => "mariadb-server",
+        "postgres" | "initdb" => "postgresql",
+        "flock" => "util-linux",
+        other => other,
+    }
+}
+
+/// The path of `program`, a real server (or tool) a test runs: `redis-server`, `memcached`,
+/// `mariadbd`, ..., found on `PATH` or in the usual bin and sbin directories. Missing, it is
+/// `None` with a note that the test is skipped, or, under CI ([`in_ci`]), a panic that says
+/// which package to install. Every test that needs a server it may not find goes through this
+/// (or [`cannot_run`]).
+pub fn require_server(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(
+            ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .map(|d| d.join(program))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        return cannot_run(&format!(
+            "no `{program}` on PATH or in /usr/sbin (apt-get install {})",
+            package_of(program)
+        ));
+    }
+    found
+}
+
+/// A test that cannot run here (`why`: what is missing or failed, and what to install): `None`,
+/// with a note that it is skipped; under CI ([`in_ci`]), a panic with `why` instead.
+pub fn cannot_run<T>(why: &str) -> Option<T> {
+    assert!(
+        !in_ci(),
+        "{why}; under CI (CI={}) a test does not skip: install it (.ci/run does)",
+        std::env::var("CI").unwrap_or_default()
+    );
+    eprintln!("note: test skipped: {why}");
+    None
+}
