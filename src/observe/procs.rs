@@ -183,12 +183,11 @@ impl ProcTable {
         }
     }
 
-    /// The real uid of `pid` (the `Uid:` line of `/proc/PID/status`), read once per snapshot
-    /// and only if it is still the process of the snapshot (same start); `None` if it is gone.
+    /// The real uid of `pid` (the `Uid:` line of `/proc/PID/status`), read once per snapshot,
+    /// for processes that matter only (see `read_real_uid`); `None` if it is gone.
     pub fn real_uid(&self, pid: u32) -> Option<u32> {
         let p = self.procs.get(&pid)?;
-        *p.uid
-            .get_or_init(|| read_real_uid(&self.root, pid, p.start_ticks))
+        *p.uid.get_or_init(|| read_real_uid(&self.root, pid))
     }
 
     /// True for autoheal itself and every one of its ancestors, in any session (the cron
@@ -598,31 +597,23 @@ pub fn read_start_ticks(pid: u32) -> Option<u64> {
     parse_stat(&String::from_utf8_lossy(&stat)).map(|s| s.start_ticks)
 }
 
-/// The real uid of `pid` from `<root>/PID/status`, if it still started at `start_ticks`. Both
-/// files are read through one open `/proc/PID` directory, which stays that process's (reads
-/// fail once it is gone, even if its pid is reused), so the uid is the right process's.
-fn read_real_uid(root: &Path, pid: u32, start_ticks: u64) -> Option<u32> {
-    use rustix::fs::{Mode, OFlags, open, openat};
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
-    let dir = open(
-        root.join(pid.to_string()),
-        flags | OFlags::DIRECTORY,
+/// The real uid of `pid` from `<root>/PID/status`: one open and one read (the `Uid:` line is
+/// among its first lines, and a read of a /proc file returns what fits, from its start). This
+/// runs for every process a `pname` matches, so it costs three system calls, not the dozen of a
+/// growing `read_to_string`. The pid is the snapshot's of a moment ago; it cannot have been
+/// reused since by another process in practice (the kernel hands out every other pid first),
+/// and a signal is sent only after the process's start is checked again through a pidfd.
+fn read_real_uid(root: &Path, pid: u32) -> Option<u32> {
+    use rustix::fs::{Mode, OFlags, open};
+    let fd = open(
+        root.join(pid.to_string()).join("status"),
+        OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .ok()?;
-    // One read each: `stat` is well under 2 KiB, and the `Uid:` line is among the first lines
-    // of `status` (a read of a /proc file returns what fits, from its start). This runs for
-    // every matching process, so a growing read_to_string (a dozen reads) is avoided.
-    let read = |name: &str| -> Option<String> {
-        let fd = openat(&dir, name, flags, Mode::empty()).ok()?;
-        let mut buf = [0u8; 2048];
-        let n = rustix::io::read(&fd, &mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-    };
-    if parse_stat(&read("stat")?)?.start_ticks != start_ticks {
-        return None;
-    }
-    parse_real_uid(&read("status")?)
+    let mut buf = [0u8; 1024];
+    let n = rustix::io::read(&fd, &mut buf).ok()?;
+    parse_real_uid(&String::from_utf8_lossy(&buf[..n]))
 }
 
 /// The real uid: the first field of the `Uid:` line of `/proc/PID/status`.
