@@ -310,7 +310,10 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
         }
     };
     while start.elapsed() < timeout {
-        let wait = (timeout - start.elapsed()).min(Duration::from_millis(25));
+        // The clock moved on since the loop's test: never a negative wait.
+        let wait = timeout
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_millis(25));
         if exited(wait) {
             let said = format!("pid {pid} exited on SIGTERM in {}", secs(start.elapsed()));
             return said + &left_behind(pid, &workers, start);
@@ -319,7 +322,9 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     let _ = signal(Signal::KILL);
     let killed = Instant::now();
     while killed.elapsed() < crate::defaults::KILL_WAIT {
-        let wait = (crate::defaults::KILL_WAIT - killed.elapsed()).min(Duration::from_millis(25));
+        let wait = crate::defaults::KILL_WAIT
+            .saturating_sub(killed.elapsed())
+            .min(Duration::from_millis(25));
         if exited(wait) {
             let said = format!(
                 "pid {pid} ignored SIGTERM for {}; SIGKILL ended it in {}",

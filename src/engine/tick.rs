@@ -484,14 +484,28 @@ fn launch(
         let tx = running.tx.clone();
         running.services.insert(service.clone());
         std::thread::spawn(move || {
-            let restart = restart.map(|why| (why, stop(stop_spec.as_ref(), target)));
-            let outcome = run_script_with(&script, |pid| {
-                // Marked here, before `sh` can be reaped (by this thread, later): its pid cannot
-                // belong to another process yet.
-                let _ = tx.send(Msg::Launched {
-                    service: service.clone(),
-                    session: crate::observe::procs::proc_id(pid),
+            // The tick waits for every script it launched: a bug that panicked this thread
+            // must still say how its script ended, or the tick would wait for ever.
+            let work = std::panic::AssertUnwindSafe(|| {
+                let restart = restart.map(|why| (why, stop(stop_spec.as_ref(), target)));
+                let outcome = run_script_with(&script, |pid| {
+                    // Marked here, before `sh` can be reaped (by this thread, later): its pid
+                    // cannot belong to another process yet.
+                    let _ = tx.send(Msg::Launched {
+                        service: service.clone(),
+                        session: crate::observe::procs::proc_id(pid),
+                    });
                 });
+                (restart, outcome)
+            });
+            let (restart, outcome) = std::panic::catch_unwind(work).unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let reason = format!("autoheal failed while starting it (a bug: {what})");
+                (None, ScriptOutcome::SpawnFailed { reason })
             });
             let _ = tx.send(Msg::Finished(Finished {
                 service,
