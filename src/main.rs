@@ -11,13 +11,46 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// `println!` that never panics: a closed or full stdout (`| head -1`, `>/dev/full`) is not a
+/// reason to stop a tick half-way or to crash; what is lost is only what that reader dropped.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` of a whole text, as [`out!`].
+macro_rules! out_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics (a closed stderr), as [`out!`].
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// `eprint!` of a whole text, as [`err!`].
+macro_rules! err_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let path = cli.config_path();
     let exit = match &cli.command {
         Command::Check => check(&path),
         Command::Order => with_config(&path, |cfg| {
-            print!("{}", report::order::render(cfg));
+            out_raw!("{}", report::order::render(cfg));
             Exit::Ok
         }),
         Command::Run { state_dir, dry_run } => {
@@ -45,8 +78,8 @@ fn with_config(path: &Path, f: impl FnOnce(&Arc<Config>) -> Exit) -> Exit {
 fn load(path: &Path) -> Result<Config, Exit> {
     autoheal::load_config(path).map_err(|e| {
         match e {
-            LoadError::Invalid(diags) => eprintln!("{diags}"),
-            LoadError::Refused(why) => eprintln!("autoheal: {why}"),
+            LoadError::Invalid(diags) => err!("{diags}"),
+            LoadError::Refused(why) => err!("autoheal: {why}"),
         }
         Exit::Usage
     })
@@ -63,7 +96,7 @@ fn run(cfg: &Arc<Config>, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
         Log::stdout()
     } else {
         if let Err(e) = state::create_dir(&dir) {
-            eprintln!("autoheal: {e}");
+            err!("autoheal: {e}");
             return Exit::Usage;
         }
         Log::to_file(&dir.join("autoheal.log"))
@@ -77,7 +110,7 @@ fn run(cfg: &Arc<Config>, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
         Ok(TickOutcome::Done { plan, .. }) if plan.all_well() => Exit::Ok,
         Ok(TickOutcome::Done { .. }) => Exit::Down,
         Err(e) => {
-            eprintln!("autoheal: {e}");
+            err!("autoheal: {e}");
             Exit::Usage
         }
     }
@@ -92,7 +125,7 @@ fn status(cfg: &Arc<Config>, dir: &Option<PathBuf>, json: bool) -> Exit {
         Err(e) => (Default::default(), Some(format!("{e}; showing no history"))),
     };
     if let Some(w) = warning {
-        eprintln!("autoheal: {w}");
+        err!("autoheal: {w}");
     }
     let ctx = Ctx {
         state: &st,
@@ -100,18 +133,21 @@ fn status(cfg: &Arc<Config>, dir: &Option<PathBuf>, json: bool) -> Exit {
     };
     let obs = observe(cfg, Scope::All, &ctx);
     for (label, msg) in &obs.notes {
-        eprintln!("{}: {}", report::one_line(label), report::one_line(msg));
+        err!("{}: {}", report::one_line(label), report::one_line(msg));
     }
     let now = tick::unix_now();
     let p = engine::plan(cfg, &obs, &st, now);
     let r = report::status(cfg, &obs, &p, &st, now);
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).expect("status serializes")
-        );
+        match serde_json::to_string_pretty(&r) {
+            Ok(text) => out!("{text}"),
+            Err(e) => {
+                err!("autoheal: cannot write the status as JSON: {e}");
+                return Exit::Usage;
+            }
+        }
     } else {
-        print!("{}", report::table(&r, now));
+        out_raw!("{}", report::table(&r, now));
     }
     if r.all_alive { Exit::Ok } else { Exit::Down }
 }
@@ -119,7 +155,7 @@ fn status(cfg: &Arc<Config>, dir: &Option<PathBuf>, json: bool) -> Exit {
 fn reset(cfg: &Config, dir: &Option<PathBuf>, service: &str) -> Exit {
     if cfg.service(service).is_none() {
         let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
+        err!(
             "autoheal: no service `{service}` in {} (services: {})",
             cfg.path.display(),
             names.join(", ")
@@ -130,27 +166,27 @@ fn reset(cfg: &Config, dir: &Option<PathBuf>, service: &str) -> Exit {
     let _lock = match state::try_lock(&dir) {
         Ok(state::LockOutcome::Acquired(l)) => l,
         Ok(state::LockOutcome::Held { by }) => {
-            eprintln!(
+            err!(
                 "autoheal: a tick is running{}; run reset again once it ends",
                 by.map(|p| format!(" (pid {p})")).unwrap_or_default()
             );
             return Exit::Down;
         }
         Err(e) => {
-            eprintln!("autoheal: {e}");
+            err!("autoheal: {e}");
             return Exit::Usage;
         }
     };
     let (mut st, _) = match state::load(&dir) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("autoheal: {e}");
+            err!("autoheal: {e}");
             return Exit::Usage;
         }
     };
     let before = st.services.remove(service).unwrap_or_default();
     if let Err(e) = state::save(&dir, &st) {
-        eprintln!("autoheal: {e}");
+        err!("autoheal: {e}");
         return Exit::Usage;
     }
     let mut log = Log::to_file(&dir.join("autoheal.log"));
@@ -171,14 +207,14 @@ fn check(path: &Path) -> Exit {
         Err(exit) => return exit,
     };
     for w in &cfg.warnings {
-        eprint!("{w}");
+        err_raw!("{w}");
     }
     let warn = match cfg.warnings.len() {
         0 => String::new(),
         1 => " (1 warning)".into(),
         n => format!(" ({n} warnings)"),
     };
-    println!(
+    out!(
         "{}: {} services, {} deps, ok{warn}",
         path.display(),
         cfg.services.len(),

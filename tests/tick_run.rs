@@ -938,3 +938,59 @@ fn a_tick_held_only_by_a_given_up_service_ends_at_once() {
         "the tick waited {took:?} for nothing: {log}"
     );
 }
+
+/// `autoheal run | head -1`: stdout closes after the first line. The tick still does all its
+/// work (a chain of three comes up, in order) and its log file gets every line; nothing
+/// panics. `status --json` into a closed pipe and `check >/dev/full` do not panic either.
+#[test]
+fn a_closed_or_full_stdout_never_breaks_a_tick() {
+    use std::process::Stdio;
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 20s\na:\n  pname: '{}'\n  script: {}\nb:\n  pname: '{}'\n  dep: [{{name: a}}]\n  script: {}\nc:\n  pname: '{}'\n  dep: [{{name: b}}]\n  script: {}\n",
+        f.sleeper_re(1),
+        f.daemon_script("a", 1),
+        f.sleeper_re(2),
+        f.daemon_script("b", 2),
+        f.sleeper_re(3),
+        f.daemon_script("c", 3),
+    ));
+    let closed = |args: &[&str]| {
+        let mut child = f
+            .autoheal_cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before the first line
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), stderr(&out))
+    };
+    let (code, err) = closed(&["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(f.journal(), ["a", "b", "c"]);
+    let log = std::fs::read_to_string(f.state_dir().join("autoheal.log")).unwrap();
+    for s in ["a", "b", "c"] {
+        assert!(log.contains(&format!("{s}: started: was dead")), "{log}");
+        assert!(log.contains(&format!("{s}: up,")), "{log}");
+    }
+    let (code, err) = closed(&[
+        "status",
+        "--json",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/state",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = f
+        .autoheal_cmd(&["check", "-c", "{dir}/conf.yaml"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}

@@ -829,7 +829,8 @@ impl Host {
             Ok(Err(syntax)) => Err(Failure::Error(syntax)),
             Err(e) => {
                 if std::env::var_os("AUTOHEAL_LUA_DEBUG").is_some() {
-                    eprintln!("{e:#?}");
+                    use std::io::Write as _;
+                    let _ = writeln!(std::io::stderr(), "{e:#?}");
                 }
                 Err(Failure::Error(describe_error(config, chunk, ctx, &e)))
             }

@@ -38,7 +38,9 @@ impl Log {
             super::one_line(who),
             super::one_line(what)
         );
-        println!("{line}");
+        // A closed or full stdout (`run | head -1`) must not stop the tick: the line still
+        // goes to the log file.
+        let _ = writeln!(std::io::stdout(), "{line}");
         if let Some(f) = &mut self.file {
             // A full disk must not stop the healing; the line is still on stdout.
             let _ = writeln!(f, "{line}");
