@@ -34,6 +34,10 @@ pub enum Command {
         /// Print each decision and its reason; start nothing, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// When the config does not load, heal nothing (by default the tick heals with the
+        /// last version of it that loaded, kept in the state dir, and says so).
+        #[arg(long)]
+        strict: bool,
     },
     /// Validate the config, compile every Lua chunk, resolve its modules and (as root) check
     /// that root may trust the files; touches nothing.

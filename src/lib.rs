@@ -45,18 +45,35 @@ pub fn load_config(path: &std::path::Path) -> Result<config::Config, LoadError> 
         Err(e) if e.is_missing() => true,
         Err(e) => return Err(LoadError::Refused(e)),
     };
-    let cfg = match config::load_partial(path) {
-        Ok(cfg) => cfg,
-        Err(rejected) => {
-            let mut errors = rejected.diagnostics.0;
-            errors.extend(lua::syntax_errors(path, &rejected.chunks));
-            errors.sort_by_key(|d| (d.line, d.col));
-            return Err(LoadError::Invalid(config::Diagnostics(errors)));
-        }
-    };
+    let cfg = validated(path, config::load_partial(path))?;
     if missing {
         trust::check_if_root(path).map_err(LoadError::Refused)?;
     }
+    checked(cfg)
+}
+
+/// As [`load_config`], of the last version of `path` that loaded, as kept in the state dir
+/// (`state::kept_config`): a text of root's own, so `path` itself is not judged; its Lua
+/// directories and modules are, as always.
+pub fn load_kept_config(src: &str, path: &std::path::Path) -> Result<config::Config, LoadError> {
+    checked(validated(path, config::load_partial_str(src, path))?)
+}
+
+/// A rejected file's errors with those of its Lua chunks, in file order.
+fn validated(
+    path: &std::path::Path,
+    loaded: Result<config::Config, config::Rejected>,
+) -> Result<config::Config, LoadError> {
+    loaded.map_err(|rejected| {
+        let mut errors = rejected.diagnostics.0;
+        errors.extend(lua::syntax_errors(path, &rejected.chunks));
+        errors.sort_by_key(|d| (d.line, d.col));
+        LoadError::Invalid(config::Diagnostics(errors))
+    })
+}
+
+/// The Lua directories a loaded file uses, judged, and every chunk compiled and resolved.
+fn checked(cfg: config::Config) -> Result<config::Config, LoadError> {
     lua::trust_dirs(&cfg).map_err(LoadError::Refused)?;
     let errors = lua::check_config(&cfg);
     if errors.is_empty() {

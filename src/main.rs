@@ -53,9 +53,11 @@ fn main() -> ExitCode {
             out_raw!("{}", report::order::render(cfg));
             Exit::Ok
         }),
-        Command::Run { state_dir, dry_run } => {
-            with_config(&path, |cfg| run(cfg, state_dir, *dry_run))
-        }
+        Command::Run {
+            state_dir,
+            dry_run,
+            strict,
+        } => run_command(&path, state_dir, *dry_run, *strict),
         Command::Status { state_dir, json } => {
             with_config(&path, |cfg| status(cfg, state_dir, *json))
         }
@@ -90,22 +92,148 @@ fn state_dir(cfg: &Config, flag: &Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| cfg.settings.state_dir.clone())
 }
 
-fn run(cfg: &Arc<Config>, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
-    let dir = state_dir(cfg, dir);
-    let mut log = if dry_run {
-        Log::stdout()
-    } else {
-        if let Err(e) = state::create_dir(&dir) {
-            err!("autoheal: {e}");
-            return Exit::Usage;
-        }
-        Log::to_file(&dir.join("autoheal.log"))
+/// `autoheal run`: one tick with the config at `path`. A config that does not load is never
+/// silent and never stops the healing: it is said in the log, and the tick heals with the last
+/// version of the file that loaded (kept in the state dir by every tick that loads a good
+/// one), unless `--strict` or that version's `settings.strict`; the exit code is 2 either way.
+fn run_command(path: &Path, flag: &Option<PathBuf>, dry_run: bool, strict: bool) -> Exit {
+    let cfg = match load(path) {
+        Ok(cfg) => Arc::new(cfg),
+        // A dry run touches nothing, and says what `load` printed.
+        Err(exit) if dry_run => return exit,
+        Err(_) => return heal_with_kept(path, flag, strict),
     };
+    let dir = state_dir(&cfg, flag);
+    if dry_run {
+        return tick_with(&cfg, dir, true, &mut Log::stdout());
+    }
+    if let Err(e) = state::create_dir(&dir) {
+        err!("autoheal: {e}");
+        return Exit::Usage;
+    }
+    let mut log = Log::to_file(&dir.join("autoheal.log"));
+    // Kept before the tick acts: the version that heals is the version a broken edit falls
+    // back to.
+    if let Err(e) = state::keep_config(&dir, &cfg.source) {
+        log.event(
+            "autoheal",
+            &format!("cannot keep a copy of the config: {e}"),
+        );
+    }
+    tick_with(&cfg, dir, false, &mut log)
+}
+
+/// The tick of a `run` whose config does not load (its errors are on stderr already): said in
+/// the log of the state dir (`--state-dir`, else the broken file's own `settings.state_dir`
+/// when its YAML says it, else the default; a file root may not trust names none), then healed
+/// with the kept version of the file, if there is one and nothing forbids it. Exit 2.
+fn heal_with_kept(path: &Path, flag: &Option<PathBuf>, strict: bool) -> Exit {
+    let (summary, trusted) = match autoheal::load_config(path) {
+        Err(LoadError::Invalid(diags)) => {
+            let errors: Vec<String> = diags
+                .0
+                .iter()
+                .filter(|d| d.severity == autoheal::config::Severity::Error)
+                .map(|d| d.headline())
+                .collect();
+            let more = errors.len().saturating_sub(3);
+            let mut text = format!(
+                "{} error{}: {}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                errors[..errors.len().min(3)].join("; ")
+            );
+            if more > 0 {
+                text.push_str(&format!(
+                    "; and {more} more (autoheal check -c {})",
+                    path.display()
+                ));
+            }
+            (text, true)
+        }
+        Err(LoadError::Refused(why)) => (why.to_string(), false),
+        Ok(_) => ("it changed while it was read".into(), true),
+    };
+    let dir = flag
+        .clone()
+        .or_else(|| {
+            trusted
+                .then(|| autoheal::config::state_dir_hint(path))
+                .flatten()
+        })
+        .unwrap_or_else(|| PathBuf::from(autoheal::defaults::STATE_DIR));
+    if let Err(e) = state::create_dir(&dir) {
+        err!("autoheal: {e}");
+        return Exit::Usage;
+    }
+    let mut log = Log::to_file(&dir.join("autoheal.log"));
+    let shown = path.display();
+    log.event(
+        "autoheal",
+        &format!("config {shown} does not load: {summary}"),
+    );
+    let nothing = |log: &mut Log, why: &str| {
+        log.event(
+            "autoheal",
+            &format!("{why}: nothing is healed until {shown} loads (autoheal check -c {shown})"),
+        );
+        Exit::Usage
+    };
+    if strict {
+        return nothing(&mut log, "--strict");
+    }
+    let (source, since) = match state::kept_config(&dir) {
+        Ok(Some(kept)) => kept,
+        Ok(None) => {
+            return nothing(
+                &mut log,
+                &format!(
+                    "no version of it has loaded here before ({} has none)",
+                    dir.join(state::KEPT_CONFIG).display()
+                ),
+            );
+        }
+        Err(e) => return nothing(&mut log, &e.to_string()),
+    };
+    let cfg = match autoheal::load_kept_config(&source, path) {
+        Ok(cfg) if cfg.settings.strict => {
+            return nothing(&mut log, "its last good version says `strict: true`");
+        }
+        Ok(cfg) => Arc::new(cfg),
+        Err(e) => {
+            let why = e.to_string();
+            let first = why.lines().next().unwrap_or_default();
+            return nothing(
+                &mut log,
+                &format!("its last good version does not load any more either ({first})"),
+            );
+        }
+    };
+    log.event(
+        "autoheal",
+        &format!(
+            "healing with the last version of {shown} that loaded, kept since {} ({}); fix \
+             the file, or run with --strict to heal nothing meanwhile",
+            humantime::format_rfc3339_seconds(
+                std::time::Duration::try_from_secs_f64(since)
+                    .ok()
+                    .and_then(|d| std::time::UNIX_EPOCH.checked_add(d))
+                    .unwrap_or(std::time::UNIX_EPOCH)
+            ),
+            dir.join(state::KEPT_CONFIG).display()
+        ),
+    );
+    tick_with(&cfg, dir, false, &mut log);
+    Exit::Usage
+}
+
+/// One tick of `cfg` with its state in `dir`; the exit code of its outcome.
+fn tick_with(cfg: &Arc<Config>, dir: PathBuf, dry_run: bool, log: &mut Log) -> Exit {
     let opts = TickOptions {
         state_dir: dir,
         dry_run,
     };
-    match tick::run(cfg, &opts, &mut log) {
+    match tick::run(cfg, &opts, log) {
         Ok(TickOutcome::LockedOut { .. }) => Exit::Ok,
         Ok(TickOutcome::Done { plan, .. }) if plan.all_well() => Exit::Ok,
         Ok(TickOutcome::Done { .. }) => Exit::Down,

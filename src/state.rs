@@ -455,32 +455,89 @@ fn user_desc(uid: u32) -> String {
 pub fn save(dir: &Path, state: &State) -> Result<(), StateError> {
     create_dir(dir)?;
     let path = dir.join(STATE_FILE);
-    // One fixed name: only the holder of the tick lock writes the state. A leftover from a
-    // tick that died mid-write is removed (unlink never follows a link), then the file is made
-    // anew, exclusively.
-    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
-    let failed = |err| write_err(path.clone(), err);
+    let mut json = serde_json::to_vec_pretty(state)
+        .map_err(|e| write_err(path.clone(), io::Error::other(e)))?;
+    json.push(b'\n');
+    write_atomic(dir, &path, &json)
+}
+
+/// Replaces `path` (in the state dir `dir`) with `bytes` atomically: a temp file beside it,
+/// fsync, rename over it, fsync of the dir. One fixed temp name per file: only the holder of
+/// the tick lock writes them. A leftover from a tick that died mid-write is removed (unlink
+/// never follows a link), then the temp file is made anew, exclusively, 0600.
+fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let failed = |err| write_err(path.to_path_buf(), err);
     match fs::remove_file(&tmp) {
         Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(failed(err)),
         _ => {}
     }
-    let mut json = serde_json::to_vec_pretty(state).map_err(|e| failed(io::Error::other(e)))?;
-    json.push(b'\n');
     let result = open_in_dir(
         &tmp,
         OpenOptions::new().write(true).create_new(true).mode(0o600),
         |_, err| failed(err),
     )
     .and_then(|mut file| {
-        file.write_all(&json)
+        file.write_all(bytes)
             .and_then(|()| file.sync_all())
-            .and_then(|()| fs::rename(&tmp, &path))
+            .and_then(|()| fs::rename(&tmp, path))
             .and_then(|()| File::open(dir)?.sync_all())
             .map_err(failed)
     });
     result.inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
     })
+}
+
+/// Name of the last version of the config file that loaded, kept in the state dir.
+pub const KEPT_CONFIG: &str = "last-good.yaml";
+
+/// Keeps `source` (the text of a config file that loaded) as `<dir>/last-good.yaml`, for the
+/// ticks that find a later version of the file broken: written atomically (as the state) and
+/// only when it differs from the copy there, so that the copy's mtime says since when this
+/// version is the one kept. Whether it was written.
+pub fn keep_config(dir: &Path, source: &str) -> Result<bool, StateError> {
+    create_dir(dir)?;
+    let path = dir.join(KEPT_CONFIG);
+    match read_kept(&path) {
+        Ok(Some(old)) if old == source => return Ok(false),
+        Ok(_) => {}
+        Err(e) => return Err(e),
+    }
+    write_atomic(dir, &path, source.as_bytes())?;
+    Ok(true)
+}
+
+/// The kept config (see [`keep_config`]) and when it was kept (unix seconds), if there is one.
+pub fn kept_config(dir: &Path) -> Result<Option<(String, f64)>, StateError> {
+    let path = dir.join(KEPT_CONFIG);
+    let Some(text) = read_kept(&path)? else {
+        return Ok(None);
+    };
+    let kept = fs::symlink_metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64());
+    Ok(Some((text, kept)))
+}
+
+fn read_kept(path: &Path) -> Result<Option<String>, StateError> {
+    let file = match open_in_dir(path, OpenOptions::new().read(true), read_err) {
+        Ok(f) => f,
+        Err(StateError::Read { err, .. }) if err.kind() == io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.take(STATE_MAX)
+        .read_to_end(&mut bytes)
+        .map_err(|err| read_err(path.to_path_buf(), err))?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// The tick lock, held until dropped (or until the process dies: the kernel releases a `flock`

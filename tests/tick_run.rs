@@ -512,7 +512,14 @@ fn a_bad_config_starts_nothing_and_exits_2() {
         stderr(&out)
     );
     assert!(f.journal().is_empty());
-    assert!(!f.state_dir().exists());
+    // Never silent: the state dir's log says it, and that nothing is healed (no version of
+    // the file ever loaded here, so there is none to heal with).
+    let log = std::fs::read_to_string(f.state_dir().join("autoheal.log")).unwrap();
+    assert!(log.contains("does not load: 1 error: "), "{log}");
+    assert!(
+        log.contains("no version of it has loaded here before"),
+        "{log}"
+    );
 }
 
 /// `--dry-run` and `status` read a bad state file but leave it where it is.

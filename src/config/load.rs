@@ -30,6 +30,7 @@ const SERVICE_KEYS: &[&str] = &[
 const HEALTH_KEYS: &[&str] = &["host", "port", "url", "timeout"];
 const DEP_KEYS: &[&str] = &["name", "host", "port", "url", "lua", "timeout"];
 const SETTINGS_KEYS: &[&str] = &[
+    "strict",
     "state_dir",
     "converge",
     "lua_path",
@@ -167,6 +168,24 @@ pub struct Rejected {
 
 /// As [`load`], but a rejected file also gives back the Lua chunks found in it, so that their
 /// syntax errors can be reported in the same run as the file's other errors.
+/// As [`load_partial`], of a text read elsewhere (the last version of `path` that loaded, kept
+/// in the state dir): positions and relative paths are `path`'s.
+pub fn load_partial_str(src: &str, path: &Path) -> Result<Config, Rejected> {
+    parse_str(src, path)
+}
+
+/// Where a file that does not load would keep its state: its `settings.state_dir`, if the
+/// YAML parses that far (a misspelt key elsewhere does not hide it). `None` when it cannot be
+/// told.
+pub fn state_dir_hint(path: &Path) -> Option<PathBuf> {
+    let src = String::from_utf8(std::fs::read(path).ok()?).ok()?;
+    let root = super::yaml::parse(&src).ok()??;
+    let settings = node_of(&root, "settings")?;
+    let dir = node_of(settings, "state_dir")?.as_str()?.to_string();
+    let base = path.parent().unwrap_or(Path::new(""));
+    Some(resolve_path(base, &dir))
+}
+
 pub fn load_partial(path: &Path) -> Result<Config, Rejected> {
     match read(path) {
         Ok(src) => parse_str(&src, path),
@@ -180,6 +199,7 @@ pub fn load_partial(path: &Path) -> Result<Config, Rejected> {
 fn parse_str(src: &str, path: &Path) -> Result<Config, Rejected> {
     let mut cx = Cx {
         file: path.display().to_string(),
+        source: src.to_string(),
         base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         lines: yaml::lines(src),
         errors: Vec::new(),
@@ -233,6 +253,7 @@ pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
 
 struct Cx<'a> {
     file: String,
+    source: String,
     base: PathBuf,
     lines: Vec<&'a str>,
     errors: Vec<Diagnostic>,
@@ -614,6 +635,7 @@ impl Cx<'_> {
         self.cycles(&graph, &services, &service_nodes);
         Some(Config {
             path: path.to_path_buf(),
+            source: self.source.clone(),
             settings,
             services,
             warnings: Vec::new(),
@@ -650,6 +672,7 @@ impl Cx<'_> {
                         s.unhealthy_after = n;
                     }
                 }
+                "strict" => s.strict = self.boolean(v, cx, key).unwrap_or(false),
                 _ => {
                     let d = match key {
                         "probe_timeout" => self.limit(v, cx, key, &PROBE),

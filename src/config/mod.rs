@@ -14,7 +14,9 @@ pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use graph::{Addr, By, Graph};
-pub use load::{Rejected, load, load_partial, load_str, resolve_path};
+pub use load::{
+    Rejected, load, load_partial, load_partial_str, load_str, resolve_path, state_dir_hint,
+};
 
 use regex::Regex;
 use std::path::PathBuf;
@@ -25,6 +27,9 @@ use std::time::Duration;
 pub struct Config {
     /// The file it came from, as the operator named it (used in messages).
     pub path: PathBuf,
+    /// Its text: what `run` keeps in the state dir, to heal with should a later edit of the
+    /// file not load.
+    pub source: String,
     pub settings: Settings,
     /// Services in file order.
     pub services: Vec<Service>,
@@ -88,6 +93,9 @@ pub struct Settings {
     pub healthy_after: Duration,
     /// Consecutive failed health observations before an alive service is restarted.
     pub unhealthy_after: u32,
+    /// When a later version of the file does not load, heal nothing rather than heal with this
+    /// one (`run --strict` for one run).
+    pub strict: bool,
 }
 
 impl Default for Settings {
@@ -106,6 +114,7 @@ impl Default for Settings {
             give_up_after: d::GIVE_UP_AFTER,
             healthy_after: d::HEALTHY_AFTER,
             unhealthy_after: d::UNHEALTHY_AFTER,
+            strict: false,
         }
     }
 }

@@ -1,0 +1,135 @@
+//! A config that does not load is never silent and never stops the healing (issue 10, item 3):
+//! `run` under cron's `>/dev/null 2>&1` leaves its trace in the state dir's log, and heals with
+//! the last version of the file that loaded, kept in the state dir; exit 2 either way.
+
+mod support;
+
+use std::process::Stdio;
+use support::*;
+
+/// One service, started by its script.
+fn good(f: &Fixture) -> String {
+    format!(
+        "settings:\n  converge: 5s\nweb:\n  pname: '{}'\n  grace: 100ms\n  script: {}\n",
+        f.sleeper_re(1),
+        f.daemon_script("web", 1)
+    )
+}
+
+/// `run`, its output thrown away as cron does; the exit code.
+fn quiet_run(f: &Fixture, extra: &[&str]) -> Option<i32> {
+    let mut args = vec!["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"];
+    args.extend_from_slice(extra);
+    f.autoheal_cmd(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .code()
+}
+
+fn log(f: &Fixture) -> String {
+    std::fs::read_to_string(f.state_dir().join("autoheal.log")).unwrap_or_default()
+}
+
+/// A typo breaks the file after a good tick: the next tick says so in its log (the count, the
+/// first error with its position), heals the service that died meanwhile with the kept
+/// version, says so and since when, and exits 2.
+#[test]
+fn a_broken_edit_is_logged_and_the_last_good_version_heals() {
+    let f = Fixture::new();
+    f.config(&good(&f));
+    assert_eq!(quiet_run(&f, &[]), Some(0));
+    let kept = f.state_dir().join("last-good.yaml");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), f.expand(&good(&f)));
+    support::kill(f.pid_of("web").unwrap() as i32);
+    std::thread::sleep(std::time::Duration::from_millis(200)); // past its grace
+    f.config(&good(&f).replace("  script:", "  scrpit:"));
+    assert_eq!(quiet_run(&f, &[]), Some(2));
+    let text = log(&f);
+    let dir = f.dir.path().display();
+    assert!(
+        text.contains(&format!(
+            "autoheal: config {dir}/conf.yaml does not load: 1 error: {dir}/conf.yaml:6:3: web: unknown key `scrpit`"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "autoheal: healing with the last version of {dir}/conf.yaml that loaded, kept since 20"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("web: started: was dead"), "{text}");
+    assert_eq!(f.journal(), ["web", "web"], "healed by the kept version");
+    // The broken file is never kept.
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), f.expand(&good(&f)));
+}
+
+/// `--strict` (or `strict: true` in the good version) heals nothing meanwhile, and says so; a
+/// broken file with nothing kept says that nothing is healed.
+#[test]
+fn strict_or_nothing_kept_heals_nothing_and_says_so() {
+    let f = Fixture::new();
+    f.config(&good(&f).replace("settings:\n", "settings:\n  strict: true\n"));
+    assert_eq!(quiet_run(&f, &[]), Some(0));
+    support::kill(f.pid_of("web").unwrap() as i32);
+    std::thread::sleep(std::time::Duration::from_millis(200)); // past its grace
+    f.config(&good(&f).replace("  script:", "  scrpit:"));
+    assert_eq!(quiet_run(&f, &[]), Some(2));
+    assert!(
+        log(&f).contains("its last good version says `strict: true`: nothing is healed until"),
+        "{}",
+        log(&f)
+    );
+    assert_eq!(f.journal(), ["web"]);
+
+    let f = Fixture::new();
+    f.config(&good(&f));
+    assert_eq!(quiet_run(&f, &[]), Some(0));
+    support::kill(f.pid_of("web").unwrap() as i32);
+    std::thread::sleep(std::time::Duration::from_millis(200)); // past its grace
+    f.config(&good(&f).replace("  script:", "  scrpit:"));
+    assert_eq!(quiet_run(&f, &["--strict"]), Some(2));
+    assert!(
+        log(&f).contains("--strict: nothing is healed until"),
+        "{}",
+        log(&f)
+    );
+    assert_eq!(f.journal(), ["web"]);
+
+    let f = Fixture::new();
+    f.config(&good(&f).replace("  script:", "  scrpit:"));
+    assert_eq!(quiet_run(&f, &[]), Some(2));
+    assert!(
+        log(&f).contains("no version of it has loaded here before"),
+        "{}",
+        log(&f)
+    );
+    assert!(f.journal().is_empty());
+}
+
+/// A file root may not trust (made world-writable) is refused, said, and the kept version of
+/// root's own heals; the refused file is never kept.
+#[test]
+fn a_refused_file_heals_with_the_kept_version() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let conf = f.config(&good(&f));
+    assert_eq!(quiet_run(&f, &[]), Some(0));
+    support::kill(f.pid_of("web").unwrap() as i32);
+    std::thread::sleep(std::time::Duration::from_millis(200)); // past its grace
+    std::fs::write(
+        &conf,
+        f.expand(&good(&f)).replace("converge: 5s", "converge: 6s"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(quiet_run(&f, &[]), Some(2));
+    let text = log(&f);
+    assert!(text.contains("does not load: refusing"), "{text}");
+    assert!(text.contains("healing with the last version"), "{text}");
+    assert_eq!(f.journal(), ["web", "web"]);
+    let kept = std::fs::read_to_string(f.state_dir().join("last-good.yaml")).unwrap();
+    assert!(kept.contains("converge: 5s"), "{kept}");
+}
