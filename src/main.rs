@@ -321,9 +321,14 @@ fn reset(cfg: &Config, dir: &Option<PathBuf>, service: &str) -> Exit {
     log.event(
         service,
         &format!(
-            "reset by an operator (it had {} failed restarts{})",
-            before.failures,
-            if before.gave_up { ", given up" } else { "" }
+            "reset by an operator: its {}{} and its backoff are forgotten; the next tick starts \
+             it if it is down and its deps are ready",
+            autoheal::engine::failed_restarts(before.failures),
+            if before.gave_up {
+                ", the giving up"
+            } else {
+                ""
+            }
         ),
     );
     Exit::Ok

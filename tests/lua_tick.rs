@@ -518,7 +518,7 @@ svc:
         let out = f.run();
         let log = stdout(&out);
         assert!(
-            log.contains("svc: still down: unhealthy: its check failed to run: ")
+            log.contains("svc: still unhealthy: its check failed to run: ")
                 && log.contains("svc.check: attempt to index a nil value (local 'r')")
                 && log.contains("(not counted toward a restart)"),
             "{log}"

@@ -144,9 +144,8 @@ fn a_pid_file_another_account_could_write_does_not_get_a_root_process_signalled(
         tag = f.tag
     );
     assert!(
-        log.contains(
-            "svc: still down: unhealthy: unhealthy (1 failed health observation in a row)"
-        ) && log.contains(&why),
+        log.contains("svc: still unhealthy: unhealthy (1 failed health observation in a row)")
+            && log.contains(&why),
         "{log}"
     );
     assert!(

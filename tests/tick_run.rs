@@ -749,7 +749,7 @@ svc:
     let out = f.run();
     let log = stdout(&out);
     assert!(
-        log.contains("svc: still down: unhealthy:") && log.contains("in grace for"),
+        log.contains("svc: still unhealthy:") && log.contains("in grace for"),
         "{log}"
     );
     assert!(is_running(first));
@@ -792,9 +792,8 @@ svc:
     let log = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(
-        log.contains(
-            "svc: still down: unhealthy: unhealthy (1 failed health observation in a row)"
-        ) && log.contains("not restarted:")
+        log.contains("svc: still unhealthy: unhealthy (1 failed health observation in a row)")
+            && log.contains("not restarted:")
             && log.contains("stop:"),
         "{log}"
     );

@@ -196,16 +196,32 @@ impl Hold {
                 format!("just started, in grace for {} more", secs(until - now))
             }
             Hold::Backoff { until, failures } => format!(
-                "backed off for {} more after {failures} failed restarts",
-                secs(until - now)
+                "backed off for {} more after {}",
+                secs(until - now),
+                failed_restarts(*failures)
             ),
             Hold::Starting => "its start script is running".into(),
             Hold::GaveUp { failures } => format!(
-                "gave up after {failures} failed restarts; run `autoheal reset` on it once it is fixed"
+                "gave up after {}; run `autoheal reset` on it once it is fixed",
+                failed_restarts(*failures)
             ),
             Hold::NotSignalled(why) => why.describe(),
         }
     }
+}
+
+/// A dead service held by its grace: why it is dead, then the grace ("just started" alone read
+/// as if it were coming up).
+pub fn with_death(verdict: &Verdict, dead: Option<&String>, reason: String) -> String {
+    match (verdict, dead) {
+        (Verdict::Held(Hold::Grace { .. }), Some(why)) => format!("dead ({why}); {reason}"),
+        _ => reason,
+    }
+}
+
+/// "1 failed restart", "3 failed restarts".
+pub fn failed_restarts(n: u32) -> String {
+    format!("{n} failed restart{}", if n == 1 { "" } else { "s" })
 }
 
 impl Verdict {
@@ -213,6 +229,10 @@ impl Verdict {
     pub fn reason(&self, now: f64) -> Option<String> {
         match self {
             Verdict::Alive => None,
+            // Its reason may already say it ("unhealthy (3 failed health observations ...)").
+            Verdict::Unhealthy { reason, .. } if reason.starts_with("unhealthy") => {
+                Some(reason.clone())
+            }
             Verdict::Unhealthy { reason, .. } => Some(format!("unhealthy: {reason}")),
             Verdict::Start => Some("dead, deps ready: starting".into()),
             Verdict::Restart { reason } => Some(format!("restarting: {reason}")),

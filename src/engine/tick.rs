@@ -169,10 +169,22 @@ pub fn run(
                     Verdict::Restart { reason } => Some(format!(
                         "{reason}; the next tick restarts it (this tick's converge budget is spent)"
                     )),
+                    // "still unhealthy: ..." says it already.
+                    Verdict::Unhealthy { reason, .. } => Some(reason.clone()),
                     v => v.reason(now),
                 };
+                // An unhealthy service's process runs: it is not "down".
+                let still = match &d.verdict {
+                    Verdict::Unhealthy { .. } => "still unhealthy",
+                    _ => "still down",
+                };
+                let dead = obs
+                    .services
+                    .get(&d.service)
+                    .and_then(|o| o.alive.as_ref().err());
                 if let Some(reason) = reason {
-                    log.event(&d.service, &format!("still down: {reason}"));
+                    let reason = crate::engine::with_death(&d.verdict, dead, reason);
+                    log.event(&d.service, &format!("{still}: {reason}"));
                 }
             }
             return Ok(TickOutcome::Done { plan: p, now });
@@ -675,12 +687,13 @@ fn log_transitions(
             && !old.services.get(&d.service).is_some_and(|s| s.gave_up)
         {
             log.event(
-                    &d.service,
-                    &format!(
-                        "giving up after {failures} failed restarts; fix it, then run `autoheal reset {}`",
-                        d.service
-                    ),
-                );
+                &d.service,
+                &format!(
+                    "giving up after {}; fix it, then run `autoheal reset {}`",
+                    crate::engine::failed_restarts(*failures),
+                    d.service
+                ),
+            );
         }
     }
 }

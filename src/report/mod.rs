@@ -13,6 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 /// `status --json`, top level.
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
+    /// The version of this JSON's shape: 1. A field is only ever added within a version.
+    pub schema: u32,
     /// The config file.
     pub config: String,
     /// When it was observed, RFC 3339 UTC.
@@ -42,6 +44,9 @@ pub struct ServiceStatus {
     /// Consecutive restarts that did not bring it up for good.
     pub failures: u32,
     pub backoff_until: Option<String>,
+    /// The same, unrounded, for the table (whose BACKOFF must agree with REASON).
+    #[serde(skip)]
+    pub backoff_until_unix: Option<f64>,
     pub gave_up: bool,
     /// Why it is not alive and well, down to the root cause; null when it is.
     pub reason: Option<String>,
@@ -139,18 +144,22 @@ pub fn status(
                 starts: ss.starts,
                 failures: ss.failures,
                 backoff_until: ss.backoff_until.filter(|t| *t > now).map(rfc3339),
+                backoff_until_unix: ss.backoff_until.filter(|t| *t > now),
                 gave_up: ss.gave_up || matches!(verdict, Verdict::Held(Hold::GaveUp { .. })),
                 reason: match &verdict {
                     Verdict::Start => Some(format!(
                         "dead ({}), deps ready: the next tick starts it",
                         o.and_then(|o| o.alive.clone().err()).unwrap_or_default()
                     )),
-                    v => v.reason(now),
+                    v => v.reason(now).map(|r| {
+                        crate::engine::with_death(v, o.and_then(|o| o.alive.as_ref().err()), r)
+                    }),
                 },
             }
         })
         .collect();
     StatusReport {
+        schema: 1,
         config: config.path.display().to_string(),
         time: rfc3339(now),
         all_alive: p.all_well(),
@@ -187,16 +196,22 @@ pub fn table(r: &StatusReport, now: f64) -> String {
             (Some(t), None) => t.clone(),
             _ => "-".into(),
         };
+        // Only where the backoff holds something back (an alive, healthy service keeps its
+        // backoff for its next failure, which says nothing now), with the very time REASON
+        // shows.
+        let holds = s.state == "backoff"
+            || s.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("backed off"));
         let backoff = s
-            .backoff_until
-            .as_ref()
-            .map(|t| {
-                let until = humantime::parse_rfc3339(t)
-                    .ok()
-                    .and_then(|st| st.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs_f64() - now)
-                    .unwrap_or(0.0);
-                format!("{} ({} failures)", secs(until), s.failures)
+            .backoff_until_unix
+            .filter(|_| holds)
+            .map(|until| {
+                format!(
+                    "{} ({})",
+                    secs(until - now),
+                    crate::engine::failed_restarts(s.failures)
+                )
             })
             .unwrap_or_else(|| "-".into());
         rows.push(
