@@ -34,6 +34,9 @@ pub enum Command {
         /// Print each decision and its reason; start nothing, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Rewrite this Prometheus textfile after the tick [default: settings.metrics_file]
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
     },
     /// Validate the config, compile every Lua chunk, resolve its modules and (as root) check
     /// that root may trust the files; touches nothing.

@@ -20,9 +20,11 @@ fn main() -> ExitCode {
             print!("{}", report::order::render(cfg));
             Exit::Ok
         }),
-        Command::Run { state_dir, dry_run } => {
-            with_config(&path, |cfg| run(cfg, state_dir, *dry_run))
-        }
+        Command::Run {
+            state_dir,
+            dry_run,
+            metrics,
+        } => with_config(&path, |cfg| run(cfg, state_dir, *dry_run, metrics)),
         Command::Status { state_dir, json } => {
             with_config(&path, |cfg| status(cfg, state_dir, *json))
         }
@@ -57,7 +59,7 @@ fn state_dir(cfg: &Config, flag: &Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| cfg.settings.state_dir.clone())
 }
 
-fn run(cfg: &Arc<Config>, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
+fn run(cfg: &Arc<Config>, dir: &Option<PathBuf>, dry_run: bool, metrics: &Option<PathBuf>) -> Exit {
     let dir = state_dir(cfg, dir);
     let mut log = if dry_run {
         Log::stdout()
@@ -71,6 +73,14 @@ fn run(cfg: &Arc<Config>, dir: &Option<PathBuf>, dry_run: bool) -> Exit {
     let opts = TickOptions {
         state_dir: dir,
         dry_run,
+        // A dry run writes nothing, the metrics file included.
+        metrics_file: if dry_run {
+            None
+        } else {
+            metrics
+                .clone()
+                .or_else(|| cfg.settings.metrics_file.clone())
+        },
     };
     match tick::run(cfg, &opts, &mut log) {
         Ok(TickOutcome::LockedOut { .. }) => Exit::Ok,

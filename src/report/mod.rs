@@ -2,6 +2,7 @@
 //! JSON with the schema documented in README.md "status --json").
 
 pub mod log;
+pub mod metrics;
 pub mod order;
 
 use crate::config::{Config, Dep};
@@ -21,6 +22,21 @@ pub struct StatusReport {
     pub all_alive: bool,
     pub services: Vec<ServiceStatus>,
 }
+
+/// Every word [`ServiceStatus::state`] can be, in the order the metrics list them. `held` is
+/// reserved for a service an operator holds back (`pause`): no verdict of this build gives it.
+pub const STATE_WORDS: [&str; 10] = [
+    "alive",
+    "unhealthy",
+    "restart",
+    "dead",
+    "waiting",
+    "grace",
+    "backoff",
+    "gave_up",
+    "starting",
+    "held",
+];
 
 /// One service in `status`.
 #[derive(Debug, Serialize)]
@@ -42,6 +58,9 @@ pub struct ServiceStatus {
     /// Consecutive restarts that did not bring it up for good.
     pub failures: u32,
     pub backoff_until: Option<String>,
+    /// [`ServiceStatus::backoff_until`] as unix seconds, for the metrics.
+    #[serde(skip)]
+    pub backoff_until_unix: Option<f64>,
     pub gave_up: bool,
     /// Why it is not alive and well, down to the root cause; null when it is.
     pub reason: Option<String>,
@@ -57,6 +76,11 @@ pub struct DepStatus {
     pub target: String,
     pub ready: bool,
     pub reason: Option<String>,
+    /// Whether the observation has a result for it: always for a `service` dep (the verdict
+    /// of that service), for the others only when it was probed (`run` probes only the deps
+    /// of the services it may start or restart). For the metrics.
+    #[serde(skip)]
+    pub probed: bool,
 }
 
 /// A unix time as RFC 3339 UTC. A state file can hold any number: it is clamped to what RFC
@@ -93,6 +117,8 @@ pub fn status(
                         Dep::Lua { .. } => ("lua", "lua".into()),
                         Dep::Service { name } => ("service", name.clone()),
                     };
+                    let probed = matches!(d, Dep::Service { .. })
+                        || o.is_some_and(|o| o.deps.contains_key(d.name()));
                     let result: Result<(), String> = match d {
                         Dep::Service { name } => match p.verdict(name) {
                             Some(Verdict::Alive) => Ok(()),
@@ -110,6 +136,7 @@ pub fn status(
                         target,
                         ready: result.is_ok(),
                         reason: result.err(),
+                        probed,
                     }
                 })
                 .collect();
@@ -139,6 +166,7 @@ pub fn status(
                 starts: ss.starts,
                 failures: ss.failures,
                 backoff_until: ss.backoff_until.filter(|t| *t > now).map(rfc3339),
+                backoff_until_unix: ss.backoff_until.filter(|t| *t > now),
                 gave_up: ss.gave_up || matches!(verdict, Verdict::Held(Hold::GaveUp { .. })),
                 reason: match &verdict {
                     Verdict::Start => Some(format!(
