@@ -47,7 +47,7 @@ use std::time::Duration;
 /// How long a writer waits for another one to finish writing the file.
 pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// At most this much of an existing file is read back by a locked-out tick (500 services
-/// make some 200 KiB).
+/// make some 0.6 MiB).
 pub const READ_MAX: u64 = 16 * 1024 * 1024;
 
 /// The series of the tick itself.
