@@ -38,6 +38,9 @@ pub enum Command {
         /// last version of it that loaded, kept in the state dir, and says so).
         #[arg(long)]
         strict: bool,
+        /// Rewrite this Prometheus textfile after the tick [default: settings.metrics_file]
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
     },
     /// Validate the config, compile every Lua chunk, resolve its modules and (as root) check
     /// that root may trust the files; touches nothing.

@@ -57,7 +57,8 @@ fn main() -> ExitCode {
             state_dir,
             dry_run,
             strict,
-        } => run_command(&path, state_dir, *dry_run, *strict),
+            metrics,
+        } => run_command(&path, state_dir, *dry_run, *strict, metrics),
         Command::Status { state_dir, json } => {
             with_config(&path, |cfg| status(cfg, state_dir, *json))
         }
@@ -96,17 +97,27 @@ fn state_dir(cfg: &Config, flag: &Option<PathBuf>) -> PathBuf {
 /// silent and never stops the healing: it is said in the log, and the tick heals with the last
 /// version of the file that loaded (kept in the state dir by every tick that loads a good
 /// one), unless `--strict` or that version's `settings.strict`; the exit code is 2 either way.
-fn run_command(path: &Path, flag: &Option<PathBuf>, dry_run: bool, strict: bool) -> Exit {
+fn run_command(
+    path: &Path,
+    flag: &Option<PathBuf>,
+    dry_run: bool,
+    strict: bool,
+    metrics: &Option<PathBuf>,
+) -> Exit {
     let cfg = match load(path) {
         Ok(cfg) => Arc::new(cfg),
         // A dry run touches nothing, and says what `load` printed.
         Err(exit) if dry_run => return exit,
-        Err(_) => return heal_with_kept(path, flag, strict),
+        Err(_) => return heal_with_kept(path, flag, strict, metrics),
     };
     let dir = state_dir(&cfg, flag);
     if dry_run {
-        return tick_with(&cfg, dir, true, &mut Log::stdout());
+        // A dry run writes nothing, the metrics file included.
+        return tick_with(&cfg, dir, true, &mut Log::stdout(), None, true);
     }
+    let metrics = metrics
+        .clone()
+        .or_else(|| cfg.settings.metrics_file.clone());
     if let Err(e) = state::create_dir(&dir) {
         err!("autoheal: {e}");
         return Exit::Usage;
@@ -120,14 +131,19 @@ fn run_command(path: &Path, flag: &Option<PathBuf>, dry_run: bool, strict: bool)
             &format!("cannot keep a copy of the config: {e}"),
         );
     }
-    tick_with(&cfg, dir, false, &mut log)
+    tick_with(&cfg, dir, false, &mut log, metrics, true)
 }
 
 /// The tick of a `run` whose config does not load (its errors are on stderr already): said in
 /// the log of the state dir (`--state-dir`, else the broken file's own `settings.state_dir`
 /// when its YAML says it, else the default; a file root may not trust names none), then healed
 /// with the kept version of the file, if there is one and nothing forbids it. Exit 2.
-fn heal_with_kept(path: &Path, flag: &Option<PathBuf>, strict: bool) -> Exit {
+fn heal_with_kept(
+    path: &Path,
+    flag: &Option<PathBuf>,
+    strict: bool,
+    metrics: &Option<PathBuf>,
+) -> Exit {
     let (summary, trusted) = match autoheal::load_config(path) {
         Err(LoadError::Invalid(diags)) => {
             let errors: Vec<String> = diags
@@ -172,19 +188,39 @@ fn heal_with_kept(path: &Path, flag: &Option<PathBuf>, strict: bool) -> Exit {
         "autoheal",
         &format!("config {shown} does not load: {summary}"),
     );
+    // The metrics say it too: `--metrics`, else the kept version's `metrics_file`.
+    let kept = state::kept_config(&dir);
+    let kept_cfg = match &kept {
+        Ok(Some((source, _))) => Some(autoheal::load_kept_config(source, path)),
+        _ => None,
+    };
+    let metrics_file = metrics.clone().or_else(|| match &kept_cfg {
+        Some(Ok(cfg)) => cfg.settings.metrics_file.clone(),
+        _ => None,
+    });
     let nothing = |log: &mut Log, why: &str| {
         log.event(
             "autoheal",
             &format!("{why}: nothing is healed until {shown} loads (autoheal check -c {shown})"),
         );
+        if let Some(file) = &metrics_file {
+            let tick = autoheal::report::metrics::TickLevel {
+                at: tick::unix_now(),
+                locked_out: false,
+                config_valid: false,
+            };
+            if let Err(e) = autoheal::report::metrics::write_tick_level(file, &dir, &tick) {
+                log.event("autoheal", &e.to_string());
+            }
+        }
         Exit::Usage
     };
     if strict {
         return nothing(&mut log, "--strict");
     }
-    let (source, since) = match state::kept_config(&dir) {
-        Ok(Some(kept)) => kept,
-        Ok(None) => {
+    let (since, kept_cfg) = match (kept, kept_cfg) {
+        (Ok(Some((_, since))), Some(cfg)) => (since, cfg),
+        (Ok(_), _) => {
             return nothing(
                 &mut log,
                 &format!(
@@ -193,9 +229,9 @@ fn heal_with_kept(path: &Path, flag: &Option<PathBuf>, strict: bool) -> Exit {
                 ),
             );
         }
-        Err(e) => return nothing(&mut log, &e.to_string()),
+        (Err(e), _) => return nothing(&mut log, &e.to_string()),
     };
-    let cfg = match autoheal::load_kept_config(&source, path) {
+    let cfg = match kept_cfg {
         Ok(cfg) if cfg.settings.strict => {
             return nothing(&mut log, "its last good version says `strict: true`");
         }
@@ -223,15 +259,24 @@ fn heal_with_kept(path: &Path, flag: &Option<PathBuf>, strict: bool) -> Exit {
             dir.join(state::KEPT_CONFIG).display()
         ),
     );
-    tick_with(&cfg, dir, false, &mut log);
+    tick_with(&cfg, dir, false, &mut log, metrics_file, false);
     Exit::Usage
 }
 
 /// One tick of `cfg` with its state in `dir`; the exit code of its outcome.
-fn tick_with(cfg: &Arc<Config>, dir: PathBuf, dry_run: bool, log: &mut Log) -> Exit {
+fn tick_with(
+    cfg: &Arc<Config>,
+    dir: PathBuf,
+    dry_run: bool,
+    log: &mut Log,
+    metrics_file: Option<PathBuf>,
+    config_valid: bool,
+) -> Exit {
     let opts = TickOptions {
         state_dir: dir,
         dry_run,
+        metrics_file,
+        config_valid,
     };
     match tick::run(cfg, &opts, log) {
         Ok(TickOutcome::LockedOut { .. }) => Exit::Ok,

@@ -25,6 +25,9 @@ use rustix::fs::FlockOperation;
 pub const STATE_FILE: &str = "state.json";
 /// Name of the lock file inside the state dir.
 pub const LOCK_FILE: &str = "lock";
+/// Name of the lock that writers of the metrics file take (`report::metrics`), inside the
+/// state dir: held only while the file is written, never for a whole tick.
+pub const METRICS_LOCK_FILE: &str = "metrics.lock";
 /// The state file format this build reads and writes.
 pub const STATE_VERSION: u32 = 1;
 
@@ -569,8 +572,24 @@ pub enum LockOutcome {
 /// Takes the tick lock: `flock(LOCK_EX|LOCK_NB)` on `<dir>/lock`, never waiting. The holder
 /// writes its pid into the file for the operator. Creates the dir if missing.
 pub fn try_lock(dir: &Path) -> Result<LockOutcome, StateError> {
+    lock_within(dir, LOCK_FILE, std::time::Duration::ZERO)
+}
+
+/// Takes the metrics lock (`<dir>/metrics.lock`), waiting up to `limit` for a writer that
+/// holds it: writers hold it for one write of the file, milliseconds.
+pub fn lock_metrics(dir: &Path, limit: std::time::Duration) -> Result<LockOutcome, StateError> {
+    lock_within(dir, METRICS_LOCK_FILE, limit)
+}
+
+/// `flock(LOCK_EX|LOCK_NB)` on `<dir>/<name>`, tried again every few milliseconds up to
+/// `limit` (zero: once).
+fn lock_within(
+    dir: &Path,
+    name: &str,
+    limit: std::time::Duration,
+) -> Result<LockOutcome, StateError> {
     create_dir(dir)?;
-    let path = dir.join(LOCK_FILE);
+    let path = dir.join(name);
     let lock_err = |err: io::Error| StateError::Lock {
         path: path.clone(),
         err,
@@ -586,10 +605,14 @@ pub fn try_lock(dir: &Path) -> Result<LockOutcome, StateError> {
             .mode(0o600),
         |_, err| lock_err(err),
     )?;
+    let end = crate::report::deadline(limit);
     loop {
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => break,
             Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < end => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
             Err(rustix::io::Errno::WOULDBLOCK) => {
                 let mut text = String::new();
                 let by = file

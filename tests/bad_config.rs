@@ -133,3 +133,36 @@ fn a_refused_file_heals_with_the_kept_version() {
     let kept = std::fs::read_to_string(f.state_dir().join("last-good.yaml")).unwrap();
     assert!(kept.contains("converge: 5s"), "{kept}");
 }
+
+/// The metrics say it too: `autoheal_config_valid 0` after a tick that healed with the kept
+/// version, 1 again once the file loads.
+#[test]
+fn the_metrics_say_the_config_does_not_load() {
+    let f = Fixture::new();
+    let metrics = f.path("autoheal.prom");
+    let with_metrics = good(&f).replace(
+        "settings:\n",
+        &format!("settings:\n  metrics_file: {}\n", metrics.display()),
+    );
+    f.config(&with_metrics);
+    assert_eq!(quiet_run(&f, &[]), Some(0));
+    let valid = |f: &std::path::Path| {
+        std::fs::read_to_string(f)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("autoheal_config_valid"))
+            .map(str::to_string)
+    };
+    assert_eq!(valid(&metrics).as_deref(), Some("autoheal_config_valid 1"));
+    f.config(&with_metrics.replace("  script:", "  scrpit:"));
+    assert_eq!(quiet_run(&f, &[]), Some(2));
+    assert_eq!(valid(&metrics).as_deref(), Some("autoheal_config_valid 0"));
+    assert!(
+        log(&f).contains("healing with the last version"),
+        "{}",
+        log(&f)
+    );
+    f.config(&with_metrics);
+    assert_eq!(quiet_run(&f, &[]), Some(0));
+    assert_eq!(valid(&metrics).as_deref(), Some("autoheal_config_valid 1"));
+}

@@ -667,3 +667,36 @@ fn a_script_that_switches_account_without_process_user_warns() {
             .any(|d| d.headline().contains("starts it as"))
     }));
 }
+
+/// `settings.metrics_file`: relative to the config file's directory like every path; a name
+/// node_exporter's textfile collector would not read (`*.prom` only) is kept, with a warning.
+#[test]
+fn metrics_file_is_relative_to_the_config_and_warned_without_prom() {
+    let body = "a:\n  pname: a\n  script: x\n";
+    let cfg = config::load_str(
+        &format!("settings:\n  metrics_file: textfile/autoheal.prom\n{body}"),
+        Path::new("/etc/autoheal/conf.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.settings.metrics_file.as_deref(),
+        Some(Path::new("/etc/autoheal/textfile/autoheal.prom"))
+    );
+    assert!(cfg.warnings.is_empty());
+    let cfg = config::load_str(
+        &format!("settings:\n  metrics_file: /srv/metrics.txt\n{body}"),
+        Path::new("m.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.settings.metrics_file.as_deref(),
+        Some(Path::new("/srv/metrics.txt"))
+    );
+    assert_eq!(
+        cfg.warnings[0].headline(),
+        "m.yaml:2:17: warning: settings: `metrics_file` does not end in `.prom`: node_exporter's \
+         textfile collector will not read it"
+    );
+    let none = config::load_str(body, Path::new("m.yaml")).unwrap();
+    assert_eq!(none.settings.metrics_file, None);
+}

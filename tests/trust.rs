@@ -79,8 +79,14 @@ fn a_world_writable_config_is_refused_by_every_command() {
     }
     // `run` said it in the state dir's log (never silent), and kept nothing of the file.
     let log = std::fs::read_to_string(f.state_dir().join("autoheal.log")).unwrap();
-    assert!(log.contains(&format!("autoheal: config {c} does not load: refusing {c}")), "{log}");
-    assert!(!f.state_dir().join("last-good.yaml").exists(), "a refused config was kept");
+    assert!(
+        log.contains(&format!("autoheal: config {c} does not load: refusing {c}")),
+        "{log}"
+    );
+    assert!(
+        !f.state_dir().join("last-good.yaml").exists(),
+        "a refused config was kept"
+    );
 }
 
 #[test]

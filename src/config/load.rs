@@ -34,6 +34,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "state_dir",
     "converge",
     "lua_path",
+    "metrics_file",
     "probe_timeout",
     "script_timeout",
     "grace",
@@ -662,6 +663,11 @@ impl Cx<'_> {
                         s.lua_path = Some(resolve_path(&self.base, &p));
                     }
                 }
+                "metrics_file" => {
+                    if let Some(p) = self.string(v, cx, key) {
+                        s.metrics_file = self.metrics_file(v, cx, &p);
+                    }
+                }
                 "give_up_after" => {
                     if let Some(n) = self.count(v, cx, key) {
                         s.give_up_after = n;
@@ -711,6 +717,34 @@ impl Cx<'_> {
             );
         }
         s
+    }
+
+    /// `settings.metrics_file`: a file (not a directory), relative to the config file's
+    /// directory. One whose name does not end in `.prom` is kept, with a warning: node_exporter's
+    /// textfile collector reads only `*.prom` (another collector may read anything).
+    fn metrics_file(&mut self, v: &Node, cx: &str, p: &str) -> Option<PathBuf> {
+        if p.ends_with('/') || p.ends_with("/.") || p.ends_with("/..") || p == "." || p == ".." {
+            self.error_at(
+                v,
+                cx,
+                "`metrics_file` names a directory, not a file",
+                Some("name the file, e.g. /var/lib/prometheus/node-exporter/autoheal.prom".into()),
+            );
+            return None;
+        }
+        if !p.ends_with(".prom") {
+            let d = self.diag(
+                Severity::Warning,
+                v.pos,
+                cx,
+                "`metrics_file` does not end in `.prom`: node_exporter's textfile collector \
+                 will not read it",
+                p.chars().count(),
+                Some("name it like autoheal.prom".into()),
+            );
+            self.warnings.push(d);
+        }
+        Some(resolve_path(&self.base, p))
     }
 
     fn service(

@@ -79,6 +79,9 @@ pub struct Settings {
     pub converge: Duration,
     /// Extra directory searched by Lua's `require`, resolved against the config file's directory.
     pub lua_path: Option<PathBuf>,
+    /// The Prometheus textfile rewritten after every tick (`report::metrics`); resolved
+    /// against the config file's directory. `--metrics` overrides it.
+    pub metrics_file: Option<PathBuf>,
     pub probe_timeout: Duration,
     pub script_timeout: Duration,
     pub grace: Duration,
@@ -105,6 +108,7 @@ impl Default for Settings {
             state_dir: PathBuf::from(d::STATE_DIR),
             converge: d::CONVERGE,
             lua_path: None,
+            metrics_file: None,
             probe_timeout: d::PROBE_TIMEOUT,
             script_timeout: d::SCRIPT_TIMEOUT,
             grace: d::GRACE,

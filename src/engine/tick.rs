@@ -8,6 +8,7 @@ use crate::engine::{Observation, ServiceObs, StopTarget, Unsignallable};
 use crate::exec::{ScriptOutcome, ScriptSpec, run_script, run_script_with};
 use crate::observe::{Ctx, Restarts, Scope, observe};
 use crate::report::log::Log;
+use crate::report::metrics;
 use crate::report::secs;
 use crate::state::{self, LockOutcome, State, StateError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +23,10 @@ pub struct TickOptions {
     pub state_dir: PathBuf,
     /// Decide and print; start nothing, write nothing.
     pub dry_run: bool,
+    /// The Prometheus textfile to rewrite at the end of the tick (`report::metrics`).
+    pub metrics_file: Option<PathBuf>,
+    /// The config file loaded: `false` for a tick that heals with its last good version.
+    pub config_valid: bool,
 }
 
 /// How a tick ended.
@@ -57,6 +62,7 @@ pub fn run(
     log: &mut Log,
 ) -> Result<TickOutcome, StateError> {
     let dir = &opts.state_dir;
+    let began = Instant::now();
     // The lock lives as long as this binding: to the end of the tick.
     let _lock = if opts.dry_run {
         None
@@ -72,6 +78,16 @@ pub fn run(
                         dir.join(state::LOCK_FILE).display()
                     ),
                 );
+                if let Some(path) = &opts.metrics_file {
+                    let tick = metrics::TickLevel {
+                        at: unix_now(),
+                        locked_out: true,
+                        config_valid: opts.config_valid,
+                    };
+                    if let Err(e) = metrics::write_tick_level(path, dir, &tick) {
+                        log.event("autoheal", &e.to_string());
+                    }
+                }
                 return Ok(TickOutcome::LockedOut { holder: by });
             }
         }
@@ -185,6 +201,19 @@ pub fn run(
                 if let Some(reason) = reason {
                     let reason = crate::engine::with_death(&d.verdict, dead, reason);
                     log.event(&d.service, &format!("{still}: {reason}"));
+                }
+            }
+            if let Some(path) = &opts.metrics_file {
+                // Under the tick lock, from what `status` would show of this last look.
+                let report = crate::report::status(config, &obs, &p, &state, now);
+                let tick = metrics::TickLevel {
+                    at: unix_now(),
+                    locked_out: false,
+                    config_valid: opts.config_valid,
+                };
+                let text = metrics::render(&report, &tick, began.elapsed());
+                if let Err(e) = metrics::write(path, dir, &text) {
+                    log.event("autoheal", &e.to_string());
                 }
             }
             return Ok(TickOutcome::Done { plan: p, now });

@@ -2,6 +2,7 @@
 //! JSON with the schema documented in README.md "status --json").
 
 pub mod log;
+pub mod metrics;
 pub mod order;
 
 use crate::config::{Config, Dep};
@@ -24,6 +25,21 @@ pub struct StatusReport {
     pub services: Vec<ServiceStatus>,
 }
 
+/// Every word [`ServiceStatus::state`] can be, in the order the metrics list them. `held` is
+/// reserved for a service an operator holds back (`pause`): no verdict of this build gives it.
+pub const STATE_WORDS: [&str; 10] = [
+    "alive",
+    "unhealthy",
+    "restart",
+    "dead",
+    "waiting",
+    "grace",
+    "backoff",
+    "gave_up",
+    "starting",
+    "held",
+];
+
 /// One service in `status`.
 #[derive(Debug, Serialize)]
 pub struct ServiceStatus {
@@ -44,7 +60,8 @@ pub struct ServiceStatus {
     /// Consecutive restarts that did not bring it up for good.
     pub failures: u32,
     pub backoff_until: Option<String>,
-    /// The same, unrounded, for the table (whose BACKOFF must agree with REASON).
+    /// The same, unrounded: for the table (whose BACKOFF must agree with REASON) and the
+    /// metrics.
     #[serde(skip)]
     pub backoff_until_unix: Option<f64>,
     pub gave_up: bool,
@@ -62,6 +79,11 @@ pub struct DepStatus {
     pub target: String,
     pub ready: bool,
     pub reason: Option<String>,
+    /// Whether the observation has a result for it: always for a `service` dep (the verdict
+    /// of that service), for the others only when it was probed (`run` probes only the deps
+    /// of the services it may start or restart). For the metrics.
+    #[serde(skip)]
+    pub probed: bool,
 }
 
 /// A unix time as RFC 3339 UTC. A state file can hold any number: it is clamped to what RFC
@@ -98,6 +120,8 @@ pub fn status(
                         Dep::Lua { .. } => ("lua", "lua".into()),
                         Dep::Service { name } => ("service", name.clone()),
                     };
+                    let probed = matches!(d, Dep::Service { .. })
+                        || o.is_some_and(|o| o.deps.contains_key(d.name()));
                     let result: Result<(), String> = match d {
                         Dep::Service { name } => match p.verdict(name) {
                             Some(Verdict::Alive) => Ok(()),
@@ -115,6 +139,7 @@ pub fn status(
                         target,
                         ready: result.is_ok(),
                         reason: result.err(),
+                        probed,
                     }
                 })
                 .collect();

@@ -327,6 +327,7 @@ fn package_of(program: &str) -> &str {
         "mariadbd" | "mariadb-install-db" => "mariadb-server",
         "postgres" | "initdb" => "postgresql",
         "flock" => "util-linux",
+        "promtool" => "prometheus",
         other => other,
     }
 }
