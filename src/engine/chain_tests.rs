@@ -3,52 +3,10 @@
 //! decided without deep recursion and with reasons of bounded size.
 
 use super::*;
-use crate::config;
 use std::fmt::Write;
-use std::path::Path;
 
-const NOW: f64 = 1_800_000_000.0;
-
-fn cfg(yaml: &str) -> Config {
-    config::load_str(yaml, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn alive() -> ServiceObs {
-    ServiceObs {
-        alive: Ok(Some(100)),
-        started: Some(NOW - 1000.0),
-        health: None,
-        deps: BTreeMap::new(),
-        stop: None,
-        check_error: false,
-        pid_file_process: None,
-    }
-}
-
-fn dead() -> ServiceObs {
-    ServiceObs {
-        alive: Err("no process matches".into()),
-        ..alive()
-    }
-}
-
-fn with_dep(mut o: ServiceObs, name: &str, target: &str, result: Result<(), &str>) -> ServiceObs {
-    o.deps.insert(
-        name.into(),
-        DepObs {
-            target: target.into(),
-            result: result.map_err(str::to_string),
-        },
-    );
-    o
-}
-
-fn obs(list: Vec<(&str, ServiceObs)>) -> Observation {
-    Observation {
-        services: list.into_iter().map(|(n, o)| (n.to_string(), o)).collect(),
-        ..Default::default()
-    }
-}
+// The plain structs of the planner's tests.
+use super::tests::{NOW, alive, cfg, dead, obs, with_dep};
 
 fn reason(p: &Plan, name: &str) -> String {
     p.verdict(name)

@@ -4,13 +4,13 @@ use super::*;
 use crate::config;
 use std::path::Path;
 
-const NOW: f64 = 1_800_000_000.0;
+pub(super) const NOW: f64 = 1_800_000_000.0;
 
-fn cfg(yaml: &str) -> Config {
+pub(super) fn cfg(yaml: &str) -> Config {
     config::load_str(yaml, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn alive() -> ServiceObs {
+pub(super) fn alive() -> ServiceObs {
     ServiceObs {
         alive: Ok(Some(100)),
         started: Some(NOW - 1000.0),
@@ -22,7 +22,7 @@ fn alive() -> ServiceObs {
     }
 }
 
-fn dead() -> ServiceObs {
+pub(super) fn dead() -> ServiceObs {
     ServiceObs {
         alive: Err("no process matches".into()),
         started: None,
@@ -34,7 +34,12 @@ fn dead() -> ServiceObs {
     }
 }
 
-fn with_dep(mut o: ServiceObs, name: &str, target: &str, result: Result<(), &str>) -> ServiceObs {
+pub(super) fn with_dep(
+    mut o: ServiceObs,
+    name: &str,
+    target: &str,
+    result: Result<(), &str>,
+) -> ServiceObs {
     o.deps.insert(
         name.into(),
         DepObs {
@@ -45,7 +50,7 @@ fn with_dep(mut o: ServiceObs, name: &str, target: &str, result: Result<(), &str
     o
 }
 
-fn obs(list: Vec<(&str, ServiceObs)>) -> Observation {
+pub(super) fn obs(list: Vec<(&str, ServiceObs)>) -> Observation {
     Observation {
         services: list.into_iter().map(|(n, o)| (n.to_string(), o)).collect(),
         ..Default::default()
