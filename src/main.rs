@@ -125,7 +125,7 @@ fn run_command(
     let mut log = Log::to_file(&dir.join("autoheal.log"));
     // Kept before the tick acts: the version that heals is the version a broken edit falls
     // back to.
-    if let Err(e) = state::keep_config(&dir, &cfg.source) {
+    if let Err(e) = state::keep_config(&dir, &cfg.source, &cfg.absolute_path()) {
         log.event(
             "autoheal",
             &format!("cannot keep a copy of the config: {e}"),
@@ -189,9 +189,10 @@ fn heal_with_kept(
         &format!("config {shown} does not load: {summary}"),
     );
     // The metrics say it too: `--metrics`, else the kept version's `metrics_file`.
-    let kept = state::kept_config(&dir);
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let kept = state::kept_config(&dir, &absolute);
     let kept_cfg = match &kept {
-        Ok(Some((source, _))) => Some(autoheal::load_kept_config(source, path)),
+        Ok(Some(Ok((source, _)))) => Some(autoheal::load_kept_config(source, path)),
         _ => None,
     };
     let metrics_file = metrics.clone().or_else(|| match &kept_cfg {
@@ -219,7 +220,16 @@ fn heal_with_kept(
         return nothing(&mut log, "--strict");
     }
     let (since, kept_cfg) = match (kept, kept_cfg) {
-        (Ok(Some((_, since))), Some(cfg)) => (since, cfg),
+        (Ok(Some(Ok((_, since)))), Some(cfg)) => (since, cfg),
+        (Ok(Some(Err(other))), _) => {
+            return nothing(
+                &mut log,
+                &format!(
+                    "the version kept in {} is of another file ({other})",
+                    dir.display()
+                ),
+            );
+        }
         (Ok(_), _) => {
             return nothing(
                 &mut log,
@@ -258,6 +268,10 @@ fn heal_with_kept(
             ),
             dir.join(state::KEPT_CONFIG).display()
         ),
+    );
+    err!(
+        "autoheal: but this tick heals with the last version of {shown} that loaded (see {})",
+        dir.join("autoheal.log").display()
     );
     tick_with(&cfg, dir, false, &mut log, metrics_file, false);
     Exit::Usage

@@ -497,35 +497,52 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StateError>
 
 /// Name of the last version of the config file that loaded, kept in the state dir.
 pub const KEPT_CONFIG: &str = "last-good.yaml";
+/// Beside it, the absolute path of the file it is a version of: several configs may share a
+/// state dir (the default one), and a copy heals only the file it was kept from.
+pub const KEPT_CONFIG_PATH: &str = "last-good.path";
 
 /// Keeps `source` (the text of a config file that loaded) as `<dir>/last-good.yaml`, for the
 /// ticks that find a later version of the file broken: written atomically (as the state) and
 /// only when it differs from the copy there, so that the copy's mtime says since when this
 /// version is the one kept. Whether it was written.
-pub fn keep_config(dir: &Path, source: &str) -> Result<bool, StateError> {
+pub fn keep_config(dir: &Path, source: &str, config: &Path) -> Result<bool, StateError> {
     create_dir(dir)?;
     let path = dir.join(KEPT_CONFIG);
+    let of = config.display().to_string();
+    let same_file = read_kept(&dir.join(KEPT_CONFIG_PATH))?.as_deref() == Some(of.as_str());
     match read_kept(&path) {
-        Ok(Some(old)) if old == source => return Ok(false),
+        Ok(Some(old)) if old == source && same_file => return Ok(false),
         Ok(_) => {}
         Err(e) => return Err(e),
     }
+    // The path first: a copy is never taken for another file's, even half-written.
+    write_atomic(dir, &dir.join(KEPT_CONFIG_PATH), of.as_bytes())?;
     write_atomic(dir, &path, source.as_bytes())?;
     Ok(true)
 }
 
-/// The kept config (see [`keep_config`]) and when it was kept (unix seconds), if there is one.
-pub fn kept_config(dir: &Path) -> Result<Option<(String, f64)>, StateError> {
+/// A kept config: its text and since when it is kept (unix seconds), or the path of the other
+/// file it was kept from.
+pub type Kept = Result<(String, f64), String>;
+
+/// The kept config of the file `config` (see [`keep_config`]) and when it was kept (unix
+/// seconds), if there is one; `Err(path)` of the other file when the copy in `dir` is
+/// another's.
+pub fn kept_config(dir: &Path, config: &Path) -> Result<Option<Kept>, StateError> {
     let path = dir.join(KEPT_CONFIG);
     let Some(text) = read_kept(&path)? else {
         return Ok(None);
     };
+    let of = read_kept(&dir.join(KEPT_CONFIG_PATH))?.unwrap_or_default();
+    if of != config.display().to_string() {
+        return Ok(Some(Err(of)));
+    }
     let kept = fs::symlink_metadata(&path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0.0, |d| d.as_secs_f64());
-    Ok(Some((text, kept)))
+    Ok(Some(Ok((text, kept))))
 }
 
 fn read_kept(path: &Path) -> Result<Option<String>, StateError> {

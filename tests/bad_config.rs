@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use support::*;
 
 /// One service, started by its script.
@@ -165,4 +165,92 @@ fn the_metrics_say_the_config_does_not_load() {
     f.config(&with_metrics);
     assert_eq!(quiet_run(&f, &[]), Some(0));
     assert_eq!(valid(&metrics).as_deref(), Some("autoheal_config_valid 1"));
+}
+
+/// A state dir shared by two configs (the default one is): the copy kept of one never heals
+/// the other; a YAML syntax error does not hide the broken file's own `state_dir`.
+#[test]
+fn a_kept_copy_heals_only_its_own_file_and_a_syntax_error_keeps_the_state_dir() {
+    let f = Fixture::new();
+    std::fs::create_dir(f.path("p")).unwrap();
+    std::fs::create_dir(f.path("q")).unwrap();
+    let shared = f.path("shared");
+    let p = f.path("p/conf.yaml");
+    std::fs::write(&p, good(&f)).unwrap();
+    let run = |conf: &std::path::Path| {
+        f.autoheal_cmd(&[
+            "run",
+            "-c",
+            &conf.display().to_string(),
+            "--state-dir",
+            &shared.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .code()
+    };
+    assert_eq!(run(&p), Some(0));
+    support::kill(f.pid_of("web").unwrap() as i32);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let q = f.path("q/conf.yaml");
+    std::fs::write(&q, "qsvc:\n  pname: x\n  script: [oops\n").unwrap();
+    assert_eq!(run(&q), Some(2));
+    let text = std::fs::read_to_string(shared.join("autoheal.log")).unwrap();
+    assert!(
+        text.contains(&format!(
+            "the version kept in {} is of another file ({})",
+            shared.display(),
+            p.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(f.journal(), ["web"], "p's service was not started for q");
+
+    // Its own state dir, named in a file whose YAML is broken further down.
+    let g = Fixture::new();
+    g.config(&good(&g).replace("settings:\n", "settings:\n  state_dir: st\n"));
+    let out = g.autoheal(&["run", "-c", "{dir}/conf.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    support::kill(g.pid_of("web").unwrap() as i32);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let broken = good(&g).replace("settings:\n", "settings:\n  state_dir: st\n") + "oops: [\n";
+    g.config(&broken);
+    let out = g.autoheal(&["run", "-c", "{dir}/conf.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("but this tick heals with the last version"),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(g.path("st/autoheal.log")).unwrap();
+    assert!(text.contains("healing with the last version"), "{text}");
+    assert_eq!(g.journal(), ["web", "web"]);
+}
+
+/// A FIFO where the config should be is an error at once, never a blocking read.
+#[test]
+fn a_fifo_as_config_is_an_error_at_once() {
+    let f = Fixture::new();
+    let conf = f.path("conf.yaml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&conf)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for args in [
+        vec!["check", "-c", "{dir}/conf.yaml"],
+        vec!["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"],
+    ] {
+        let out = output_within(f.autoheal_cmd(&args), std::time::Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains("cannot read the config: it is not a regular file"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }

@@ -643,3 +643,54 @@ fn status_does_not_read_a_state_dir_run_would_refuse() {
     assert_eq!(json["services"][0]["gave_up"], false, "{json}");
     assert_eq!(json["services"][0]["failures"], 0, "{json}");
 }
+
+/// A metrics file whose path goes through a symlink another account planted (in a directory of
+/// theirs) is never written: the root-only file the link leads to stays as it was, and the log
+/// says why. The metrics directory itself may be another account's (node_exporter's).
+#[test]
+fn a_metrics_path_through_another_accounts_symlink_is_not_written() {
+    let (_, uid, gid) = test_user();
+    let f = Fixture::new();
+    let (secret_file, mtime) = secret(&f, "autoheal.prom");
+    let theirs = f.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    chown(&theirs, uid, gid);
+    std::os::unix::fs::symlink(secret_file.parent().unwrap(), theirs.join("m")).unwrap();
+    chown(&theirs.join("m"), uid, gid);
+    let through = theirs.join("m/autoheal.prom");
+    f.config(&format!(
+        "settings:\n  converge: 0\n  metrics_file: {}\nweb:\n  pname: '{}'\n  script: {}\n",
+        through.display(),
+        f.sleeper_re(1),
+        f.daemon_script("web", 1)
+    ));
+    let out = f.run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    untouched(&secret_file, mtime);
+    assert!(
+        stdout(&out).contains("not written: where it sits is not root's alone"),
+        "{}",
+        stdout(&out)
+    );
+    // In a directory of theirs that is really one (no link on the way), it is written.
+    let direct = theirs.join("autoheal.prom");
+    f.config(&format!(
+        "settings:\n  converge: 0\n  metrics_file: {}\nweb:\n  pname: '{}'\n  script: {}\n",
+        direct.display(),
+        f.sleeper_re(1),
+        f.daemon_script("web", 1)
+    ));
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        std::fs::read_to_string(&direct)
+            .unwrap()
+            .contains("autoheal_service_up")
+    );
+}

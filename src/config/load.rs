@@ -98,14 +98,14 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 /// The file's text; a file that is not UTF-8 is an error at its first bad byte.
 fn read(path: &Path) -> Result<String, Box<Diagnostic>> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = read_bounded(path).map_err(|message| {
         Box::new(Diagnostic {
             severity: Severity::Error,
             file: file.clone(),
             line: 0,
             col: 0,
             context: String::new(),
-            message: format!("cannot read the config: {}", crate::report::io_reason(&e)),
+            message,
             source_line: None,
             width: 0,
             help: Some(
@@ -115,6 +115,38 @@ fn read(path: &Path) -> Result<String, Box<Diagnostic>> {
         })
     })?;
     String::from_utf8(bytes).map_err(|e| Box::new(not_utf8(file, e.as_bytes(), e.utf8_error())))
+}
+
+/// At most this much of a config file is read: a thousand services take some 100 KiB.
+const CONFIG_MAX: u64 = 16 * 1024 * 1024;
+
+/// The bytes of the config file, never blocking (a FIFO put in its place would hang every
+/// command, each cron minute one more, before the lock) and bounded: a regular file only, of
+/// at most [`CONFIG_MAX`] bytes. The error completes "cannot read the config".
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io =
+        |e: std::io::Error| format!("cannot read the config: {}", crate::report::io_reason(&e));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err("cannot read the config: it is not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(CONFIG_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > CONFIG_MAX {
+        return Err(format!(
+            "cannot read the config: it is bigger than {} MiB",
+            CONFIG_MAX >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Where a file stops being UTF-8: its line (YAML's breaks, as [`yaml::lines`]), the column in
@@ -179,12 +211,35 @@ pub fn load_partial_str(src: &str, path: &Path) -> Result<Config, Rejected> {
 /// YAML parses that far (a misspelt key elsewhere does not hide it). `None` when it cannot be
 /// told.
 pub fn state_dir_hint(path: &Path) -> Option<PathBuf> {
-    let src = String::from_utf8(std::fs::read(path).ok()?).ok()?;
-    let root = super::yaml::parse(&src).ok()??;
-    let settings = node_of(&root, "settings")?;
-    let dir = node_of(settings, "state_dir")?.as_str()?.to_string();
+    let bytes = read_bounded(path).ok()?;
+    let src = String::from_utf8_lossy(&bytes);
     let base = path.parent().unwrap_or(Path::new(""));
+    let parsed = super::yaml::parse(&src).ok().flatten().and_then(|root| {
+        let settings = node_of(&root, "settings")?;
+        Some(node_of(settings, "state_dir")?.as_str()?.to_string())
+    });
+    // A YAML syntax error elsewhere (the likeliest broken edit) must not hide it: then the
+    // `state_dir:` line of the top-level `settings:` block, as it is written.
+    let dir = parsed.or_else(|| state_dir_line(&src))?;
     Some(resolve_path(base, &dir))
+}
+
+/// `state_dir: X` indented under a top-level `settings:` line, read as plain text (quotes and
+/// a trailing comment taken off).
+fn state_dir_line(src: &str) -> Option<String> {
+    let mut in_settings = false;
+    for line in yaml::lines(src) {
+        if !line.starts_with([' ', '\t']) && !line.trim().is_empty() && !line.starts_with('#') {
+            in_settings = line.trim_end().starts_with("settings:");
+            continue;
+        }
+        if let (true, Some(rest)) = (in_settings, line.trim_start().strip_prefix("state_dir:")) {
+            let value = rest.split(" #").next().unwrap_or_default().trim();
+            let value = value.trim_matches(|c| c == '"' || c == '\'');
+            return (!value.is_empty()).then(|| value.to_string());
+        }
+    }
+    None
 }
 
 pub fn load_partial(path: &Path) -> Result<Config, Rejected> {

@@ -100,6 +100,14 @@ pub enum MetricsError {
     Busy { path: PathBuf, by: Option<u32> },
     #[error("metrics file {} not written: {err}", path.display())]
     Lock { path: PathBuf, err: Box<StateError> },
+    #[error(
+        "metrics file {} not written: where it sits is not root's alone: {why} (a symlink or directory another account controls on its path could make root write anywhere)",
+        path.display()
+    )]
+    Untrusted {
+        path: PathBuf,
+        why: Box<crate::trust::Untrusted>,
+    },
 }
 
 type Labels = Vec<(String, String)>;
@@ -298,6 +306,7 @@ fn with_lock(
     state_dir: &Path,
     f: impl FnOnce() -> Result<(), MetricsError>,
 ) -> Result<(), MetricsError> {
+    judge_dir(path)?;
     match state::lock_metrics(state_dir, LOCK_WAIT) {
         Ok(LockOutcome::Acquired(_lock)) => f(),
         Ok(LockOutcome::Held { by }) => Err(MetricsError::Busy {
@@ -307,6 +316,30 @@ fn with_lock(
         Err(err) => Err(MetricsError::Lock {
             path: path.to_path_buf(),
             err: Box::new(err),
+        }),
+    }
+}
+
+/// The directory the file is written in, as root: every directory and symlink on the way to it
+/// must be root's alone (the trust walk), or a symlink planted on the way would have root
+/// create, replace and read files wherever its owner points it. The directory itself may be
+/// another account's (node_exporter's textfile directory often is): in it, the temp file is
+/// made exclusively and never through a link, and the rename replaces whatever is at the name.
+fn judge_dir(path: &Path) -> Result<(), MetricsError> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match crate::trust::check_if_root(dir) {
+        Ok(()) => Ok(()),
+        Err(crate::trust::Untrusted::Unsafe { fault, .. })
+            if fault.itself && fault.role == crate::trust::Role::Target =>
+        {
+            Ok(())
+        }
+        Err(why) if why.is_missing() => Ok(()),
+        Err(why) => Err(MetricsError::Untrusted {
+            path: path.to_path_buf(),
+            why: Box::new(why),
         }),
     }
 }
