@@ -10,7 +10,7 @@
 //! This module decides nothing: whether a script should run at all is the planner's business.
 //! Nothing here panics; every failure becomes a [`ScriptOutcome`].
 
-use crate::report::duration as secs;
+use crate::fmt::duration as secs;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -271,7 +271,7 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return format!("pid {pid} is not a valid pid");
     };
-    let same = || crate::observe::procs::read_start_ticks(pid) == Some(start_ticks);
+    let same = || crate::procs::read_start_ticks(pid) == Some(start_ticks);
     let fd = match pidfd_open(p, PidfdFlags::empty()) {
         Ok(fd) => Some(fd),
         Err(rustix::io::Errno::NOSYS) => None,
@@ -289,7 +289,7 @@ pub fn stop_process(pid: u32, start_ticks: u64, timeout: Duration) -> String {
     // Its workers must be gone too before a new instance starts: they hold what the old one
     // held (shared memory, a lock file, a port). Looked at now, while the pid is surely still
     // this process's and they are still its children.
-    let workers = crate::observe::procs::workers_of(pid);
+    let workers = crate::procs::workers_of(pid);
     let signal = |sig: Signal| match &fd {
         Some(fd) => pidfd_send_signal(fd, sig),
         None if same() => rustix::process::kill_process(p, sig),
@@ -352,9 +352,7 @@ fn left_behind(pid: u32, workers: &[(u32, u64)], since: Instant) -> String {
     let lingering = || -> Vec<u32> {
         workers
             .iter()
-            .filter(|(w, ticks)| {
-                running(*w) && crate::observe::procs::read_start_ticks(*w) == Some(*ticks)
-            })
+            .filter(|(w, ticks)| running(*w) && crate::procs::read_start_ticks(*w) == Some(*ticks))
             .map(|(w, _)| *w)
             .collect()
     };

@@ -9,10 +9,15 @@ pub mod config;
 pub mod defaults;
 pub mod engine;
 pub mod exec;
+pub mod fmt;
 pub mod lua;
 pub mod observe;
+pub mod probe;
+pub mod procs;
 pub mod report;
 pub mod state;
+pub mod tick;
+pub mod time;
 pub mod trust;
 pub mod users;
 

@@ -2,9 +2,9 @@
 
 use autoheal::cli::{Cli, Command};
 use autoheal::config::Config;
-use autoheal::engine::tick::{self, TickOptions, TickOutcome};
 use autoheal::observe::{Ctx, Restarts, Scope, observe};
 use autoheal::report::{self, log::Log};
+use autoheal::tick::{self, TickOptions, TickOutcome};
 use autoheal::{Exit, LoadError, engine, state};
 use clap::Parser;
 use std::path::{Path, PathBuf};
@@ -206,7 +206,7 @@ fn heal_with_kept(
         );
         if let Some(file) = &metrics_file {
             let tick = autoheal::report::metrics::TickLevel {
-                at: tick::unix_now(),
+                at: autoheal::time::now(),
                 locked_out: false,
                 config_valid: false,
             };
@@ -322,7 +322,7 @@ fn status(cfg: &Arc<Config>, dir: &Option<PathBuf>, json: bool) -> Exit {
     for (label, msg) in &obs.notes {
         err!("{}: {}", report::one_line(label), report::one_line(msg));
     }
-    let now = tick::unix_now();
+    let now = autoheal::time::now();
     let p = engine::plan(cfg, &obs, &st, now);
     let r = report::status(cfg, &obs, &p, &st, now);
     if json {

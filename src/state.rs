@@ -11,13 +11,13 @@
 //! fresh start up to a second early. Otherwise the planner reasons in seconds (grace, backoff
 //! of seconds to minutes), and integers survive a JSON round trip exactly.
 
-use crate::report::io_reason;
+use crate::fmt::io_reason;
+use crate::time::Unix;
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustix::fs::FlockOperation;
 
@@ -61,29 +61,29 @@ impl Default for State {
 #[serde(default)]
 pub struct ServiceState {
     /// When autoheal last ran this service's script.
-    pub last_start: Option<f64>,
+    pub last_start: Option<Unix>,
     /// How that run ended, as `exec::ScriptOutcome::describe()` put it.
     pub last_result: Option<String>,
     /// Consecutive restarts that did not bring the service up for good: reset to 0 once it has
     /// stayed alive for `settings.healthy_after`. Backoff and giving up are counted from it.
     pub failures: u32,
     /// No restart before this time.
-    pub backoff_until: Option<f64>,
+    pub backoff_until: Option<Unix>,
     /// Restarts stopped until an operator (or the service coming alive) resets it.
     pub gave_up: bool,
     /// First observation alive in the current alive streak.
-    pub alive_since: Option<f64>,
+    pub alive_since: Option<Unix>,
     /// Consecutive failed health observations.
     pub health_failures: u32,
     /// When the last failed health observation was counted (they count at most once per
     /// `defaults::HEALTH_SPACING`).
-    pub health_seen_at: Option<f64>,
+    pub health_seen_at: Option<Unix>,
     /// Total restarts autoheal ran, for the log and `status`.
     pub starts: u64,
     /// Set when a start's script is launched (to when its `timeout` kills it at the latest),
     /// cleared when it returns: a tick interrupted meanwhile leaves it, and the next tick does
     /// not start the service again before then (the script may still be running).
-    pub script_until: Option<f64>,
+    pub script_until: Option<Unix>,
     /// The leader of that script's session (`/bin/sh`, which autoheal starts with `setsid`),
     /// recorded as soon as it is launched: the next tick, finding the deadline passed and the
     /// session still alive, ends it as the launching tick would have, before it may start the
@@ -144,13 +144,6 @@ pub enum StateError {
     NotRegular { path: PathBuf, kind: &'static str },
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// At most this much of a state file is read (a thousand services take some 500 KiB): a
 /// bigger file is not a state this build wrote, and is set aside like a corrupt one.
 pub const STATE_MAX: u64 = 16 * 1024 * 1024;
@@ -175,7 +168,7 @@ pub fn load(dir: &Path) -> Result<(State, Option<String>), StateError> {
         Ok(state) => return Ok((state, None)),
         Err(problem) => problem,
     };
-    let aside_name = format!("{STATE_FILE}.corrupt-{}", unix_now());
+    let aside_name = format!("{STATE_FILE}.corrupt-{}", crate::time::now() as u64);
     let kept = match fs::rename(&path, dir.join(&aside_name)) {
         Ok(()) => format!("The old file was kept as {aside_name}."),
         Err(err) => format!(
@@ -523,7 +516,7 @@ pub fn keep_config(dir: &Path, source: &str, config: &Path) -> Result<bool, Stat
 
 /// A kept config: its text and since when it is kept (unix seconds), or the path of the other
 /// file it was kept from.
-pub type Kept = Result<(String, f64), String>;
+pub type Kept = Result<(String, Unix), String>;
 
 /// The kept config of the file `config` (see [`keep_config`]) and when it was kept (unix
 /// seconds), if there is one; `Err(path)` of the other file when the copy in `dir` is
@@ -539,9 +532,7 @@ pub fn kept_config(dir: &Path, config: &Path) -> Result<Option<Kept>, StateError
     }
     let kept = fs::symlink_metadata(&path)
         .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0.0, |d| d.as_secs_f64());
+        .map_or(0.0, crate::time::of);
     Ok(Some(Ok((text, kept))))
 }
 
@@ -622,7 +613,7 @@ fn lock_within(
             .mode(0o600),
         |_, err| lock_err(err),
     )?;
-    let end = crate::report::deadline(limit);
+    let end = crate::fmt::deadline(limit);
     loop {
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => break,

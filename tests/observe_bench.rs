@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use autoheal::observe::procs::ProcTable;
+use autoheal::procs::ProcTable;
 use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, RefreshKind, System, UpdateKind};
 
 const TARGET_PROCS: usize = 300;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use autoheal::defaults::{HTTP_MAX_BODY, PROBE_WORKERS};
-use autoheal::observe::probe::{HttpOpts, Target, http_probe, http_request, probe_all, tcp_probe};
+use autoheal::probe::{HttpOpts, Target, http_probe, http_request, probe_all, tcp_probe};
 
 /// A tiny HTTP/1.1 server on 127.0.0.1:0, one thread per connection, one answer per connection.
 struct Server {

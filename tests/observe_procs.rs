@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use autoheal::observe::procs::{Liveness, ProcTable};
+use autoheal::procs::{Liveness, ProcTable};
 use regex::Regex;
 
 /// A number no other process's command line will hold: `30.<our pid><nanos>`, a valid

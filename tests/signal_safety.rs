@@ -370,9 +370,9 @@ fn stop_process_checks_the_process_is_the_one_observed() {
     let sleep = root_sleep("1000.7");
     let pid = sleep.pid();
     assert!(wait_for(Duration::from_secs(2), || {
-        autoheal::observe::procs::read_start_ticks(pid).is_some()
+        autoheal::procs::read_start_ticks(pid).is_some()
     }));
-    let ticks = autoheal::observe::procs::read_start_ticks(pid).unwrap();
+    let ticks = autoheal::procs::read_start_ticks(pid).unwrap();
     let said = autoheal::exec::stop_process(pid, ticks + 1, Duration::from_secs(1));
     assert!(said.contains("not signalled"), "{said}");
     assert!(is_running(pid));

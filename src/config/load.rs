@@ -126,8 +126,7 @@ const CONFIG_MAX: u64 = 16 * 1024 * 1024;
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt;
-    let io =
-        |e: std::io::Error| format!("cannot read the config: {}", crate::report::io_reason(&e));
+    let io = |e: std::io::Error| format!("cannot read the config: {}", crate::fmt::io_reason(&e));
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -497,7 +496,7 @@ impl Cx<'_> {
             self.error_at(
                 node,
                 context,
-                &format!("`{key}` must be at least {}", crate::report::duration(min)),
+                &format!("`{key}` must be at least {}", crate::fmt::duration(min)),
                 Some("grace is the time a fresh start gets to come alive before it may be started again; give the time the service takes to start, e.g. 30s".into()),
             );
             return None;
@@ -1443,7 +1442,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 fn written(d: Duration) -> String {
     let s = d.as_secs();
     if d.subsec_nanos() != 0 || s == 0 {
-        crate::report::duration(d)
+        crate::fmt::duration(d)
     } else if s.is_multiple_of(86_400) {
         let n = s / 86_400;
         format!("{n} day{}", if n == 1 { "" } else { "s" })

@@ -8,8 +8,9 @@
 //! is alive, nothing more can change, or the converge budget is spent.
 
 use crate::config::{By, Config, Dep, Service, Settings};
-use crate::report::secs;
+use crate::fmt::secs;
 use crate::state::{ServiceState, State};
+use crate::time::Unix;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What one observation saw; the input of [`plan`].
@@ -32,7 +33,7 @@ pub struct ServiceObs {
     /// `Ok(pid)` when alive, `Err(reason)` when dead ("no process matches `nginx`", "stale pid file ...").
     pub alive: Result<Option<u32>, String>,
     /// When its process started (unix seconds), if known: a dep restarted after it shows here.
-    pub started: Option<f64>,
+    pub started: Option<Unix>,
     /// The service's own `check:`: `None` when it has none or it was not run (the service is dead).
     pub health: Option<Result<(), String>>,
     /// Results of its tcp, http and lua deps, by dep name. A dep missing here was not probed.
@@ -165,9 +166,9 @@ pub enum Hold {
     /// Some direct deps are not ready; `why` follows local deps down to the root cause.
     Deps { why: String },
     /// Started at `since`; not judged again before `until`.
-    Grace { until: f64 },
+    Grace { until: Unix },
     /// Its restarts keep failing: no new start before `until`.
-    Backoff { until: f64, failures: u32 },
+    Backoff { until: Unix, failures: u32 },
     /// `failures` restarts in a row failed; autoheal stopped trying (`autoheal reset`).
     GaveUp { failures: u32 },
     /// Its start script is still running (a slow script holds only its own service).
@@ -180,7 +181,7 @@ pub enum Hold {
 impl Hold {
     /// The earliest time this hold may lift by itself (deps may come up any moment: `now`);
     /// `None` when it never lifts within a tick.
-    pub fn lifts_at(&self, now: f64) -> Option<f64> {
+    pub fn lifts_at(&self, now: Unix) -> Option<Unix> {
         match self {
             Hold::Deps { .. } | Hold::Starting => Some(now),
             Hold::Grace { until } | Hold::Backoff { until, .. } => Some(*until),
@@ -189,7 +190,7 @@ impl Hold {
     }
 
     /// A short phrase: "waiting on nginx (dead) ← ...", "in grace for 12s", ...
-    pub fn describe(&self, now: f64) -> String {
+    pub fn describe(&self, now: Unix) -> String {
         match self {
             Hold::Deps { why } => format!("waiting on {why}"),
             Hold::Grace { until } => {
@@ -226,7 +227,7 @@ pub fn failed_restarts(n: u32) -> String {
 
 impl Verdict {
     /// The phrase used in logs and `status` for a service that is not alive and well.
-    pub fn reason(&self, now: f64) -> Option<String> {
+    pub fn reason(&self, now: Unix) -> Option<String> {
         match self {
             Verdict::Alive => None,
             // Its reason may already say it ("unhealthy (3 failed health observations ...)").
@@ -283,7 +284,7 @@ impl Plan {
 }
 
 /// Decides what each service needs. Pure: no I/O, no clock; `now` is unix seconds.
-pub fn plan(config: &Config, obs: &Observation, state: &State, now: f64) -> Plan {
+pub fn plan(config: &Config, obs: &Observation, state: &State, now: Unix) -> Plan {
     let mut next = state.clone();
     // Forget services no longer in the file.
     next.services
@@ -374,7 +375,7 @@ fn forgive_reboot(state: &mut State) {
 /// Times in the future are what a clock stepped back leaves (a state written before the step):
 /// a start is brought back to now and a backoff to at most `backoff_max` from now, so the step
 /// holds a service for one grace or one backoff at most, not for the size of the step.
-fn clamp_to_clock(ss: &mut ServiceState, svc: &Service, settings: &Settings, now: f64) {
+fn clamp_to_clock(ss: &mut ServiceState, svc: &Service, settings: &Settings, now: Unix) {
     if let Some(t) = ss.script_until.as_mut() {
         *t = t.min(now + svc.timeout.as_secs_f64());
     }
@@ -393,7 +394,7 @@ fn clamp_to_clock(ss: &mut ServiceState, svc: &Service, settings: &Settings, now
 }
 
 /// Alive streaks and counter resets, from one observation.
-fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Settings, now: f64) {
+fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Settings, now: Unix) {
     let alive = obs.is_some_and(|o| o.alive.is_ok());
     let unhealthy = obs.is_some_and(|o| matches!(o.health, Some(Err(_))));
     if let Some(o) = obs {
@@ -437,7 +438,7 @@ fn decide<'a>(
     config: &Config,
     obs: &Observation,
     state: &State,
-    now: f64,
+    now: Unix,
     name: &str,
     memo: &'a mut BTreeMap<String, Verdict>,
 ) -> &'a Verdict {
@@ -462,7 +463,7 @@ fn decide_uncached(
     config: &Config,
     obs: &Observation,
     state: &State,
-    now: f64,
+    now: Unix,
     svc: &Service,
     memo: &mut BTreeMap<String, Verdict>,
 ) -> Verdict {
@@ -536,7 +537,7 @@ pub fn may_start(
     config: &Config,
     obs: &Observation,
     state: &State,
-    now: f64,
+    now: Unix,
     service: &str,
 ) -> Result<(), String> {
     let svc = config
@@ -582,7 +583,7 @@ fn gate(
     config: &Config,
     obs: &Observation,
     state: &State,
-    now: f64,
+    now: Unix,
     svc: &Service,
     ss: &ServiceState,
     memo: &mut BTreeMap<String, Verdict>,
@@ -648,7 +649,7 @@ fn dep_unready(
     config: &Config,
     obs: &Observation,
     state: &State,
-    now: f64,
+    now: Unix,
     svc: &Service,
     dep: &Dep,
     memo: &mut BTreeMap<String, Verdict>,
@@ -688,7 +689,7 @@ fn dep_unready(
 }
 
 /// What a dep on a local service (`name` as the dep shows it) waits on, from its verdict.
-fn local_unready(name: &str, verdict: &Verdict, now: f64) -> Option<String> {
+fn local_unready(name: &str, verdict: &Verdict, now: Unix) -> Option<String> {
     match verdict {
         Verdict::Alive => None,
         Verdict::Unhealthy { reason, .. } => Some(format!("{name} (unhealthy: {reason})")),
@@ -752,7 +753,7 @@ fn elide(why: String) -> String {
 /// Records that a start's script returned at `finished`, with its outcome: grace and backoff
 /// count from then, not from when it began (a script that takes 40 s must not be judged 30 s
 /// after it began, or its service is started twice). Pure.
-pub fn record_result(ss: &mut ServiceState, settings: &Settings, finished: f64, result: String) {
+pub fn record_result(ss: &mut ServiceState, settings: &Settings, finished: Unix, result: String) {
     ss.script_until = None;
     ss.script_session = None;
     ss.last_start = Some(finished);
@@ -764,7 +765,7 @@ pub fn record_result(ss: &mut ServiceState, settings: &Settings, finished: f64, 
 /// Records a start in the state: when, and the backoff the next one must respect.
 /// Called by the act shell before it runs the script (and saved before it runs, so that a
 /// start is never made that the state does not know of); pure itself.
-pub fn record_start(ss: &mut ServiceState, settings: &Settings, started: f64, result: String) {
+pub fn record_start(ss: &mut ServiceState, settings: &Settings, started: Unix, result: String) {
     ss.last_start = Some(started);
     ss.last_result = Some(result);
     // Counters read from the state file: any number, so they saturate.
@@ -793,4 +794,3 @@ pub fn backoff_delay(failures: u32, settings: &Settings) -> f64 {
 mod chain_tests;
 #[cfg(test)]
 mod tests;
-pub mod tick;

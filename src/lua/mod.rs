@@ -160,7 +160,7 @@ fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), Failure>) -> Resul
 }
 
 /// How a duration reads in messages: "5s", "300ms", "1.5s".
-pub(crate) use crate::report::duration as show;
+pub(crate) use crate::fmt::duration as show;
 
 /// The time left before `deadline`.
 pub(crate) fn left(deadline: Instant) -> Duration {

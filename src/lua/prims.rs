@@ -5,7 +5,7 @@
 //! fetches something returns the value or `nil, err`; a misuse (wrong argument type, port out of
 //! range, unknown service) raises a Lua error, which names the chunk's conf.yaml line.
 
-use crate::report::io_reason;
+use crate::fmt::io_reason;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -20,8 +20,8 @@ use mlua::{Function, Lua, Scope, Table, Value};
 use super::sandbox::{Ctx, PRIMITIVES};
 use super::{World, json, left, show};
 use crate::defaults::PROBE_TIMEOUT;
-use crate::observe::probe::{self, HttpOpts};
-use crate::observe::procs::{Liveness, ProcTable};
+use crate::probe::{self, HttpOpts};
+use crate::procs::{Liveness, ProcTable};
 
 /// Default bound of `tcp_exchange`'s reply and of `exec`'s captured output.
 pub(crate) const MAX_REPLY: usize = 64 * 1024;
@@ -506,11 +506,11 @@ fn exchange(
 ) -> Result<Vec<u8>, String> {
     let until = wait.until;
     let waits_for_something = until.is_some() || wait.done.is_some();
-    let deadline = crate::report::deadline(timeout);
+    let deadline = crate::fmt::deadline(timeout);
     let timed_out = || format!("timed out after {}", show(timeout));
     let mut stream = None;
     let mut last = String::from("no address");
-    for addr in crate::observe::probe::resolve(host, port, timeout)? {
+    for addr in crate::probe::resolve(host, port, timeout)? {
         let l = left(deadline);
         if l.is_zero() {
             return Err(timed_out());

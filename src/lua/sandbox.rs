@@ -355,7 +355,7 @@ impl RunAs {
 impl Ctx {
     pub(crate) fn new(config: &Config, timeout: Duration) -> Ctx {
         Ctx {
-            run: Mutex::new((crate::report::deadline(timeout), timeout)),
+            run: Mutex::new((crate::fmt::deadline(timeout), timeout)),
             timed_out: AtomicBool::new(false),
             dirs: lua_dirs(config),
             base: config
@@ -373,7 +373,7 @@ impl Ctx {
     /// A new run starts now, with `timeout`, its commands run as `run_as`.
     fn start(&self, timeout: Duration, run_as: RunAs) {
         *self.run.lock().unwrap_or_else(|e| e.into_inner()) =
-            (crate::report::deadline(timeout), timeout);
+            (crate::fmt::deadline(timeout), timeout);
         *self.run_as.lock().unwrap_or_else(|e| e.into_inner()) = run_as;
         self.timed_out.store(false, Ordering::Relaxed);
     }

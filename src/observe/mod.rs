@@ -11,19 +11,16 @@
 //! service's script, or writes state; it returns facts (with short, operator-readable reasons)
 //! for `engine::plan` to decide on.
 
-pub mod probe;
-pub mod procs;
-pub mod signal;
 mod world;
 
 use crate::config::{Config, Dep, Liveness, LuaChunk, Probe, Service};
 use crate::engine::{DepObs, Observation, ServiceObs, StopTarget, Unsignallable};
 use crate::lua::Failure;
+use crate::probe::{self, Target};
+use crate::procs::signal::{self, Candidate, FromFile, Meta, Writers};
+use crate::procs::{self, Account, ProcTable};
 use crate::state::ProcId;
 use crate::state::State;
-use probe::Target;
-use procs::{Account, ProcTable};
-use signal::{Candidate, FromFile, Meta, Writers};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -301,7 +298,7 @@ const STUCK_AFTER: Duration = Duration::from_secs(1);
 fn stuck_at(at: Instant, limit: Duration) -> Instant {
     let after = limit.saturating_add(STUCK_AFTER);
     at.checked_add(after)
-        .unwrap_or_else(|| crate::report::deadline(after))
+        .unwrap_or_else(|| crate::fmt::deadline(after))
 }
 
 /// Chunks abandoned in this process (this tick), by [`stuck_key`], with why: later
@@ -426,8 +423,8 @@ fn run_chunks(
                  function the limit cannot interrupt (string.find with a pathological pattern?): \
                  abandoned",
                 config.path.display(),
-                crate::report::duration(STUCK_AFTER),
-                crate::report::duration(*limit)
+                crate::fmt::duration(STUCK_AFTER),
+                crate::fmt::duration(*limit)
             );
             results[i] = Some(Err(Failure::Error(why.clone())));
             let mut stuck = lock(&STUCK);
@@ -612,11 +609,7 @@ fn liveness(
             procs::Liveness::Dead { reason } => return (Err(reason), None, Extra::default()),
         }
     }
-    let started = found.and_then(|(_, s)| s).and_then(|t| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs_f64())
-    });
+    let started = found.and_then(|(_, s)| s).map(crate::time::of);
     // With a pid file, the pid found last is the pid file's.
     let pid_file_process = l
         .pid_file()

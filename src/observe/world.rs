@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::engine::{DepObs, Observation, may_start};
 use crate::lua::World;
 use crate::state::State;
+use crate::time::Unix;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ pub(super) struct TickWorld {
     restarts: Restarts,
     alive: Vec<Result<Option<u32>, String>>,
     started: Vec<Option<f64>>,
-    now: f64,
+    now: Unix,
     /// Until when `restart()` waits for the probes.
     wait_until: Instant,
     partial: Mutex<Option<Observation>>,
@@ -58,8 +59,8 @@ impl TickWorld {
             restarts: ctx.restarts,
             alive: alive.to_vec(),
             started: started.to_vec(),
-            now: crate::engine::tick::unix_now(),
-            wait_until: crate::report::deadline(probes_take.saturating_add(Duration::from_secs(1))),
+            now: crate::time::now(),
+            wait_until: crate::fmt::deadline(probes_take.saturating_add(Duration::from_secs(1))),
             partial: Mutex::new(None),
             published: Condvar::new(),
             requests: Mutex::new(BTreeMap::new()),
@@ -149,7 +150,7 @@ impl World for TickWorld {
                 .iter()
                 .map(|(_, t, d)| (t.clone(), (*d).min(left)))
                 .collect();
-            let probed = super::probe::probe_all(&targets, crate::defaults::PROBE_WORKERS);
+            let probed = crate::probe::probe_all(&targets, crate::defaults::PROBE_WORKERS);
             if let Some(o) = obs.services.get_mut(service) {
                 for (name, target, _) in missing {
                     let result = probed

@@ -29,8 +29,9 @@
 //! Must not: probe, read the clock or decide anything; it formats what the tick saw.
 
 use super::{STATE_WORDS, StatusReport};
-use crate::report::io_reason;
+use crate::fmt::io_reason;
 use crate::state::{self, LockOutcome, StateError};
+use crate::time::Unix;
 use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -54,7 +55,7 @@ pub const READ_MAX: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct TickLevel {
     /// When the tick ended, unix seconds.
-    pub at: f64,
+    pub at: Unix,
     /// It found the tick lock held and did nothing.
     pub locked_out: bool,
     /// The config loaded. A tick that heals with the last good file says `false`.
@@ -95,7 +96,7 @@ pub enum MetricsError {
     #[error(
         "metrics file {} not written: another autoheal{} was writing it for more than {}",
         path.display(), by.map(|p| format!(" (pid {p})")).unwrap_or_default(),
-        super::duration(LOCK_WAIT)
+        crate::fmt::duration(LOCK_WAIT)
     )]
     Busy { path: PathBuf, by: Option<u32> },
     #[error("metrics file {} not written: {err}", path.display())]

@@ -7,9 +7,11 @@ pub mod order;
 
 use crate::config::{Config, Dep};
 use crate::engine::{Hold, Observation, Plan, Verdict};
+use crate::fmt::secs;
 use crate::state::State;
+use crate::time::Unix;
+use crate::time::rfc3339;
 use serde::Serialize;
-use std::time::{Duration, UNIX_EPOCH};
 
 /// `status --json`, top level.
 #[derive(Debug, Serialize)]
@@ -63,7 +65,7 @@ pub struct ServiceStatus {
     /// The same, unrounded: for the table (whose BACKOFF must agree with REASON) and the
     /// metrics.
     #[serde(skip)]
-    pub backoff_until_unix: Option<f64>,
+    pub backoff_until_unix: Option<Unix>,
     pub gave_up: bool,
     /// Why it is not alive and well, down to the root cause; null when it is.
     pub reason: Option<String>,
@@ -86,22 +88,13 @@ pub struct DepStatus {
     pub probed: bool,
 }
 
-/// A unix time as RFC 3339 UTC. A state file can hold any number: it is clamped to what RFC
-/// 3339 can write (1970 to 9999; humantime refuses a later year), never a panic.
-fn rfc3339(t: f64) -> String {
-    const LAST: f64 = 253_402_300_799.0; // 9999-12-31T23:59:59Z
-    let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, LAST) };
-    let at = Duration::try_from_secs_f64(t).unwrap_or_default();
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + at).to_string()
-}
-
 /// Builds the status of every service from one observation and its plan.
 pub fn status(
     config: &Config,
     obs: &Observation,
     p: &Plan,
     state: &State,
-    now: f64,
+    now: Unix,
 ) -> StatusReport {
     let services = config
         .services
@@ -193,7 +186,7 @@ pub fn status(
 }
 
 /// The aligned table of `status`.
-pub fn table(r: &StatusReport, now: f64) -> String {
+pub fn table(r: &StatusReport, now: Unix) -> String {
     let mut rows: Vec<[String; 6]> = vec![[
         "SERVICE".into(),
         "STATE".into(),
@@ -273,40 +266,6 @@ pub fn table(r: &StatusReport, now: f64) -> String {
     out
 }
 
-/// `limit` from now: a deadline. Past what an `Instant` can hold (a limit no config can give,
-/// since `config::load` bounds every duration) it is a century from now, never a panic.
-pub fn deadline(limit: Duration) -> std::time::Instant {
-    let now = std::time::Instant::now();
-    now.checked_add(limit)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-        .unwrap_or(now)
-}
-
-/// [`secs`] of a `Duration`.
-pub fn duration(d: std::time::Duration) -> String {
-    secs(d.as_secs_f64())
-}
-
-/// Short durations for messages: `40ms`, `1.5s`, `45s`, `3m20s`, `2h01m`.
-pub fn secs(s: f64) -> String {
-    let s = s.max(0.0);
-    if s < 1.0 {
-        format!("{}ms", (s * 1000.0).round() as u64)
-    } else if s < 9.95 {
-        let t = format!("{s:.1}");
-        format!("{}s", t.trim_end_matches(".0"))
-    } else if s < 120.0 {
-        format!("{}s", s.round() as u64)
-    } else {
-        let s = s.round() as u64;
-        if s < 7200 {
-            format!("{}m{:02}s", s / 60, s % 60)
-        } else {
-            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-        }
-    }
-}
-
 /// `s` as one line a terminal shows as it is: control characters (C0, DEL, C1), the Unicode
 /// line and paragraph separators and the bidirectional overrides are written as escapes
 /// (`\n`, `\r`, `\t`, `\x1b`, `\u{2028}`), so that text from outside (a probe's reply, an
@@ -335,43 +294,9 @@ pub fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// An io error as a person reads it: "permission denied" rather than "Permission denied (os error 13)".
-pub fn io_reason(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    let text = match text.find(" (os error") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{deadline, one_line, rfc3339};
-    use std::time::{Duration, Instant};
-
-    /// A state file can hold any time: each is written, clamped, never a panic.
-    #[test]
-    fn any_unix_time_is_written() {
-        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1e300), "9999-12-31T23:59:59Z");
-        assert_eq!(rfc3339(253_402_300_800.0), "9999-12-31T23:59:59Z");
-        assert_eq!(rfc3339(f64::INFINITY), "9999-12-31T23:59:59Z");
-        assert_eq!(rfc3339(-1e300), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(f64::NAN), "1970-01-01T00:00:00Z");
-    }
-
-    #[test]
-    fn a_deadline_never_overflows() {
-        let d = deadline(Duration::MAX);
-        assert!(d > Instant::now() + Duration::from_secs(365 * 86_400));
-        let soon = deadline(Duration::from_secs(1));
-        assert!(soon <= Instant::now() + Duration::from_secs(1));
-    }
+    use super::one_line;
 
     #[test]
     fn outside_text_becomes_one_line() {

@@ -28,9 +28,11 @@
 //! What this module must not do: signal, restart or otherwise act on a process. It only reads;
 //! [`ProcTable::stop_target`] only picks the pid that the engine then signals.
 
-use super::signal::Meta;
-use crate::report::io_reason;
+pub mod signal;
+
+use crate::fmt::io_reason;
 use crate::state::ProcId;
+use signal::Meta;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Read;

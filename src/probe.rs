@@ -46,7 +46,7 @@ pub type ProbeResult = Result<(), String>;
 /// Ready iff a tcp connection to `host:port` can be opened within `timeout`. Every resolved
 /// address is tried in turn with what is left of the timeout, name resolution included.
 pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> ProbeResult {
-    let deadline = crate::report::deadline(timeout);
+    let deadline = crate::fmt::deadline(timeout);
     let addrs = resolve(host, port, timeout)?;
     let mut failures: Vec<(SocketAddr, String)> = Vec::new();
     for addr in &addrs {

@@ -2,20 +2,21 @@
 //! more can change, or the converge budget is spent; the state is saved after every round of
 //! starts, so a tick killed half-way still remembers what it started.
 
-use super::{Hold, Plan, Verdict, plan, record_result, record_start};
 use crate::config::{Config, Service};
+use crate::engine::{Hold, Plan, Verdict, plan, record_result, record_start};
 use crate::engine::{Observation, ServiceObs, StopTarget, Unsignallable};
 use crate::exec::{ScriptOutcome, ScriptSpec, run_script, run_script_with};
+use crate::fmt::secs;
 use crate::observe::{Ctx, Restarts, Scope, observe};
 use crate::report::log::Log;
 use crate::report::metrics;
-use crate::report::secs;
 use crate::state::{self, LockOutcome, State, StateError};
+use crate::time::Unix;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How a tick is run.
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ pub enum TickOutcome {
     /// Another tick holds the lock; this one did nothing.
     LockedOut { holder: Option<u32> },
     /// The tick ran; `plan` is the last one, `now` its time.
-    Done { plan: Plan, now: f64 },
+    Done { plan: Plan, now: Unix },
 }
 
 /// The first wait between observations while something is pending; it grows by half each
@@ -46,14 +47,6 @@ pub const FIRST_INTERVAL: Duration = Duration::from_millis(250);
 /// power-cut drill showed 5 s costing up to 2.5 s per level) against the probes a waiting host
 /// sends each target: one per 2 s at most, 0.5 per second.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Now, as unix seconds.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// Runs one tick.
 pub fn run(
@@ -80,7 +73,7 @@ pub fn run(
                 );
                 if let Some(path) = &opts.metrics_file {
                     let tick = metrics::TickLevel {
-                        at: unix_now(),
+                        at: crate::time::now(),
                         locked_out: true,
                         config_valid: opts.config_valid,
                     };
@@ -107,7 +100,8 @@ pub fn run(
     let mut closing = false;
     loop {
         running.settle(Duration::ZERO, config, dir, &mut state, log)?;
-        if !opts.dry_run && end_left_scripts(config, &running, &mut state, unix_now(), log) {
+        if !opts.dry_run && end_left_scripts(config, &running, &mut state, crate::time::now(), log)
+        {
             state::save(dir, &state)?;
         }
         let ctx = Ctx {
@@ -123,7 +117,7 @@ pub fn run(
         for (label, msg) in &obs.notes {
             log.event(label, msg);
         }
-        let now = unix_now();
+        let now = crate::time::now();
         let p = plan(config, &obs, &state, now);
         for (service, msg) in &p.notes {
             log.event(service, msg);
@@ -207,7 +201,7 @@ pub fn run(
                 // Under the tick lock, from what `status` would show of this last look.
                 let report = crate::report::status(config, &obs, &p, &state, now);
                 let tick = metrics::TickLevel {
-                    at: unix_now(),
+                    at: crate::time::now(),
                     locked_out: false,
                     config_valid: opts.config_valid,
                 };
@@ -233,7 +227,7 @@ pub fn run(
 /// if one of the deps that holds it can: a remote one (it may come up any moment), or a local
 /// one whose own verdict can change. One held only by local services that gave up, are
 /// backed off past the deadline or may not be signalled waits for nothing in this tick.
-fn can_change(config: &Config, obs: &Observation, p: &Plan, now: f64, deadline: f64) -> bool {
+fn can_change(config: &Config, obs: &Observation, p: &Plan, now: Unix, deadline: Unix) -> bool {
     let verdicts: BTreeMap<&str, &Verdict> = p
         .decisions
         .iter()
@@ -250,8 +244,8 @@ fn verdict_can_change<'a>(
     obs: &Observation,
     verdicts: &BTreeMap<&str, &Verdict>,
     name: &'a str,
-    now: f64,
-    deadline: f64,
+    now: Unix,
+    deadline: Unix,
     seen: &mut BTreeSet<&'a str>,
 ) -> bool {
     let lifts = |h: &Hold| h.lifts_at(now).is_some_and(|t| t < deadline);
@@ -300,7 +294,7 @@ struct Finished {
     /// Why it was dead, for the log line of a start.
     was: String,
     outcome: ScriptOutcome,
-    at: f64,
+    at: Unix,
 }
 
 /// What a script's thread tells the tick.
@@ -325,7 +319,7 @@ struct Running {
     services: BTreeSet<String>,
     /// Services whose script returned in this tick, and when it began (for "up, N after its
     /// start").
-    started: BTreeMap<String, f64>,
+    started: BTreeMap<String, Unix>,
 }
 
 impl Running {
@@ -498,7 +492,7 @@ fn launch(
             }
         })
         .collect();
-    let at = unix_now();
+    let at = crate::time::now();
     for (svc, _, _) in &jobs {
         let ss = state.services.entry(svc.name.clone()).or_default();
         record_start(ss, &config.settings, at, LAUNCHED.into());
@@ -534,7 +528,7 @@ fn launch(
                     // cannot belong to another process yet.
                     let _ = tx.send(Msg::Launched {
                         service: service.clone(),
-                        session: crate::observe::procs::proc_id(pid),
+                        session: crate::procs::proc_id(pid),
                     });
                 });
                 (restart, outcome)
@@ -553,7 +547,7 @@ fn launch(
                 restart,
                 was,
                 outcome,
-                at: unix_now(),
+                at: crate::time::now(),
             }));
         });
     }
@@ -571,10 +565,10 @@ fn end_left_scripts(
     config: &Config,
     running: &Running,
     state: &mut State,
-    now: f64,
+    now: Unix,
     log: &mut Log,
 ) -> bool {
-    use crate::observe::procs::session_members;
+    use crate::procs::session_members;
     let mut changed = false;
     for (name, ss) in state.services.iter_mut() {
         let (Some(until), false) = (ss.script_until, running.services.contains(name)) else {
@@ -698,9 +692,9 @@ pub fn script_log(dir: &Path, service: &str) -> PathBuf {
 fn log_transitions(
     old: &State,
     p: &Plan,
-    started: &BTreeMap<String, f64>,
+    started: &BTreeMap<String, Unix>,
     reported_up: &mut BTreeSet<String>,
-    now: f64,
+    now: Unix,
     log: &mut Log,
 ) {
     for d in &p.decisions {
