@@ -53,7 +53,7 @@ pub fn io_reason(err: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::deadline;
+    use super::{deadline, secs};
     use std::time::{Duration, Instant};
 
     #[test]
@@ -62,5 +62,15 @@ mod tests {
         assert!(d > Instant::now() + Duration::from_secs(365 * 86_400));
         let soon = deadline(Duration::from_secs(1));
         assert!(soon <= Instant::now() + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn short_durations() {
+        assert_eq!(secs(0.25), "250ms");
+        assert_eq!(secs(1.25), "1.2s");
+        assert_eq!(secs(3.0), "3s");
+        assert_eq!(secs(45.4), "45s");
+        assert_eq!(secs(200.0), "3m20s");
+        assert_eq!(secs(7300.0), "2h01m");
     }
 }

@@ -2,6 +2,7 @@
 
 use autoheal::cli::{Cli, Command};
 use autoheal::config::Config;
+use autoheal::event::Event;
 use autoheal::observe::{Ctx, Restarts, Scope, observe};
 use autoheal::report::{self, log::Log};
 use autoheal::tick::{self, TickOptions, TickOutcome};
@@ -126,10 +127,8 @@ fn run_command(
     // Kept before the tick acts: the version that heals is the version a broken edit falls
     // back to.
     if let Err(e) = state::keep_config(&dir, &cfg.source, &cfg.absolute_path()) {
-        log.event(
-            "autoheal",
-            &format!("cannot keep a copy of the config: {e}"),
-        );
+        let message = format!("cannot keep a copy of the config: {e}");
+        log.emit(Event::Trouble { message }, None);
     }
     tick_with(&cfg, dir, false, &mut log, metrics, true)
 }
@@ -144,7 +143,7 @@ fn heal_with_kept(
     strict: bool,
     metrics: &Option<PathBuf>,
 ) -> Exit {
-    let (summary, trusted) = match autoheal::load_config(path) {
+    let (summary, errors, trusted) = match autoheal::load_config(path) {
         Err(LoadError::Invalid(diags)) => {
             let errors: Vec<String> = diags
                 .0
@@ -165,10 +164,10 @@ fn heal_with_kept(
                     path.display()
                 ));
             }
-            (text, true)
+            (text, errors.len(), true)
         }
-        Err(LoadError::Refused(why)) => (why.to_string(), false),
-        Ok(_) => ("it changed while it was read".into(), true),
+        Err(LoadError::Refused(why)) => (why.to_string(), 1, false),
+        Ok(_) => ("it changed while it was read".into(), 1, true),
     };
     let dir = flag
         .clone()
@@ -184,9 +183,13 @@ fn heal_with_kept(
     }
     let mut log = Log::to_file(&dir.join("autoheal.log"));
     let shown = path.display();
-    log.event(
-        "autoheal",
-        &format!("config {shown} does not load: {summary}"),
+    log.emit(
+        Event::ConfigInvalid {
+            path: path.to_path_buf(),
+            errors,
+            summary,
+        },
+        None,
     );
     // The metrics say it too: `--metrics`, else the kept version's `metrics_file`.
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -200,10 +203,8 @@ fn heal_with_kept(
         _ => None,
     });
     let nothing = |log: &mut Log, why: &str| {
-        log.event(
-            "autoheal",
-            &format!("{why}: nothing is healed until {shown} loads (autoheal check -c {shown})"),
-        );
+        let (path, why) = (path.to_path_buf(), why.to_string());
+        log.emit(Event::NothingHealed { path, why }, None);
         if let Some(file) = &metrics_file {
             let tick = autoheal::report::metrics::TickLevel {
                 at: autoheal::time::now(),
@@ -211,7 +212,8 @@ fn heal_with_kept(
                 config_valid: false,
             };
             if let Err(e) = autoheal::report::metrics::write_tick_level(file, &dir, &tick) {
-                log.event("autoheal", &e.to_string());
+                let message = e.to_string();
+                log.emit(Event::Trouble { message }, None);
             }
         }
         Exit::Usage
@@ -255,19 +257,13 @@ fn heal_with_kept(
             );
         }
     };
-    log.event(
-        "autoheal",
-        &format!(
-            "healing with the last version of {shown} that loaded, kept since {} ({}); fix \
-             the file, or run with --strict to heal nothing meanwhile",
-            humantime::format_rfc3339_seconds(
-                std::time::Duration::try_from_secs_f64(since)
-                    .ok()
-                    .and_then(|d| std::time::UNIX_EPOCH.checked_add(d))
-                    .unwrap_or(std::time::UNIX_EPOCH)
-            ),
-            dir.join(state::KEPT_CONFIG).display()
-        ),
+    log.emit(
+        Event::ConfigKept {
+            path: path.to_path_buf(),
+            since,
+            kept: dir.join(state::KEPT_CONFIG),
+        },
+        None,
     );
     err!(
         "autoheal: but this tick heals with the last version of {shown} that loaded (see {})",
@@ -377,18 +373,13 @@ fn reset(cfg: &Config, dir: &Option<PathBuf>, service: &str) -> Exit {
         return Exit::Usage;
     }
     let mut log = Log::to_file(&dir.join("autoheal.log"));
-    log.event(
-        service,
-        &format!(
-            "reset by an operator: its {}{} and its backoff are forgotten; the next tick starts \
-             it if it is down and its deps are ready",
-            autoheal::engine::failed_restarts(before.failures),
-            if before.gave_up {
-                ", the giving up"
-            } else {
-                ""
-            }
-        ),
+    log.emit(
+        Event::Reset {
+            service: service.to_string(),
+            failures: before.failures,
+            gave_up: before.gave_up,
+        },
+        None,
     );
     Exit::Ok
 }

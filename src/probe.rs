@@ -39,16 +39,92 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// `Ok(())` = ready; `Err(reason)`, e.g. "connection refused", "timed out after 1s",
+/// `Ok(())` = ready; else how it failed, e.g. "connection refused", "timed out after 1s",
 /// "HTTP 503", "no address for host".
-pub type ProbeResult = Result<(), String>;
+pub type ProbeResult = Result<(), ProbeError>;
+
+/// How a probe failed: the kind, as data (counted, exported, alerted on), and the phrase an
+/// operator reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeError {
+    pub how: How,
+    /// "connection refused", "timed out after 3s", "HTTP 503, body lacks \"ok\"".
+    pub text: String,
+}
+
+/// The kinds of probe failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// Nothing listens: the connection was refused.
+    Refused,
+    /// No answer within the timeout.
+    TimedOut,
+    /// The name does not resolve.
+    Dns,
+    /// An answer with a status out of range (or a body that lacks the expected text).
+    Status(u16),
+    /// Any other failure to get an answer: reset, unreachable, a bad HTTP answer.
+    Failed,
+    /// A Lua check said not ready (false or nil).
+    LuaFalse,
+    /// A Lua check did not answer: an error, its time or memory limit.
+    LuaError,
+    /// Not probed in this observation.
+    NotProbed,
+}
+
+impl How {
+    /// The word for the metrics and the alert JSON.
+    pub fn word(self) -> &'static str {
+        match self {
+            How::Refused => "refused",
+            How::TimedOut => "timed_out",
+            How::Dns => "dns",
+            How::Status(_) => "http_status",
+            How::Failed => "failed",
+            How::LuaFalse => "lua_false",
+            How::LuaError => "lua_error",
+            How::NotProbed => "not_probed",
+        }
+    }
+}
+
+impl ProbeError {
+    pub fn new(how: How, text: impl Into<String>) -> Self {
+        ProbeError {
+            how,
+            text: text.into(),
+        }
+    }
+
+    pub fn not_probed() -> Self {
+        ProbeError::new(How::NotProbed, "not probed")
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<ProbeError> for String {
+    fn from(e: ProbeError) -> String {
+        e.text
+    }
+}
 
 /// Ready iff a tcp connection to `host:port` can be opened within `timeout`. Every resolved
 /// address is tried in turn with what is left of the timeout, name resolution included.
-pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> ProbeResult {
+pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    tcp_check(host, port, timeout).map_err(String::from)
+}
+
+/// [`tcp_probe`], its failure as data.
+pub fn tcp_check(host: &str, port: u16, timeout: Duration) -> ProbeResult {
     let deadline = crate::fmt::deadline(timeout);
-    let addrs = resolve(host, port, timeout)?;
-    let mut failures: Vec<(SocketAddr, String)> = Vec::new();
+    let addrs = resolve_checked(host, port, timeout)?;
+    let mut failures: Vec<(SocketAddr, ProbeError)> = Vec::new();
     for addr in &addrs {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -65,22 +141,31 @@ pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> ProbeResult {
     }
     // One reason when every address failed alike (the usual case); per address otherwise.
     let Some((_, first)) = failures.first() else {
-        return Err("no address for host".into());
+        return Err(ProbeError::new(How::Dns, "no address for host"));
     };
     if failures.iter().all(|(_, r)| r == first) {
         Err(first.clone())
     } else {
-        Err(failures
+        let text = failures
             .iter()
             .map(|(a, r)| format!("{a}: {r}"))
             .collect::<Vec<_>>()
-            .join(", "))
+            .join(", ");
+        Err(ProbeError::new(first.how, text))
     }
 }
 
 /// Resolves `host`, bounded by `timeout`: getaddrinfo has no timeout of its own, so a name
 /// (not an IP literal) is resolved on a helper thread that is abandoned if it is too slow.
 pub(crate) fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    resolve_checked(host, port, timeout).map_err(String::from)
+}
+
+fn resolve_checked(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Vec<SocketAddr>, ProbeError> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -92,14 +177,19 @@ pub(crate) fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<So
         .spawn(move || {
             let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
         })
-        .map_err(|e| format!("cannot resolve {host}: {}", io_reason(&e)))?;
+        .map_err(|e| {
+            ProbeError::new(
+                How::Dns,
+                format!("cannot resolve {host}: {}", io_reason(&e).text),
+            )
+        })?;
     match rx.recv_timeout(timeout) {
         Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err("no address for host".into()),
+        Ok(Ok(_)) => Err(ProbeError::new(How::Dns, "no address for host")),
         Ok(Err(e)) => Err(io_reason(&e)),
-        Err(_) => Err(format!(
-            "timed out after {} resolving {host}",
-            show(timeout)
+        Err(_) => Err(ProbeError::new(
+            How::TimedOut,
+            format!("timed out after {} resolving {host}", show(timeout)),
         )),
     }
 }
@@ -135,6 +225,10 @@ pub struct HttpResponse {
 /// the timeout, the body read up to [`HTTP_MAX_BODY`] bytes (the rest is left unread, not an
 /// error). A non-2xx status is NOT an error here; only failing to get an answer is.
 pub fn http_request(url: &str, opts: &HttpOpts) -> Result<HttpResponse, String> {
+    http_request_checked(url, opts).map_err(String::from)
+}
+
+fn http_request_checked(url: &str, opts: &HttpOpts) -> Result<HttpResponse, ProbeError> {
     let timeout = opts.timeout.unwrap_or(PROBE_TIMEOUT);
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -151,7 +245,9 @@ pub fn http_request(url: &str, opts: &HttpOpts) -> Result<HttpResponse, String> 
     for (name, value) in &opts.headers {
         request = request.header(name, value);
     }
-    let request = request.body(()).map_err(|e| format!("bad request: {e}"))?;
+    let request = request
+        .body(())
+        .map_err(|e| ProbeError::new(How::Failed, format!("bad request: {e}")))?;
     let response = agent.run(request).map_err(|e| ureq_reason(&e, timeout))?;
     let status = response.status().as_u16();
     let headers = response
@@ -178,16 +274,23 @@ pub fn http_request(url: &str, opts: &HttpOpts) -> Result<HttpResponse, String> 
 
 /// Ready iff the request gets an answer whose status is in range (default 2xx) and whose body
 /// contains `opts.body`, if set.
-pub fn http_probe(url: &str, opts: &HttpOpts) -> ProbeResult {
-    let response = http_request(url, opts)?;
+pub fn http_probe(url: &str, opts: &HttpOpts) -> Result<(), String> {
+    http_check(url, opts).map_err(String::from)
+}
+
+/// [`http_probe`], its failure as data.
+pub fn http_check(url: &str, opts: &HttpOpts) -> ProbeResult {
+    let response = http_request_checked(url, opts)?;
     let (low, high) = opts.status.unwrap_or((200, 299));
+    let status = How::Status(response.status);
     if !(low..=high).contains(&response.status) {
-        return Err(format!("HTTP {}", response.status));
+        return Err(ProbeError::new(status, format!("HTTP {}", response.status)));
     }
     if let Some(want) = &opts.body
         && !response.body.contains(want.as_str())
     {
-        return Err(format!("HTTP {}, body lacks \"{want}\"", response.status));
+        let text = format!("HTTP {}, body lacks \"{want}\"", response.status);
+        return Err(ProbeError::new(status, text));
     }
     Ok(())
 }
@@ -225,8 +328,8 @@ pub fn probe_all(targets: &[(Target, Duration)], workers: usize) -> HashMap<Targ
 /// One target, with default http options apart from the timeout.
 fn probe(target: &Target, timeout: Duration) -> ProbeResult {
     match target {
-        Target::Tcp { host, port } => tcp_probe(host, *port, timeout),
-        Target::Http { url } => http_probe(
+        Target::Tcp { host, port } => tcp_check(host, *port, timeout),
+        Target::Http { url } => http_check(
             url,
             &HttpOpts {
                 timeout: Some(timeout),
@@ -237,40 +340,42 @@ fn probe(target: &Target, timeout: Duration) -> ProbeResult {
 }
 
 /// A ureq error as a short reason.
-fn ureq_reason(e: &ureq::Error, timeout: Duration) -> String {
+fn ureq_reason(e: &ureq::Error, timeout: Duration) -> ProbeError {
     use ureq::Error as E;
+    let failed = |text: String| ProbeError::new(How::Failed, text);
     match e {
         E::Timeout(_) => timed_out(timeout),
-        E::HostNotFound => "no address for host".into(),
+        E::HostNotFound => ProbeError::new(How::Dns, "no address for host"),
         E::Io(io) if io.kind() == io::ErrorKind::TimedOut => timed_out(timeout),
         E::Io(io) => io_reason(io),
-        E::ConnectionFailed => "connection failed".into(),
-        E::TooManyRedirects => format!("too many redirects (more than {HTTP_MAX_REDIRECTS})"),
-        E::RedirectFailed => "redirect failed".into(),
-        E::BadUri(uri) => format!("bad url: {uri}"),
-        E::Http(e) => format!("bad request: {e}"),
-        E::Protocol(e) => format!("bad HTTP answer: {e}"),
-        E::LargeResponseHeader(..) => "response headers too large".into(),
-        other => other.to_string(),
+        E::ConnectionFailed => failed("connection failed".into()),
+        E::TooManyRedirects => failed(format!(
+            "too many redirects (more than {HTTP_MAX_REDIRECTS})"
+        )),
+        E::RedirectFailed => failed("redirect failed".into()),
+        E::BadUri(uri) => failed(format!("bad url: {uri}")),
+        E::Http(e) => failed(format!("bad request: {e}")),
+        E::Protocol(e) => failed(format!("bad HTTP answer: {e}")),
+        E::LargeResponseHeader(..) => failed("response headers too large".into()),
+        other => failed(other.to_string()),
     }
 }
 
 /// An error while reading the body; ureq wraps its own errors (a timeout) in io::Error.
-fn body_reason(e: &io::Error, timeout: Duration) -> String {
-    match e
+fn body_reason(e: &io::Error, timeout: Duration) -> ProbeError {
+    let inner = match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<ureq::Error>())
     {
-        Some(inner) => format!("reading body: {}", ureq_reason(inner, timeout)),
-        None if e.kind() == io::ErrorKind::TimedOut => {
-            format!("reading body: {}", timed_out(timeout))
-        }
-        None => format!("reading body: {}", io_reason(e)),
-    }
+        Some(inner) => ureq_reason(inner, timeout),
+        None if e.kind() == io::ErrorKind::TimedOut => timed_out(timeout),
+        None => io_reason(e),
+    };
+    ProbeError::new(inner.how, format!("reading body: {}", inner.text))
 }
 
-fn timed_out(timeout: Duration) -> String {
-    format!("timed out after {}", show(timeout))
+fn timed_out(timeout: Duration) -> ProbeError {
+    ProbeError::new(How::TimedOut, format!("timed out after {}", show(timeout)))
 }
 
 /// `3s`, `1500ms`: how a duration reads in a reason.
@@ -283,11 +388,15 @@ fn show(d: Duration) -> String {
 }
 
 /// "connection refused" rather than "Connection refused (os error 111)".
-fn io_reason(e: &io::Error) -> String {
+fn io_reason(e: &io::Error) -> ProbeError {
     match e.kind() {
-        io::ErrorKind::ConnectionRefused => return "connection refused".into(),
-        io::ErrorKind::ConnectionReset => return "connection reset".into(),
-        io::ErrorKind::UnexpectedEof => return "connection closed before an answer".into(),
+        io::ErrorKind::ConnectionRefused => {
+            return ProbeError::new(How::Refused, "connection refused");
+        }
+        io::ErrorKind::ConnectionReset => return ProbeError::new(How::Failed, "connection reset"),
+        io::ErrorKind::UnexpectedEof => {
+            return ProbeError::new(How::Failed, "connection closed before an answer");
+        }
         _ => {}
     }
     let text = e.to_string();
@@ -295,19 +404,23 @@ fn io_reason(e: &io::Error) -> String {
     if let Some(why) = text.strip_prefix("failed to lookup address information: ") {
         return match why {
             "Name or service not known" | "No address associated with hostname" => {
-                "no address for host".into()
+                ProbeError::new(How::Dns, "no address for host")
             }
-            other => format!("name lookup failed: {}", other.to_lowercase()),
+            other => ProbeError::new(
+                How::Dns,
+                format!("name lookup failed: {}", other.to_lowercase()),
+            ),
         };
     }
     let text = text
         .find(" (os error")
         .map_or(text.as_str(), |i| &text[..i]);
     let mut chars = text.chars();
-    match chars.next() {
+    let text: String = match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => "unknown error".into(),
-    }
+    };
+    ProbeError::new(How::Failed, text)
 }
 
 #[cfg(test)]
@@ -338,9 +451,10 @@ mod tests {
     #[test]
     fn io_reasons_are_short() {
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(io_reason(&refused), "connection refused");
+        assert_eq!(io_reason(&refused).text, "connection refused");
+        assert_eq!(io_reason(&refused).how, How::Refused);
         assert_eq!(
-            io_reason(&io::Error::from_raw_os_error(101)),
+            io_reason(&io::Error::from_raw_os_error(101)).text,
             "network is unreachable"
         );
     }

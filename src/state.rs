@@ -44,6 +44,11 @@ pub struct State {
     /// Per service, by its name in conf.yaml.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceState>,
+    /// The alerts sent (`settings.notify`, `settings.on_event`) for conditions still ongoing,
+    /// by service (`autoheal` for the config itself): each condition is sent once, and its
+    /// recovery once, however many ticks it lasts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alerts: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl Default for State {
@@ -52,6 +57,7 @@ impl Default for State {
             version: STATE_VERSION,
             boot: None,
             services: BTreeMap::new(),
+            alerts: BTreeMap::new(),
         }
     }
 }
@@ -92,6 +98,13 @@ pub struct ServiceState {
     /// The process last seen alive through the service's `pid_file`, by a mark no clock step
     /// changes: the same process is trusted whatever the pid file's time says.
     pub pid_file_process: Option<ProcId>,
+    /// Its last start's script returned, and the service has not been seen alive and well
+    /// since: if it is dead when its grace ends, that start failed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
+    /// Since when it has not been alive and well (for `settings.notify_after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_since: Option<Unix>,
 }
 
 /// A process, told apart from any other by marks no clock step changes: the boot it belongs to

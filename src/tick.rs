@@ -3,13 +3,15 @@
 //! starts, so a tick killed half-way still remembers what it started.
 
 use crate::config::{Config, Service};
-use crate::engine::{Hold, Plan, Verdict, plan, record_result, record_start};
+use crate::engine::{Hold, Note, Plan, Sick, Verdict, plan, record_result, record_start};
 use crate::engine::{Observation, ServiceObs, StopTarget, Unsignallable};
+use crate::event::{Event, StartFailure};
 use crate::exec::{ScriptOutcome, ScriptSpec, run_script, run_script_with};
 use crate::fmt::secs;
 use crate::observe::{Ctx, Restarts, Scope, observe};
 use crate::report::log::Log;
 use crate::report::metrics;
+use crate::report::words::{self, Reasons};
 use crate::state::{self, LockOutcome, State, StateError};
 use crate::time::Unix;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,14 +65,8 @@ pub fn run(
         match state::try_lock(dir)? {
             LockOutcome::Acquired(lock) => Some(lock),
             LockOutcome::Held { by } => {
-                let who = by.map(|p| format!(" (pid {p})")).unwrap_or_default();
-                log.event(
-                    "autoheal",
-                    &format!(
-                        "another tick{who} holds {}; this one does nothing",
-                        dir.join(state::LOCK_FILE).display()
-                    ),
-                );
+                let lock = dir.join(state::LOCK_FILE);
+                log.emit(Event::LockHeld { pid: by, lock }, None);
                 if let Some(path) = &opts.metrics_file {
                     let tick = metrics::TickLevel {
                         at: crate::time::now(),
@@ -78,7 +74,7 @@ pub fn run(
                         config_valid: opts.config_valid,
                     };
                     if let Err(e) = metrics::write_tick_level(path, dir, &tick) {
-                        log.event("autoheal", &e.to_string());
+                        log.emit(trouble(e), None);
                     }
                 }
                 return Ok(TickOutcome::LockedOut { holder: by });
@@ -87,7 +83,8 @@ pub fn run(
     };
     let mut state = load_state(dir, opts.dry_run, log)?;
     for w in &config.warnings {
-        log.event("autoheal", &w.headline());
+        let message = w.headline();
+        log.emit(Event::Warning { message }, None);
     }
 
     let started_at = Instant::now();
@@ -100,7 +97,8 @@ pub fn run(
     let mut closing = false;
     loop {
         running.settle(Duration::ZERO, config, dir, &mut state, log)?;
-        if !opts.dry_run && end_left_scripts(config, &running, &mut state, crate::time::now(), log)
+        if !opts.dry_run
+            && end_left_scripts(config, dir, &running, &mut state, crate::time::now(), log)
         {
             state::save(dir, &state)?;
         }
@@ -114,25 +112,44 @@ pub fn run(
         };
         let mut obs = observe(config, Scope::Dead, &ctx);
         obs.running = running.services.clone();
-        for (label, msg) in &obs.notes {
-            log.event(label, msg);
+        for (chunk, message) in &obs.notes {
+            let (chunk, message) = (chunk.clone(), message.clone());
+            log.emit(Event::LuaLog { chunk, message }, None);
         }
         let now = crate::time::now();
         let p = plan(config, &obs, &state, now);
-        for (service, msg) in &p.notes {
-            log.event(service, msg);
+        let reasons = Reasons::new(config, &p.decisions, now);
+        for note in &p.notes {
+            let event = match note {
+                Note::StartDied {
+                    service,
+                    after,
+                    dead,
+                } => Event::StartFailed {
+                    service: service.clone(),
+                    restart: false,
+                    why: StartFailure::Died {
+                        after: *after,
+                        dead: dead.clone(),
+                    },
+                    log: script_log(dir, service),
+                },
+                n => Event::Plan(n.clone()),
+            };
+            log.emit(event, Some(&reasons));
         }
-        log_transitions(&state, &p, &running.started, &mut reported_up, now, log);
+        log_up(&p, &running.started, &mut reported_up, now, log);
         state = p.state.clone();
 
         if opts.dry_run {
             for d in &p.decisions {
                 let what = match &d.verdict {
                     Verdict::Start => "would start: dead, deps ready".to_string(),
-                    Verdict::Restart { reason } => format!("would restart: {reason}"),
-                    v => v.reason(now).unwrap_or_else(|| "alive".into()),
+                    Verdict::Restart { why } => format!("would restart: {}", words::sick(why)),
+                    v => reasons.verdict(v).unwrap_or_else(|| "alive".into()),
                 };
-                log.event(&d.service, &what);
+                let service = d.service.clone();
+                log.emit(Event::Would { service, what }, None);
             }
             return Ok(TickOutcome::Done { plan: p, now });
         }
@@ -176,25 +193,30 @@ pub fn run(
                          is spent)"
                             .to_string(),
                     ),
-                    Verdict::Restart { reason } => Some(format!(
-                        "{reason}; the next tick restarts it (this tick's converge budget is spent)"
+                    Verdict::Restart { why } => Some(format!(
+                        "{}; the next tick restarts it (this tick's converge budget is spent)",
+                        words::sick(why)
                     )),
                     // "still unhealthy: ..." says it already.
-                    Verdict::Unhealthy { reason, .. } => Some(reason.clone()),
-                    v => v.reason(now),
-                };
-                // An unhealthy service's process runs: it is not "down".
-                let still = match &d.verdict {
-                    Verdict::Unhealthy { .. } => "still unhealthy",
-                    _ => "still down",
+                    Verdict::Unhealthy { why, held } => Some(reasons.sick_held(why, held.as_ref())),
+                    v => reasons.verdict(v),
                 };
                 let dead = obs
                     .services
                     .get(&d.service)
                     .and_then(|o| o.alive.as_ref().err());
                 if let Some(reason) = reason {
-                    let reason = crate::engine::with_death(&d.verdict, dead, reason);
-                    log.event(&d.service, &format!("{still}: {reason}"));
+                    let reason = Reasons::with_death(&d.verdict, dead, reason);
+                    log.emit(
+                        Event::Still {
+                            service: d.service.clone(),
+                            state: crate::report::state_word(&d.verdict),
+                            // An unhealthy service's process runs: it is not "down".
+                            unhealthy: matches!(d.verdict, Verdict::Unhealthy { .. }),
+                            reason,
+                        },
+                        None,
+                    );
                 }
             }
             if let Some(path) = &opts.metrics_file {
@@ -207,7 +229,7 @@ pub fn run(
                 };
                 let text = metrics::render(&report, &tick, began.elapsed());
                 if let Err(e) = metrics::write(path, dir, &text) {
-                    log.event("autoheal", &e.to_string());
+                    log.emit(trouble(e), None);
                 }
             }
             return Ok(TickOutcome::Done { plan: p, now });
@@ -290,7 +312,7 @@ fn jitter(d: Duration) -> Duration {
 struct Finished {
     service: String,
     /// Why it was restarted (`None`: a start of a dead service) and what stopping it did.
-    restart: Option<(String, String)>,
+    restart: Option<(Sick, String)>,
     /// Why it was dead, for the log line of a start.
     was: String,
     outcome: ScriptOutcome,
@@ -423,23 +445,36 @@ impl Running {
         for f in done {
             let ss = state.services.entry(f.service.clone()).or_default();
             let began = ss.last_start.unwrap_or(f.at);
-            record_result(ss, &config.settings, f.at, f.outcome.describe());
+            let (outcome, ok) = (f.outcome.describe(), f.outcome.success());
+            record_result(ss, &config.settings, f.at, outcome.clone(), ok);
             self.started.insert(f.service.clone(), began);
-            let why = match &f.restart {
-                Some((reason, stopped)) => format!("{reason}; {stopped}"),
-                None => format!("was dead ({}), deps ready", f.was),
+            let service = f.service;
+            let event = match (ok, f.restart) {
+                (true, None) => Event::Started {
+                    service,
+                    was: f.was,
+                    outcome,
+                },
+                (true, Some((why, stopped))) => Event::Restarted {
+                    service,
+                    why,
+                    stopped,
+                    outcome,
+                },
+                (false, restart) => Event::StartFailed {
+                    log: script_log(dir, &service),
+                    service,
+                    restart: restart.is_some(),
+                    why: StartFailure::Script {
+                        outcome,
+                        context: match restart {
+                            Some((why, stopped)) => format!("{}; {stopped}", words::sick(&why)),
+                            None => format!("was dead ({}), deps ready", f.was),
+                        },
+                    },
+                },
             };
-            let line = match (f.outcome.success(), f.restart.is_some()) {
-                (true, false) => format!("started: {why}; script {}", f.outcome.describe()),
-                (true, true) => format!("restarted: {why}; script {}", f.outcome.describe()),
-                (false, restart) => format!(
-                    "{} failed: script {}; see {} ({why})",
-                    if restart { "restart" } else { "start" },
-                    f.outcome.describe(),
-                    script_log(dir, &f.service).display()
-                ),
-            };
-            log.event(&f.service, &line);
+            log.emit(event, None);
         }
     }
 }
@@ -479,7 +514,7 @@ fn launch(
             .collect(),
         cwd: cwd.clone(),
     };
-    let jobs: Vec<(&Service, Option<&str>, &ServiceObs)> = p
+    let jobs: Vec<(&Service, Option<&Sick>, &ServiceObs)> = p
         .decisions
         .iter()
         .filter_map(|d| {
@@ -487,7 +522,7 @@ fn launch(
             let o = obs.services.get(&d.service)?;
             match &d.verdict {
                 Verdict::Start => Some((svc, None, o)),
-                Verdict::Restart { reason } => Some((svc, Some(reason.as_str()), o)),
+                Verdict::Restart { why } => Some((svc, Some(why), o)),
                 _ => None,
             }
         })
@@ -501,11 +536,8 @@ fn launch(
     }
     if let Err(e) = state::save(dir, state) {
         for (svc, _, _) in &jobs {
-            log.event(
-                &svc.name,
-                "not started: the state file cannot be saved, so its start could not be \
-                 remembered (grace, backoff)",
-            );
+            let service = svc.name.clone();
+            log.emit(Event::NotStarted { service }, None);
         }
         return Err(e);
     }
@@ -513,7 +545,7 @@ fn launch(
         let script = spec(svc, &svc.script);
         let stop_spec = svc.stop.as_ref().map(|cmd| spec(svc, cmd));
         let target = o.stop.clone();
-        let restart = restart.map(str::to_string);
+        let restart = restart.cloned();
         let was = o.alive.clone().err().unwrap_or_default();
         let service = svc.name.clone();
         let tx = running.tx.clone();
@@ -563,6 +595,7 @@ fn launch(
 /// its service (`starting`). Whether the state changed.
 fn end_left_scripts(
     config: &Config,
+    dir: &Path,
     running: &Running,
     state: &mut State,
     now: Unix,
@@ -600,15 +633,20 @@ fn end_left_scripts(
             let how = end_session(&members, leader.unwrap_or_default());
             let result =
                 format!("killed after timeout {limit} (left running by an interrupted tick)");
-            log.event(
-                name,
-                &format!(
-                    "start failed: its start script (session {}), left running by an \
-                     interrupted tick, ran past its timeout {limit}: {how}",
-                    leader.unwrap_or_default()
-                ),
+            log.emit(
+                Event::StartFailed {
+                    service: name.clone(),
+                    restart: false,
+                    why: StartFailure::LeftRunning {
+                        session: leader.unwrap_or_default(),
+                        timeout: limit,
+                        how,
+                    },
+                    log: script_log(dir, name),
+                },
+                None,
             );
-            record_result(ss, &config.settings, now, result);
+            record_result(ss, &config.settings, now, result, false);
             changed = true;
         }
     }
@@ -672,7 +710,10 @@ fn stop(stop: Option<&ScriptSpec>, target: Option<Result<StopTarget, Unsignallab
             ));
         }
         Some(Err(why)) if stop.is_some() => {
-            said.push(format!("its process not signalled: {}", why.describe()));
+            said.push(format!(
+                "its process not signalled: {}",
+                words::unsignallable(&why)
+            ));
         }
         _ => {}
     }
@@ -688,9 +729,8 @@ pub fn script_log(dir: &Path, service: &str) -> PathBuf {
     dir.join("logs").join(format!("{service}.log"))
 }
 
-/// Services that came up after a start this tick, and services autoheal just gave up on.
-fn log_transitions(
-    old: &State,
+/// Services that came up after a start this tick (each said once).
+fn log_up(
     p: &Plan,
     started: &BTreeMap<String, Unix>,
     reported_up: &mut BTreeSet<String>,
@@ -701,23 +741,16 @@ fn log_transitions(
         if let (Verdict::Alive, Some(at)) = (&d.verdict, started.get(&d.service))
             && reported_up.insert(d.service.clone())
         {
-            log.event(
-                &d.service,
-                &format!("up, {} after its start", secs(now - at)),
-            );
+            let (service, after) = (d.service.clone(), now - at);
+            log.emit(Event::Up { service, after }, None);
         }
-        if let Verdict::Held(Hold::GaveUp { failures }) = &d.verdict
-            && !old.services.get(&d.service).is_some_and(|s| s.gave_up)
-        {
-            log.event(
-                &d.service,
-                &format!(
-                    "giving up after {}; fix it, then run `autoheal reset {}`",
-                    crate::engine::failed_restarts(*failures),
-                    d.service
-                ),
-            );
-        }
+    }
+}
+
+/// Something autoheal could not do, for the log.
+fn trouble(e: impl std::fmt::Display) -> Event {
+    Event::Trouble {
+        message: e.to_string(),
     }
 }
 
@@ -727,8 +760,8 @@ fn load_state(dir: &Path, dry_run: bool, log: &mut Log) -> Result<State, StateEr
     } else {
         state::load(dir)?
     };
-    if let Some(w) = warning {
-        log.event("autoheal", &w);
+    if let Some(message) = warning {
+        log.emit(Event::StateSetAside { message }, None);
     }
     Ok(s)
 }
@@ -763,7 +796,11 @@ mod tests {
         let obs = Observation::default();
         let one = |v: Verdict| can_change(&c, &obs, &plan_of(&[("a", v)]), now, deadline);
         let unhealthy = |held| Verdict::Unhealthy {
-            reason: "HTTP 503".into(),
+            why: Sick::Health {
+                error: "HTTP 503".into(),
+                count: 1,
+                due: true,
+            },
             held,
         };
         assert!(one(unhealthy(None)), "still counting");
@@ -783,7 +820,14 @@ mod tests {
              script: y\nweb:\n  pname: web\n  dep: [{name: api}, {name: ext, host: 10.0.0.9, \
              port: 80}]\n  script: z\n",
         );
-        let deps = || Verdict::Held(Hold::Deps { why: "db".into() });
+        let deps = || {
+            Verdict::Held(Hold::Deps {
+                waits: vec![crate::engine::Wait {
+                    dep: "db".into(),
+                    on: crate::engine::WaitOn::Service { name: "db".into() },
+                }],
+            })
+        };
         let gave_up = Verdict::Held(Hold::GaveUp { failures: 10 });
         let mut obs = Observation::default();
         let mut web = crate::engine::ServiceObs {
@@ -809,7 +853,10 @@ mod tests {
             "db gave up: the chain waits for nothing"
         );
         // A remote dep that is down may come up: worth waiting for.
-        web.deps.get_mut("ext").unwrap().result = Err("connection refused".into());
+        web.deps.get_mut("ext").unwrap().result = Err(crate::probe::ProbeError::new(
+            crate::probe::How::Refused,
+            "connection refused",
+        ));
         obs.services.insert("web".into(), web);
         assert!(can_change(&c, &obs, &plan, now, deadline));
         // A local dep that is only in grace lifts before the deadline.

@@ -37,6 +37,13 @@ fn modules() -> BTreeMap<Module, String> {
                 }
                 _ => {}
             }
+            // A module of tests (`engine/tests.rs`) is test code, like a `#[cfg(test)]` block.
+            if parts
+                .last()
+                .is_some_and(|p| p == "tests" || p.ends_with("_tests"))
+            {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             out.insert(parts, code_only(&text));
         }

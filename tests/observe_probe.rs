@@ -281,7 +281,11 @@ fn probe_all_probes_each_distinct_target_once() {
     assert_eq!(results[&ok_a], Ok(()));
     assert_eq!(results[&ok_b], Ok(()));
     assert_eq!(results[&tcp], Ok(()));
-    assert_eq!(results[&down], Err("HTTP 503".to_string()));
+    let e = results[&down].clone().unwrap_err();
+    assert_eq!(
+        (e.how, e.text.as_str()),
+        (autoheal::probe::How::Status(503), "HTTP 503")
+    );
 
     // A tcp probe is done once the kernel completes the handshake, before our accept()
     // counts it: give the accept loop a moment, then expect exactly one connection a target.
@@ -307,9 +311,9 @@ fn probe_all_runs_in_parallel() {
     let elapsed = started.elapsed();
     assert_eq!(results.len(), 10);
     assert!(
-        results
-            .values()
-            .all(|r| r == &Err("timed out after 1s".into())),
+        results.values().all(|r| r.as_ref().is_err_and(|e| e.how
+            == autoheal::probe::How::TimedOut
+            && e.text == "timed out after 1s")),
         "{results:?}"
     );
     // Ten 1 s timeouts one after the other would take 10 s.

@@ -34,7 +34,13 @@ fn sample() -> State {
                 pid: 4242,
                 ticks: 123_456,
             }),
+            unconfirmed: true,
+            down_since: Some(1_700_000_001.5),
         },
+    );
+    s.alerts.insert(
+        "web".into(),
+        ["backed_off".to_string()].into_iter().collect(),
     );
     s.services.insert("db".into(), ServiceState::default());
     s

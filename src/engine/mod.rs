@@ -8,7 +8,7 @@
 //! is alive, nothing more can change, or the converge budget is spent.
 
 use crate::config::{By, Config, Dep, Service, Settings};
-use crate::fmt::secs;
+use crate::probe::ProbeError;
 use crate::state::{ServiceState, State};
 use crate::time::Unix;
 use std::collections::{BTreeMap, BTreeSet};
@@ -95,52 +95,12 @@ pub enum Mismatch {
     Writers { writers: String, runs_as: String },
 }
 
-impl Unsignallable {
-    /// The phrase for the log and `status`: what autoheal found and what to do about it.
-    pub fn describe(&self) -> String {
-        match self {
-            Unsignallable::Ambiguous(which) => which.clone(),
-            Unsignallable::Init => "its process is pid 1 (init), which autoheal never signals; \
-                 give the service a `stop:` command or a pname that does not match init"
-                .into(),
-            Unsignallable::Ours { pid, cmdline } => format!(
-                "its process, pid {pid} (`{cmdline}`), is autoheal itself or one of its \
-                 ancestors, which it never signals; give the service a `stop:` command"
-            ),
-            Unsignallable::NotTheService(foreign) => {
-                let ForeignPid {
-                    pid,
-                    file,
-                    owner,
-                    mode,
-                    cmdline,
-                    mismatch,
-                } = &**foreign;
-                let head = format!(
-                    "pid {pid} from {} (owned by {owner}, mode {mode:04o}) is not the service",
-                    file.display()
-                );
-                match mismatch {
-                    Mismatch::Pname { pname } => format!(
-                        "{head}: `{cmdline}` does not match pname \"{pname}\"; fix the pname, or \
-                         what writes the pid file"
-                    ),
-                    Mismatch::Writers { writers, runs_as } => format!(
-                        "{head}: `{cmdline}` runs as {runs_as}, and {writers} could have written \
-                         the pid file; give the service a pname or make root own the pid file"
-                    ),
-                }
-            }
-        }
-    }
-}
-
 /// One tcp, http or lua dep as probed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DepObs {
     /// What was probed, for messages: `10.0.0.7:80`, the url, `lua`.
     pub target: String,
-    pub result: Result<(), String>,
+    pub result: Result<(), ProbeError>,
 }
 
 /// What a service needs, as decided by [`plan`].
@@ -150,21 +110,42 @@ pub enum Verdict {
     Alive,
     /// Alive, but its `check:` or `health:` fails (or it must follow a restarted dep); `held`
     /// is what keeps its restart back, when the restart is due but the gate is shut.
-    Unhealthy { reason: String, held: Option<Hold> },
+    Unhealthy { why: Sick, held: Option<Hold> },
     /// Dead, every dep ready, not in grace or backoff: run its script now.
     Start,
     /// Alive but to be restarted (health failed `unhealthy_after` times, or a dep it follows
-    /// restarted after it), and the gate is open: stop it, then run its script.
-    Restart { reason: String },
+    /// restarted after it, or a chunk asked), and the gate is open: stop it, then run its
+    /// script.
+    Restart { why: Sick },
     /// Dead and held back.
     Held(Hold),
 }
 
-/// Why a dead service is not started now.
+/// Why an alive service is not well, or is to be restarted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sick {
+    /// Its `check:` (or `health:`) fails: `count` observations in a row; `due` once that
+    /// reaches `unhealthy_after`.
+    Health {
+        error: String,
+        count: u32,
+        due: bool,
+    },
+    /// Its `check:` chunk failed to run (an error, a time or memory limit): its health is
+    /// unknown, and this is never counted toward a restart.
+    CheckError { error: String },
+    /// A local dep it follows (`restart_on_dep_restart`) restarted after it; `health`, when
+    /// its own check fails too.
+    DepRestarted { dep: String, health: Option<String> },
+    /// A Lua chunk's `restart()` asked for it.
+    Requested { by: String },
+}
+
+/// Why a dead service is not started now (or an alive one's due restart is held).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Hold {
-    /// Some direct deps are not ready; `why` follows local deps down to the root cause.
-    Deps { why: String },
+    /// Some direct deps are not ready: each, with what it waits on.
+    Deps { waits: Vec<Wait> },
     /// Started at `since`; not judged again before `until`.
     Grace { until: Unix },
     /// Its restarts keep failing: no new start before `until`.
@@ -178,6 +159,27 @@ pub enum Hold {
     NotSignalled(Unsignallable),
 }
 
+/// A direct dep that is not ready, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wait {
+    /// The dep's name, as in conf.yaml.
+    pub dep: String,
+    pub on: WaitOn,
+}
+
+/// What a dep that is not ready waits on: its root cause, as data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitOn {
+    /// A local service of the file that is not ready: by name, or the service whose
+    /// `health:` address a tcp or http dep probes (its probe fails because the service is not
+    /// there, and that service's own verdict is the root cause). That verdict is in the plan.
+    Service { name: String },
+    /// Its probe failed.
+    Probe { target: String, error: ProbeError },
+    /// It was not probed in this observation.
+    NotProbed,
+}
+
 impl Hold {
     /// The earliest time this hold may lift by itself (deps may come up any moment: `now`);
     /// `None` when it never lifts within a tick.
@@ -188,58 +190,39 @@ impl Hold {
             Hold::GaveUp { .. } | Hold::NotSignalled(_) => None,
         }
     }
-
-    /// A short phrase: "waiting on nginx (dead) ← ...", "in grace for 12s", ...
-    pub fn describe(&self, now: Unix) -> String {
-        match self {
-            Hold::Deps { why } => format!("waiting on {why}"),
-            Hold::Grace { until } => {
-                format!("just started, in grace for {} more", secs(until - now))
-            }
-            Hold::Backoff { until, failures } => format!(
-                "backed off for {} more after {}",
-                secs(until - now),
-                failed_restarts(*failures)
-            ),
-            Hold::Starting => "its start script is running".into(),
-            Hold::GaveUp { failures } => format!(
-                "gave up after {}; run `autoheal reset` on it once it is fixed",
-                failed_restarts(*failures)
-            ),
-            Hold::NotSignalled(why) => why.describe(),
-        }
-    }
 }
 
-/// A dead service held by its grace: why it is dead, then the grace ("just started" alone read
-/// as if it were coming up).
-pub fn with_death(verdict: &Verdict, dead: Option<&String>, reason: String) -> String {
-    match (verdict, dead) {
-        (Verdict::Held(Hold::Grace { .. }), Some(why)) => format!("dead ({why}); {reason}"),
-        _ => reason,
-    }
+/// Why a start or restart may not happen now (what Lua's `restart()` is told).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// No service of that name in the file.
+    NoService(String),
+    /// Its process may not be signalled.
+    NotSignalled(Unsignallable),
+    /// The gate is shut.
+    Held(Hold),
 }
 
-/// "1 failed restart", "3 failed restarts".
-pub fn failed_restarts(n: u32) -> String {
-    format!("{n} failed restart{}", if n == 1 { "" } else { "s" })
-}
-
-impl Verdict {
-    /// The phrase used in logs and `status` for a service that is not alive and well.
-    pub fn reason(&self, now: Unix) -> Option<String> {
-        match self {
-            Verdict::Alive => None,
-            // Its reason may already say it ("unhealthy (3 failed health observations ...)").
-            Verdict::Unhealthy { reason, .. } if reason.starts_with("unhealthy") => {
-                Some(reason.clone())
-            }
-            Verdict::Unhealthy { reason, .. } => Some(format!("unhealthy: {reason}")),
-            Verdict::Start => Some("dead, deps ready: starting".into()),
-            Verdict::Restart { reason } => Some(format!("restarting: {reason}")),
-            Verdict::Held(h) => Some(h.describe(now)),
-        }
-    }
+/// What [`plan`] noticed besides the verdicts, for the log and the alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// The boot id changed since the last tick: failures are forgiven.
+    Rebooted,
+    /// A chunk's `restart()` that the gate held.
+    RestartNotDone {
+        service: String,
+        by: String,
+        why: Refusal,
+    },
+    /// autoheal just gave up on it.
+    GaveUp { service: String, failures: u32 },
+    /// Its last start's script succeeded, but the service is dead at the end of its grace
+    /// (`after` seconds after the script returned): that start failed.
+    StartDied {
+        service: String,
+        after: f64,
+        dead: String,
+    },
 }
 
 /// One decision per service, in config order.
@@ -255,9 +238,9 @@ pub struct Decision {
 pub struct Plan {
     pub decisions: Vec<Decision>,
     pub state: State,
-    /// Lines for the log that are not a service's verdict: (service, message), e.g. a restart
-    /// a Lua chunk asked for that the gate did not let through.
-    pub notes: Vec<(String, String)>,
+    /// What this observation showed besides the verdicts: a reboot, a start that failed, a
+    /// service given up on, a restart a chunk asked for that was not done.
+    pub notes: Vec<Note>,
 }
 
 impl Plan {
@@ -293,13 +276,7 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: Unix) -> Pla
     if let Some(boot) = &obs.boot {
         if next.boot.as_ref().is_some_and(|b| b != boot) {
             forgive_reboot(&mut next);
-            notes.push((
-                "autoheal".to_string(),
-                "the host rebooted since the last tick (its boot id changed): failed restarts, \
-                 backoffs and given-up services are forgiven, as a death by power cut is not a \
-                 failed restart"
-                    .to_string(),
-            ));
+            notes.push(Note::Rebooted);
         }
         next.boot = Some(boot.clone());
     }
@@ -307,16 +284,26 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: Unix) -> Pla
     for svc in &config.services {
         let ss = next.services.entry(svc.name.clone()).or_default();
         clamp_to_clock(ss, svc, &config.settings, now);
-        update_streaks(ss, obs.services.get(&svc.name), &config.settings, now);
+        let o = obs.services.get(&svc.name);
+        update_streaks(ss, o, &config.settings, now);
+        if let Some(note) = judge_start(ss, svc, o, now) {
+            notes.push(note);
+        }
     }
     for svc in &config.services {
         decide(config, obs, &next, now, &svc.name, &mut verdicts);
     }
     // Giving up is a state change, so it survives the tick and shows in `status`.
     for (name, v) in &verdicts {
-        if let Verdict::Held(Hold::GaveUp { .. }) = v
+        if let Verdict::Held(Hold::GaveUp { failures }) = v
             && let Some(ss) = next.services.get_mut(name)
         {
+            if !ss.gave_up {
+                notes.push(Note::GaveUp {
+                    service: name.clone(),
+                    failures: *failures,
+                });
+            }
             ss.gave_up = true;
         }
     }
@@ -326,16 +313,18 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: Unix) -> Pla
         if let (Some(Verdict::Alive), Some(svc)) = (verdicts.get(name), config.service(name)) {
             let ss = next.services.get(name).cloned().unwrap_or_default();
             let why = unsignallable(obs, svc)
-                .map(Unsignallable::describe)
+                .cloned()
+                .map(Refusal::NotSignalled)
                 .or_else(|| {
                     gate(config, obs, &next, now, svc, &ss, &mut verdicts.clone())
-                        .map(|hold| hold.describe(now))
+                        .map(Refusal::Held)
                 });
             if let Some(why) = why {
-                notes.push((
-                    name.clone(),
-                    format!("restart requested by {who} not done: {why}"),
-                ));
+                notes.push(Note::RestartNotDone {
+                    service: name.clone(),
+                    by: who.clone(),
+                    why,
+                });
             }
         }
     }
@@ -391,6 +380,32 @@ fn clamp_to_clock(ss: &mut ServiceState, svc: &Service, settings: &Settings, now
     if let Some(t) = ss.health_seen_at.as_mut() {
         *t = t.min(now);
     }
+    if let Some(t) = ss.down_since.as_mut() {
+        *t = t.min(now);
+    }
+}
+
+/// A start whose script succeeded, judged once its grace is over: dead then (and never seen
+/// alive and well since), it failed, though its script said nothing of it. Said once.
+fn judge_start(
+    ss: &mut ServiceState,
+    svc: &Service,
+    obs: Option<&ServiceObs>,
+    now: Unix,
+) -> Option<Note> {
+    let dead = obs.and_then(|o| o.alive.as_ref().err())?;
+    let returned = ss
+        .last_start
+        .filter(|_| ss.unconfirmed && ss.script_until.is_none())?;
+    if now < returned + svc.grace.as_secs_f64() {
+        return None;
+    }
+    ss.unconfirmed = false;
+    Some(Note::StartDied {
+        service: svc.name.clone(),
+        after: now - returned,
+        dead: dead.clone(),
+    })
 }
 
 /// Alive streaks and counter resets, from one observation.
@@ -408,6 +423,8 @@ fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Se
         return;
     }
     if alive && !unhealthy {
+        ss.unconfirmed = false;
+        ss.down_since = None;
         let since = *ss.alive_since.get_or_insert(now);
         // Seen alive and well: whatever made autoheal give up is over.
         ss.gave_up = false;
@@ -419,6 +436,7 @@ fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Se
         }
     } else {
         ss.alive_since = None;
+        ss.down_since.get_or_insert(now);
         if alive {
             let spacing = crate::defaults::HEALTH_SPACING.as_secs_f64();
             if ss.health_seen_at.is_none_or(|t| now - t >= spacing) {
@@ -479,77 +497,88 @@ fn decide_uncached(
     // followed dep comes first: the broken connection it left is often why the health fails
     // now, and waiting for `unhealthy_after` failures would only prolong the outage.
     let followed = dep_restarted_after(obs, svc, o);
-    if let (true, Some(Err(reason)), None) = (o.check_error, &o.health, &followed) {
+    let health = match &o.health {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    if let (true, Some(error), None) = (o.check_error, &health, &followed) {
         return Verdict::Unhealthy {
-            reason: format!("its check failed to run: {reason} (not counted toward a restart)"),
+            why: Sick::CheckError {
+                error: error.clone(),
+            },
             held: None,
         };
     }
-    // `requested`: only a chunk's restart() asks for it; the service itself is well.
-    let (why, requested) = match (&o.health, followed) {
-        (Some(Err(reason)), Some(why)) => (format!("{why} (and now unhealthy: {reason})"), false),
-        (_, Some(why)) => (why, false),
-        (Some(Err(reason)), None) if ss.health_failures < svc.unhealthy_after => {
-            return Verdict::Unhealthy {
-                reason: reason.clone(),
-                held: None,
+    let why = match (health, followed) {
+        (health, Some(dep)) => Sick::DepRestarted { dep, health },
+        (Some(error), None) => {
+            let due = ss.health_failures >= svc.unhealthy_after;
+            let why = Sick::Health {
+                error,
+                count: ss.health_failures,
+                due,
             };
+            if !due {
+                return Verdict::Unhealthy { why, held: None };
+            }
+            why
         }
-        (Some(Err(reason)), None) => (
-            format!(
-                "unhealthy ({} failed health observation{} in a row): {reason}",
-                ss.health_failures,
-                if ss.health_failures == 1 { "" } else { "s" }
-            ),
-            false,
-        ),
-        (_, None) => match obs.requested.get(&svc.name) {
-            Some(who) => (format!("restart requested by {who}"), true),
+        (None, None) => match obs.requested.get(&svc.name) {
+            Some(by) => Sick::Requested { by: by.clone() },
             None => return Verdict::Alive,
         },
     };
+    // Only a chunk's restart() asks for it; the service itself is well.
+    let requested = matches!(why, Sick::Requested { .. });
     if let Some(refusal) = unsignallable(obs, svc) {
         // Signalling a guess, or a process that is not the service, could kill the wrong
         // process; starting another could double it.
         if requested {
             return Verdict::Alive;
         }
-        let hold = Hold::NotSignalled(refusal.clone());
         return Verdict::Unhealthy {
-            reason: format!("{why}; not restarted: {}", hold.describe(now)),
-            held: Some(hold),
+            why,
+            held: Some(Hold::NotSignalled(refusal.clone())),
         };
     }
     match gate(config, obs, state, now, svc, &ss, memo) {
-        None => Verdict::Restart { reason: why },
+        None => Verdict::Restart { why },
         // Only asked for by a chunk, and healthy: held, it is simply left alone (see `plan`).
         Some(_) if requested => Verdict::Alive,
         Some(hold) => Verdict::Unhealthy {
-            reason: format!("{why}; its restart is held: {}", hold.describe(now)),
+            why,
             held: Some(hold),
         },
     }
 }
 
 /// Whether `service` may be started or restarted now: the gate of [`plan`] (not given up, not
-/// in grace or backoff, every dep ready), for Lua's `restart()`. `Err` says why not.
+/// in grace or backoff, every dep ready), for Lua's `restart()`. `Err` says why not, with the
+/// verdicts of the local services its deps wait on (what the reason is worded from).
 pub fn may_start(
     config: &Config,
     obs: &Observation,
     state: &State,
     now: Unix,
     service: &str,
-) -> Result<(), String> {
+) -> Result<(), (Refusal, Vec<Decision>)> {
     let svc = config
         .service(service)
-        .ok_or_else(|| format!("no service `{service}`"))?;
+        .ok_or_else(|| (Refusal::NoService(service.to_string()), Vec::new()))?;
     if let Some(refusal) = unsignallable(obs, svc) {
-        return Err(refusal.describe());
+        return Err((Refusal::NotSignalled(refusal.clone()), Vec::new()));
     }
     let ss = state.services.get(service).cloned().unwrap_or_default();
-    match gate(config, obs, state, now, svc, &ss, &mut BTreeMap::new()) {
+    let mut memo = BTreeMap::new();
+    match gate(config, obs, state, now, svc, &ss, &mut memo) {
         None => Ok(()),
-        Some(hold) => Err(hold.describe(now)),
+        Some(hold) => {
+            let decided = memo
+                .into_iter()
+                .map(|(service, verdict)| Decision { service, verdict })
+                .collect();
+            Err((Refusal::Held(hold), decided))
+        }
     }
 }
 
@@ -571,7 +600,7 @@ fn dep_restarted_after(obs: &Observation, svc: &Service, o: &ServiceObs) -> Opti
     svc.deps.iter().find_map(|d| match d {
         Dep::Service { name } => {
             let theirs = obs.services.get(name)?.started?;
-            (theirs > mine).then(|| format!("{name} restarted after it"))
+            (theirs > mine).then(|| name.clone())
         }
         _ => None,
     })
@@ -630,21 +659,17 @@ fn gate(
             failures: ss.failures,
         });
     }
-    let mut waits = Vec::new();
-    for dep in &svc.deps {
-        if let Some(why) = dep_unready(config, obs, state, now, svc, dep, memo) {
-            waits.push(why);
-        }
-    }
-    (!waits.is_empty()).then(|| Hold::Deps {
-        why: elide(waits.join(", ")),
-    })
+    let waits: Vec<Wait> = svc
+        .deps
+        .iter()
+        .filter_map(|dep| dep_unready(config, obs, state, now, svc, dep, memo))
+        .collect();
+    (!waits.is_empty()).then_some(Hold::Deps { waits })
 }
 
-/// `None` when the dep is ready, else what it waits on, following local deps down the chain:
-/// `nginx (dead) ← middleware 10.0.0.7:80 (connection refused)`. A tcp or http dep at a local
-/// service's `health:` address is followed too when that service is down: its probe fails
-/// because the service is not there, and the service's own reason is the root cause.
+/// `None` when the dep is ready, else what it waits on. A tcp or http dep at a local
+/// service's `health:` address waits on that service when it is down: its probe fails because
+/// the service is not there, and the service's own verdict is the root cause.
 fn dep_unready(
     config: &Config,
     obs: &Observation,
@@ -653,11 +678,22 @@ fn dep_unready(
     svc: &Service,
     dep: &Dep,
     memo: &mut BTreeMap<String, Verdict>,
-) -> Option<String> {
+) -> Option<Wait> {
     let name = dep.name();
+    let wait = |on| {
+        Some(Wait {
+            dep: name.to_string(),
+            on,
+        })
+    };
     if let Dep::Service { .. } = dep {
         let verdict = decide(config, obs, state, now, name, memo);
-        return local_unready(name, verdict, now);
+        return match verdict {
+            Verdict::Alive => None,
+            _ => wait(WaitOn::Service {
+                name: name.to_string(),
+            }),
+        };
     }
     let probed = obs.services.get(&svc.name).and_then(|o| o.deps.get(name));
     if let Some(DepObs { result: Ok(()), .. }) = probed {
@@ -666,94 +702,36 @@ fn dep_unready(
     if let Some((local, By::Address)) = config.local_dep(svc, dep) {
         let verdict = decide(config, obs, state, now, &local.name, memo);
         if !matches!(verdict, Verdict::Alive | Verdict::Unhealthy { .. }) {
-            let label = if local.name == name {
-                name.to_string()
-            } else {
-                format!("{name} = {}", local.name)
-            };
-            return local_unready(&label, verdict, now);
+            return wait(WaitOn::Service {
+                name: local.name.clone(),
+            });
         }
     }
     match probed {
         Some(DepObs {
             target,
-            result: Err(reason),
-        }) => Some(if target == name {
-            format!("{name} ({reason})")
-        } else {
-            format!("{name} {target} ({reason})")
+            result: Err(error),
+        }) => wait(WaitOn::Probe {
+            target: target.clone(),
+            error: error.clone(),
         }),
         Some(DepObs { result: Ok(()), .. }) => None,
-        None => Some(format!("{name} (not probed)")),
+        None => wait(WaitOn::NotProbed),
     }
-}
-
-/// What a dep on a local service (`name` as the dep shows it) waits on, from its verdict.
-fn local_unready(name: &str, verdict: &Verdict, now: Unix) -> Option<String> {
-    match verdict {
-        Verdict::Alive => None,
-        Verdict::Unhealthy { reason, .. } => Some(format!("{name} (unhealthy: {reason})")),
-        Verdict::Start => Some(format!("{name} (dead, starting)")),
-        Verdict::Restart { .. } => Some(format!("{name} (restarting)")),
-        Verdict::Held(Hold::Deps { why }) => Some(elide(format!("{name} (dead) ← {why}"))),
-        Verdict::Held(Hold::Grace { until }) => Some(format!(
-            "{name} (starting, in grace for {} more)",
-            secs(until - now)
-        )),
-        Verdict::Held(Hold::Backoff { until, .. }) => Some(format!(
-            "{name} (dead, backed off for {} more)",
-            secs(until - now)
-        )),
-        Verdict::Held(Hold::GaveUp { .. }) => {
-            Some(format!("{name} (dead, autoheal gave up on it)"))
-        }
-        Verdict::Held(Hold::Starting) => Some(format!("{name} (starting: script running)")),
-        Verdict::Held(h @ Hold::NotSignalled(_)) => {
-            Some(format!("{name} (held: {})", h.describe(now)))
-        }
-    }
-}
-
-/// A reason cut to at most about `MAX_REASON` bytes: its head (what the service waits on
-/// directly) and its tail (the root cause) are kept, the links between them left out as
-/// `← … ←`. Each service's reason builds on its deps', so without a bound a chain of N
-/// services would make reasons of N links each (N² in all).
-fn elide(why: String) -> String {
-    let max = crate::defaults::MAX_REASON;
-    if why.len() <= max {
-        return why;
-    }
-    const LINK: &str = " ← ";
-    let half = max / 2;
-    let floor = |mut i: usize| {
-        while !why.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
-    };
-    let head_end = floor(half);
-    let head_end = why[..head_end]
-        .rfind(LINK)
-        .filter(|&at| at > 0)
-        .unwrap_or(head_end);
-    let tail_start = floor(why.len() - half);
-    let mut tail_start = why[tail_start..]
-        .find(LINK)
-        .map_or(tail_start, |at| tail_start + at + LINK.len());
-    // A dep's reason, cut already, keeps its one mark: what lay between is left out too.
-    let mark = format!("{LINK}…{LINK}");
-    let mut head_end = head_end;
-    if let (Some(first), Some(last)) = (why.find(&mark), why.rfind(&mark)) {
-        head_end = head_end.min(first);
-        tail_start = tail_start.max(last + mark.len());
-    }
-    format!("{}{mark}{}", &why[..head_end], &why[tail_start..])
 }
 
 /// Records that a start's script returned at `finished`, with its outcome: grace and backoff
 /// count from then, not from when it began (a script that takes 40 s must not be judged 30 s
 /// after it began, or its service is started twice). Pure.
-pub fn record_result(ss: &mut ServiceState, settings: &Settings, finished: Unix, result: String) {
+pub fn record_result(
+    ss: &mut ServiceState,
+    settings: &Settings,
+    finished: Unix,
+    result: String,
+    succeeded: bool,
+) {
+    // A script that failed is said at once; one that succeeded is judged at its grace's end.
+    ss.unconfirmed = succeeded;
     ss.script_until = None;
     ss.script_session = None;
     ss.last_start = Some(finished);

@@ -44,10 +44,53 @@ pub(super) fn with_dep(
         name.into(),
         DepObs {
             target: target.into(),
-            result: result.map_err(str::to_string),
+            result: result.map_err(refused_or),
         },
     );
     o
+}
+
+/// A probe failure as observe gives it: "connection refused" is refused, anything else
+/// timed out or failed.
+pub(super) fn refused_or(text: &str) -> ProbeError {
+    use crate::probe::How;
+    let how = match text {
+        "connection refused" => How::Refused,
+        t if t.starts_with("timed out") => How::TimedOut,
+        _ => How::Failed,
+    };
+    ProbeError::new(how, text)
+}
+
+/// Held on deps, each waiting on what is given.
+pub(super) fn waiting(waits: Vec<Wait>) -> Verdict {
+    Verdict::Held(Hold::Deps { waits })
+}
+
+/// A dep by name on a local service that is not ready.
+pub(super) fn on_service(dep: &str) -> Wait {
+    Wait {
+        dep: dep.into(),
+        on: WaitOn::Service { name: dep.into() },
+    }
+}
+
+/// A dep whose probe of `target` failed.
+pub(super) fn on_probe(dep: &str, target: &str, text: &str) -> Wait {
+    Wait {
+        dep: dep.into(),
+        on: WaitOn::Probe {
+            target: target.into(),
+            error: refused_or(text),
+        },
+    }
+}
+
+/// What a plan says of a service, worded (for the few tests of what the log shows).
+pub(super) fn said(c: &Config, p: &Plan, name: &str) -> String {
+    crate::report::words::Reasons::new(c, &p.decisions, NOW)
+        .of(name)
+        .unwrap_or_default()
 }
 
 pub(super) fn obs(list: Vec<(&str, ServiceObs)>) -> Observation {
@@ -96,12 +139,7 @@ fn dead_with_ready_deps_starts() {
     let p = plan(&c, &o, &State::default(), NOW);
     assert_eq!(verdict(&p, "nginx"), Verdict::Start);
     assert_eq!(verdict(&p, "middleware"), Verdict::Alive);
-    assert_eq!(
-        verdict(&p, "web"),
-        Verdict::Held(Hold::Deps {
-            why: "nginx (dead, starting)".into()
-        })
-    );
+    assert_eq!(verdict(&p, "web"), waiting(vec![on_service("nginx")]));
     assert_eq!(p.starts(), vec!["nginx"]);
     assert!(!p.all_well());
 }
@@ -124,11 +162,17 @@ fn root_cause_follows_local_deps_down_the_chain() {
         ("other", alive()),
     ]);
     let p = plan(&c, &o, &State::default(), NOW);
-    let Verdict::Held(h) = verdict(&p, "web") else {
-        panic!()
-    };
+    assert_eq!(verdict(&p, "web"), waiting(vec![on_service("nginx")]));
     assert_eq!(
-        h.describe(NOW),
+        verdict(&p, "nginx"),
+        waiting(vec![on_probe(
+            "middleware",
+            "10.0.0.7:80",
+            "connection refused"
+        )])
+    );
+    assert_eq!(
+        said(&c, &p, "web"),
         "waiting on nginx (dead) ← middleware 10.0.0.7:80 (connection refused)"
     );
     // The local middleware service has no deps: it starts, independently.
@@ -159,9 +203,7 @@ b:
     let p = plan(&c, &o, &State::default(), NOW);
     assert_eq!(
         verdict(&p, "a"),
-        Verdict::Held(Hold::Deps {
-            why: "db 10.0.0.9:5432 (timed out after 3s)".into()
-        })
+        waiting(vec![on_probe("db", "10.0.0.9:5432", "timed out after 3s")])
     );
     assert_eq!(verdict(&p, "b"), Verdict::Start);
 }
@@ -194,9 +236,10 @@ a:
     let p = plan(&c, &o, &State::default(), NOW);
     assert_eq!(
         verdict(&p, "a"),
-        Verdict::Held(Hold::Deps {
-            why: "db 10.0.0.9:5432 (connection refused), q lua (queue empty)".into()
-        })
+        waiting(vec![
+            on_probe("db", "10.0.0.9:5432", "connection refused"),
+            on_probe("q", "lua", "queue empty")
+        ])
     );
 }
 
@@ -223,16 +266,15 @@ web:
     assert_eq!(
         verdict(&p, "cache"),
         Verdict::Unhealthy {
-            reason: "PING got -LOADING".into(),
+            why: Sick::Health {
+                error: "PING got -LOADING".into(),
+                count: 1,
+                due: false
+            },
             held: None
         }
     );
-    assert_eq!(
-        verdict(&p, "web"),
-        Verdict::Held(Hold::Deps {
-            why: "cache (unhealthy: PING got -LOADING)".into()
-        })
-    );
+    assert_eq!(verdict(&p, "web"), waiting(vec![on_service("cache")]));
     cache.health = Some(Ok(()));
     let p = plan(
         &c,
@@ -393,13 +435,11 @@ fn a_dependent_names_a_backed_off_dep() {
             failures: 3
         })
     );
-    let Verdict::Held(h) = verdict(&p, "b") else {
-        panic!()
-    };
-    assert_eq!(
-        h.describe(NOW),
-        "waiting on a (dead, backed off for 20s more)"
-    );
+    assert_eq!(verdict(&p, "b"), waiting(vec![on_service("a")]));
+    assert!(matches!(
+        verdict(&p, "a"),
+        Verdict::Held(Hold::Backoff { until, .. }) if until == NOW + 20.0
+    ));
 }
 
 #[test]
@@ -413,22 +453,12 @@ fn services_gone_from_the_file_are_forgotten() {
 
 #[test]
 fn holds_say_when_they_may_lift() {
-    assert_eq!(Hold::Deps { why: String::new() }.lifts_at(NOW), Some(NOW));
+    assert_eq!(Hold::Deps { waits: vec![] }.lifts_at(NOW), Some(NOW));
     assert_eq!(
         Hold::Grace { until: NOW + 3.0 }.lifts_at(NOW),
         Some(NOW + 3.0)
     );
     assert_eq!(Hold::GaveUp { failures: 3 }.lifts_at(NOW), None);
-}
-
-#[test]
-fn short_durations() {
-    assert_eq!(secs(0.25), "250ms");
-    assert_eq!(secs(1.25), "1.2s");
-    assert_eq!(secs(3.0), "3s");
-    assert_eq!(secs(45.4), "45s");
-    assert_eq!(secs(200.0), "3m20s");
-    assert_eq!(secs(7300.0), "2h01m");
 }
 
 #[test]
@@ -456,7 +486,11 @@ fn an_unhealthy_service_is_restarted_after_n_spaced_observations() {
     assert_eq!(
         verdicts[10],
         Verdict::Restart {
-            reason: "unhealthy (3 failed health observations in a row): HTTP 503".into()
+            why: Sick::Health {
+                error: "HTTP 503".into(),
+                count: 3,
+                due: true
+            }
         }
     );
     // Healthy again: the count starts over.
@@ -481,9 +515,13 @@ fn a_health_restart_goes_through_the_gate() {
     assert_eq!(
         verdict(&p, "a"),
         Verdict::Unhealthy {
-            reason: "unhealthy (1 failed health observation in a row): HTTP 503; its restart is held: waiting on db (dead, starting)".into(),
+            why: Sick::Health {
+                error: "HTTP 503".into(),
+                count: 1,
+                due: true
+            },
             held: Some(Hold::Deps {
-                why: "db (dead, starting)".into()
+                waits: vec![on_service("db")]
             })
         }
     );
@@ -497,9 +535,13 @@ fn a_health_restart_goes_through_the_gate() {
         &st,
         NOW,
     );
-    assert!(
-        matches!(verdict(&p, "a"), Verdict::Unhealthy { reason, .. } if reason.contains("in grace"))
-    );
+    assert!(matches!(
+        verdict(&p, "a"),
+        Verdict::Unhealthy {
+            held: Some(Hold::Grace { .. }),
+            ..
+        }
+    ));
     // Dep ready, grace over: restart.
     let p = plan(
         &c,
@@ -533,7 +575,10 @@ fn a_dependent_follows_a_dep_that_restarted_after_it() {
     assert_eq!(
         verdict(&p, "app"),
         Verdict::Restart {
-            reason: "db restarted after it".into()
+            why: Sick::DepRestarted {
+                dep: "db".into(),
+                health: None
+            }
         }
     );
     assert_eq!(
@@ -559,7 +604,7 @@ fn a_dependent_follows_a_dep_that_restarted_after_it() {
         NOW,
     );
     assert!(
-        matches!(verdict(&p, "app"), Verdict::Unhealthy { reason, .. } if reason.starts_with("db restarted after it; its restart is held: waiting on db (unhealthy"))
+        matches!(verdict(&p, "app"), Verdict::Unhealthy { why: Sick::DepRestarted { .. }, held: Some(Hold::Deps { waits }) } if waits == vec![on_service("db")])
     );
     // Once the dependent is newer than its dep, nothing to do.
     app.started = Some(NOW - 5.0);
@@ -581,26 +626,28 @@ fn a_requested_restart_passes_the_gate_like_any_other() {
     assert_eq!(
         verdict(&p, "a"),
         Verdict::Restart {
-            reason: "restart requested by web.check".into()
+            why: Sick::Requested {
+                by: "web.check".into()
+            }
         }
     );
     let st = state_with("a", |s| {
         record_start(s, &c.settings, NOW - 1.0, "exit 0".into())
     });
     assert_eq!(
-        may_start(&c, &o, &st, NOW, "a"),
-        Err("just started, in grace for 29s more".into())
+        may_start(&c, &o, &st, NOW, "a").map_err(|(why, _)| why),
+        Err(Refusal::Held(Hold::Grace { until: NOW + 29.0 }))
     );
     // Held: a healthy service asked for by a chunk stays alive, and the log says why.
     let p = plan(&c, &o, &st, NOW);
     assert_eq!(verdict(&p, "a"), Verdict::Alive);
     assert_eq!(
         p.notes,
-        vec![(
-            "a".to_string(),
-            "restart requested by web.check not done: just started, in grace for 29s more"
-                .to_string()
-        )]
+        vec![Note::RestartNotDone {
+            service: "a".into(),
+            by: "web.check".into(),
+            why: Refusal::Held(Hold::Grace { until: NOW + 29.0 })
+        }]
     );
 }
 
@@ -659,7 +706,13 @@ fn a_result_restarts_grace_and_backoff_from_when_the_script_returned() {
     let mut ss = ServiceState::default();
     record_start(&mut ss, &c.settings, NOW, "script running".into());
     record_start(&mut ss, &c.settings, NOW, "script running".into());
-    record_result(&mut ss, &c.settings, NOW + 40.0, "exit 0 in 40s".into());
+    record_result(
+        &mut ss,
+        &c.settings,
+        NOW + 40.0,
+        "exit 0 in 40s".into(),
+        true,
+    );
     assert_eq!(ss.last_start, Some(NOW + 40.0));
     assert_eq!(ss.backoff_until, Some(NOW + 100.0));
     assert_eq!(ss.starts, 2);
@@ -687,9 +740,11 @@ fn a_service_whose_process_to_stop_is_ambiguous_is_not_restarted() {
     assert_eq!(
         verdict(&p, "a"),
         Verdict::Unhealthy {
-            reason: format!(
-                "unhealthy (1 failed health observation in a row): connection refused; not restarted: {two}"
-            ),
+            why: Sick::Health {
+                error: "connection refused".into(),
+                count: 1,
+                due: true
+            },
             held: Some(Hold::NotSignalled(Unsignallable::Ambiguous(two.into())))
         }
     );
@@ -714,9 +769,10 @@ fn a_check_that_errs_is_shown_but_never_restarts_the_service() {
         let p = plan(&c, &obs(vec![("a", o.clone())]), &st, NOW + 10.0 * k as f64);
         st = p.state.clone();
         match verdict(&p, "a") {
-            Verdict::Unhealthy { reason, held: None } => {
-                assert!(reason.contains("not counted toward a restart"), "{reason}")
-            }
+            Verdict::Unhealthy {
+                why: Sick::CheckError { .. },
+                held: None,
+            } => {}
             v => panic!("{v:?}"),
         }
     }
@@ -741,7 +797,7 @@ fn a_script_an_interrupted_tick_left_running_holds_its_service() {
     assert_eq!(verdict(&p, "a"), Verdict::Start);
     // Its outcome, once recorded, clears it.
     let mut ss = st.services["a"].clone();
-    record_result(&mut ss, &c.settings, NOW, "exit 0 in 40s".into());
+    record_result(&mut ss, &c.settings, NOW, "exit 0 in 40s".into(), true);
     assert_eq!(ss.script_until, None);
     // A clock stepped back cannot make it hold longer than the script's timeout.
     let st = state_with("a", |s| s.script_until = Some(NOW + 86400.0));
@@ -757,20 +813,21 @@ fn a_requested_restart_of_an_ambiguous_service_is_refused_and_said() {
         "pname \"a\" matches 2 unrelated processes".into(),
     )));
     let mut ob = obs(vec![("a", o)]);
+    let two = Unsignallable::Ambiguous("pname \"a\" matches 2 unrelated processes".into());
     assert_eq!(
-        may_start(&c, &ob, &State::default(), NOW, "a"),
-        Err("pname \"a\" matches 2 unrelated processes".into())
+        may_start(&c, &ob, &State::default(), NOW, "a").map_err(|(why, _)| why),
+        Err(Refusal::NotSignalled(two.clone()))
     );
     ob.requested.insert("a".into(), "web.check".into());
     let p = plan(&c, &ob, &State::default(), NOW);
     assert_eq!(verdict(&p, "a"), Verdict::Alive);
     assert_eq!(
         p.notes,
-        vec![(
-            "a".to_string(),
-            "restart requested by web.check not done: pname \"a\" matches 2 unrelated processes"
-                .to_string()
-        )]
+        vec![Note::RestartNotDone {
+            service: "a".into(),
+            by: "web.check".into(),
+            why: Refusal::NotSignalled(two)
+        }]
     );
 }
 
@@ -835,11 +892,11 @@ fn a_restart_that_would_signal_a_process_that_is_not_the_service_is_held_and_say
     assert_eq!(
         verdict(&p, "web"),
         Verdict::Unhealthy {
-            reason: "unhealthy (1 failed health observation in a row): connection refused; not \
-                     restarted: pid 812 from /run/web.pid (owned by admin, mode 0644) is not the \
-                     service: `sshd -D` runs as root, and admin could have written the pid file; \
-                     give the service a pname or make root own the pid file"
-                .into(),
+            why: Sick::Health {
+                error: "connection refused".into(),
+                count: 1,
+                due: true
+            },
             held: Some(hold.clone()),
         }
     );
@@ -854,8 +911,9 @@ fn a_restart_that_would_signal_a_process_that_is_not_the_service_is_held_and_say
             &State::default(),
             NOW,
             "web"
-        ),
-        Err(refusal.describe())
+        )
+        .map_err(|(why, _)| why),
+        Err(Refusal::NotSignalled(refusal.clone()))
     );
     // The same process, signalled through the pid: restarted.
     o.stop = Some(Ok(StopTarget {
@@ -888,7 +946,10 @@ fn a_dependent_with_a_failing_health_still_follows_its_restarted_dep() {
     assert_eq!(
         verdict(&p, "app"),
         Verdict::Restart {
-            reason: "db restarted after it (and now unhealthy: HTTP 500)".into()
+            why: Sick::DepRestarted {
+                dep: "db".into(),
+                health: Some("HTTP 500".into())
+            }
         }
     );
     app.check_error = true;
@@ -932,11 +993,7 @@ fn a_reboot_forgives_failed_restarts_and_backoff() {
     assert_eq!(p.state.services["a"].failures, 0);
     assert_eq!(p.state.boot.as_deref(), Some("boot-2"));
     assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
-    assert!(
-        p.notes[0]
-            .1
-            .starts_with("the host rebooted since the last tick")
-    );
+    assert_eq!(p.notes[0], Note::Rebooted);
     let again = plan(&c, &o, &p.state, NOW);
     assert!(again.notes.is_empty(), "said once");
     // A start made just before the cut is not warming up in the new boot: no grace either.

@@ -126,6 +126,15 @@ impl Failure {
             Failure::Falsy(r) | Failure::Error(r) => r,
         }
     }
+
+    /// As the failure of a lua dep.
+    pub fn probe_error(self) -> crate::probe::ProbeError {
+        use crate::probe::{How, ProbeError};
+        match self {
+            Failure::Falsy(r) => ProbeError::new(How::LuaFalse, r),
+            Failure::Error(r) => ProbeError::new(How::LuaError, r),
+        }
+    }
 }
 
 /// Runs one chunk in a fresh environment of a sandboxed state taken from `pool` (or a new one)

@@ -234,7 +234,7 @@ fn assemble(
         probed
             .get(target)
             .cloned()
-            .unwrap_or_else(|| Err("not probed".into()))
+            .unwrap_or_else(|| Err(probe::ProbeError::not_probed()))
     };
     for (i, svc) in config.services.iter().enumerate() {
         // Health: the `health:` probe, and `check:` below; both must pass.
@@ -273,7 +273,7 @@ fn assemble(
                     name.to_string(),
                     DepObs {
                         target: "lua".into(),
-                        result: result.clone().map_err(Failure::reason),
+                        result: result.clone().map_err(Failure::probe_error),
                     },
                 );
             }

@@ -156,7 +156,7 @@ impl World for TickWorld {
                     let result = probed
                         .get(&target)
                         .cloned()
-                        .unwrap_or_else(|| Err("not probed".into()));
+                        .unwrap_or_else(|| Err(crate::probe::ProbeError::not_probed()));
                     let dep = DepObs {
                         target: target.to_string(),
                         result,
@@ -179,7 +179,11 @@ impl World for TickWorld {
                 }
             }
         }
-        may_start(&self.config, &obs, &self.state, self.now, service)?;
+        may_start(&self.config, &obs, &self.state, self.now, service).map_err(
+            |(why, decided)| {
+                crate::report::words::Reasons::new(&self.config, &decided, self.now).refusal(&why)
+            },
+        )?;
         if Instant::now() >= deadline {
             return Err("decided past the chunk's time limit: not done".into());
         }

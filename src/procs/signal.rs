@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(judge(&candidate(ADMIN, admins.clone()), &name), Ok(()));
         let err = judge(&candidate(0, admins), &name).unwrap_err();
         assert_eq!(
-            err.describe(),
+            crate::report::words::unsignallable(&err),
             "pid 812 from /run/web.pid (owned by admin, mode 0644) is not the service: \
              `/usr/sbin/sshd -D` runs as root, and admin could have written the pid file; give \
              the service a pname or make root own the pid file"
@@ -348,10 +348,10 @@ mod tests {
         let several = from(file(ADMIN, 0o644), Writers::Several(vec![ADMIN, BOB]));
         let err = judge(&candidate(ADMIN, several), &name).unwrap_err();
         assert!(
-            err.describe()
+            crate::report::words::unsignallable(&err)
                 .contains("runs as admin, and admin and bob could have written"),
             "{}",
-            err.describe()
+            crate::report::words::unsignallable(&err)
         );
         let anyone = Writers::Anyone {
             path: "/run/web.pid".into(),
@@ -359,10 +359,10 @@ mod tests {
         };
         let err = judge(&candidate(ADMIN, from(file(ADMIN, 0o666), anyone)), &name).unwrap_err();
         assert!(
-            err.describe()
+            crate::report::words::unsignallable(&err)
                 .contains("anyone who can write /run/web.pid (mode 0666) could have written"),
             "{}",
-            err.describe()
+            crate::report::words::unsignallable(&err)
         );
     }
 
@@ -383,7 +383,7 @@ mod tests {
             ..candidate(0, from(file(0, 0o644), Writers::Root))
         };
         assert_eq!(
-            judge(&sshd, &name).unwrap_err().describe(),
+            crate::report::words::unsignallable(&judge(&sshd, &name).unwrap_err()),
             "pid 812 from /run/web.pid (owned by root, mode 0644) is not the service: \
              `/usr/sbin/sshd -D` does not match pname \"^python3 .*app\\.py\"; fix the pname, \
              or what writes the pid file"

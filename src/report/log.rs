@@ -7,15 +7,24 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// Where event lines go.
+use super::words::Reasons;
+use crate::event::Event;
+
+/// Where a tick's events go: each is worded ([`super::words`]) into one line, printed and
+/// appended to the log file, and kept, with its line, for the alerts of the end of the tick.
 pub struct Log {
     file: Option<File>,
+    /// Every event emitted, with its line's text.
+    pub emitted: Vec<(Event, String)>,
 }
 
 impl Log {
     /// A log that only prints (dry-run).
     pub fn stdout() -> Log {
-        Log { file: None }
+        Log {
+            file: None,
+            emitted: Vec::new(),
+        }
     }
 
     /// Prints and appends to `path` (created if missing). If the file cannot be opened the
@@ -24,14 +33,26 @@ impl Log {
         let mut log = Log::stdout();
         match crate::state::open_log(path) {
             Ok(f) => log.file = Some(f),
-            Err(e) => log.event("autoheal", &format!("cannot append to the log: {e}")),
+            Err(e) => log.emit(
+                Event::Trouble {
+                    message: format!("cannot append to the log: {e}"),
+                },
+                None,
+            ),
         }
         log
     }
 
+    /// Emits one event: its line (notes of the plan worded with `reasons`), and the event kept.
+    pub fn emit(&mut self, e: Event, reasons: Option<&Reasons>) {
+        let text = super::words::event(&e, reasons);
+        self.line(e.who(), &text);
+        self.emitted.push((e, text));
+    }
+
     /// `2026-11-25T14:03:07Z web: started: ...`, always one line: whatever in `who` or
     /// `what` came from outside is escaped ([`super::one_line`]).
-    pub fn event(&mut self, who: &str, what: &str) {
+    fn line(&mut self, who: &str, what: &str) {
         let line = format!(
             "{} {}: {}",
             humantime::format_rfc3339_seconds(SystemTime::now()),

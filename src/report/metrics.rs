@@ -421,6 +421,7 @@ mod tests {
             starts: 0,
             failures: 0,
             backoff_until: None,
+            backoff_holds: false,
             backoff_until_unix: None,
             gave_up: false,
             reason: None,

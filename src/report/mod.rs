@@ -4,6 +4,7 @@
 pub mod log;
 pub mod metrics;
 pub mod order;
+pub mod words;
 
 use crate::config::{Config, Dep};
 use crate::engine::{Hold, Observation, Plan, Verdict};
@@ -66,6 +67,10 @@ pub struct ServiceStatus {
     /// metrics.
     #[serde(skip)]
     pub backoff_until_unix: Option<Unix>,
+    /// Whether that backoff is what holds it now (an alive, healthy service keeps its backoff
+    /// for its next failure, which says nothing now).
+    #[serde(skip)]
+    pub backoff_holds: bool,
     pub gave_up: bool,
     /// Why it is not alive and well, down to the root cause; null when it is.
     pub reason: Option<String>,
@@ -96,6 +101,7 @@ pub fn status(
     state: &State,
     now: Unix,
 ) -> StatusReport {
+    let reasons = words::Reasons::new(config, &p.decisions, now);
     let services = config
         .services
         .iter()
@@ -116,15 +122,15 @@ pub fn status(
                     let probed = matches!(d, Dep::Service { .. })
                         || o.is_some_and(|o| o.deps.contains_key(d.name()));
                     let result: Result<(), String> = match d {
-                        Dep::Service { name } => match p.verdict(name) {
-                            Some(Verdict::Alive) => Ok(()),
-                            Some(v) => Err(v.reason(now).unwrap_or_default()),
+                        Dep::Service { name } => match reasons.of(name) {
+                            None if p.verdict(name).is_some() => Ok(()),
                             None => Err("unknown".into()),
+                            Some(why) => Err(why),
                         },
-                        _ => o
-                            .and_then(|o| o.deps.get(d.name()))
-                            .map(|d| d.result.clone())
-                            .unwrap_or_else(|| Err("not probed".into())),
+                        _ => match o.and_then(|o| o.deps.get(d.name())) {
+                            Some(obs) => obs.result.clone().map_err(String::from),
+                            None => Err("not probed".into()),
+                        },
                     };
                     DepStatus {
                         name: d.name().to_string(),
@@ -136,26 +142,14 @@ pub fn status(
                     }
                 })
                 .collect();
-            let state_word = match &verdict {
-                Verdict::Alive => "alive",
-                Verdict::Unhealthy { .. } => "unhealthy",
-                Verdict::Start => "dead",
-                Verdict::Restart { .. } => "restart",
-                Verdict::Held(Hold::Deps { .. }) => "waiting",
-                Verdict::Held(Hold::Grace { .. }) => "grace",
-                Verdict::Held(Hold::Backoff { .. }) => "backoff",
-                Verdict::Held(Hold::GaveUp { .. }) => "gave_up",
-                Verdict::Held(Hold::Starting) => "starting",
-                // Only ever the hold of an alive service's restart.
-                Verdict::Held(Hold::NotSignalled(_)) => "unhealthy",
-            };
+            let dead = o.and_then(|o| o.alive.as_ref().err());
             ServiceStatus {
                 name: svc.name.clone(),
-                state: state_word,
+                state: state_word(&verdict),
                 alive: o.is_some_and(|o| o.alive.is_ok()),
                 healthy: o.and_then(|o| o.health.as_ref()).map(Result::is_ok),
                 pid: o.and_then(|o| o.alive.clone().ok().flatten()),
-                dead_because: o.and_then(|o| o.alive.clone().err()),
+                dead_because: dead.cloned(),
                 deps,
                 last_start: ss.last_start.map(rfc3339),
                 last_result: ss.last_result.clone(),
@@ -163,15 +157,23 @@ pub fn status(
                 failures: ss.failures,
                 backoff_until: ss.backoff_until.filter(|t| *t > now).map(rfc3339),
                 backoff_until_unix: ss.backoff_until.filter(|t| *t > now),
+                backoff_holds: matches!(
+                    verdict,
+                    Verdict::Held(Hold::Backoff { .. })
+                        | Verdict::Unhealthy {
+                            held: Some(Hold::Backoff { .. }),
+                            ..
+                        }
+                ),
                 gave_up: ss.gave_up || matches!(verdict, Verdict::Held(Hold::GaveUp { .. })),
                 reason: match &verdict {
                     Verdict::Start => Some(format!(
                         "dead ({}), deps ready: the next tick starts it",
-                        o.and_then(|o| o.alive.clone().err()).unwrap_or_default()
+                        dead.cloned().unwrap_or_default()
                     )),
-                    v => v.reason(now).map(|r| {
-                        crate::engine::with_death(v, o.and_then(|o| o.alive.as_ref().err()), r)
-                    }),
+                    v => reasons
+                        .verdict(v)
+                        .map(|r| words::Reasons::with_death(v, dead, r)),
                 },
             }
         })
@@ -182,6 +184,23 @@ pub fn status(
         time: rfc3339(now),
         all_alive: p.all_well(),
         services,
+    }
+}
+
+/// The word of [`ServiceStatus::state`] for a verdict (one of [`STATE_WORDS`]).
+pub fn state_word(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Alive => "alive",
+        Verdict::Unhealthy { .. } => "unhealthy",
+        Verdict::Start => "dead",
+        Verdict::Restart { .. } => "restart",
+        Verdict::Held(Hold::Deps { .. }) => "waiting",
+        Verdict::Held(Hold::Grace { .. }) => "grace",
+        Verdict::Held(Hold::Backoff { .. }) => "backoff",
+        Verdict::Held(Hold::GaveUp { .. }) => "gave_up",
+        Verdict::Held(Hold::Starting) => "starting",
+        // Only ever the hold of an alive service's restart.
+        Verdict::Held(Hold::NotSignalled(_)) => "unhealthy",
     }
 }
 
@@ -214,21 +233,15 @@ pub fn table(r: &StatusReport, now: Unix) -> String {
             (Some(t), None) => t.clone(),
             _ => "-".into(),
         };
-        // Only where the backoff holds something back (an alive, healthy service keeps its
-        // backoff for its next failure, which says nothing now), with the very time REASON
-        // shows.
-        let holds = s.state == "backoff"
-            || s.reason
-                .as_deref()
-                .is_some_and(|r| r.contains("backed off"));
+        // Only where the backoff holds it back, with the very time REASON shows.
         let backoff = s
             .backoff_until_unix
-            .filter(|_| holds)
+            .filter(|_| s.backoff_holds)
             .map(|until| {
                 format!(
                     "{} ({})",
                     secs(until - now),
-                    crate::engine::failed_restarts(s.failures)
+                    words::failed_restarts(s.failures)
                 )
             })
             .unwrap_or_else(|| "-".into());
