@@ -12,6 +12,7 @@ pub mod event;
 pub mod exec;
 pub mod fmt;
 pub mod lua;
+pub mod notify;
 pub mod observe;
 pub mod probe;
 pub mod procs;

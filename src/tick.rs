@@ -219,6 +219,17 @@ pub fn run(
                     );
                 }
             }
+            let alerts = crate::notify::due(
+                config,
+                &p,
+                &mut state,
+                &log.emitted,
+                now,
+                opts.config_valid,
+            );
+            if !alerts.is_empty() {
+                state::save(dir, &state)?;
+            }
             if let Some(path) = &opts.metrics_file {
                 // Under the tick lock, from what `status` would show of this last look.
                 let report = crate::report::status(config, &obs, &p, &state, now);
@@ -231,6 +242,10 @@ pub fn run(
                 if let Err(e) = metrics::write(path, dir, &text) {
                     log.emit(trouble(e), None);
                 }
+            }
+            // Last: every start is made and the state saved whatever the hooks do.
+            for failed in crate::notify::send(config, &alerts, dir, now) {
+                log.emit(trouble(failed), None);
             }
             return Ok(TickOutcome::Done { plan: p, now });
         }

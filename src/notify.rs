@@ -1,0 +1,268 @@
+//! Alerts: the events an operator must hear about, sent through `settings.notify` (a command:
+//! the event in its environment and as one JSON object on its stdin) and `settings.on_event` (a
+//! Lua chunk: the same object as the table `event`).
+//!
+//! What fires: a start that failed, a service backed off, one given up on, one not alive and
+//! well for longer than `settings.notify_after`, a config that does not load; and `recovered`,
+//! once, when a service (or the config) that fired any of those is well again. Each condition
+//! fires once however many ticks it lasts: what was sent is kept in the state
+//! ([`State::alerts`]). The hooks run at the end of the tick, once everything is started, each
+//! on its own thread and bounded by `settings.hook_timeout` (the command killed with its process
+//! group): a hook that hangs neither delays a start nor holds the tick past that limit.
+
+use crate::config::Config;
+use crate::engine::{Hold, Note, Plan, Verdict};
+use crate::event::{AUTOHEAL, Event};
+use crate::state::State;
+use crate::time::Unix;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+/// The version of the alert JSON's shape. A field is only ever added within a version.
+pub const SCHEMA: u32 = 1;
+
+/// One alert to send: the event and its log line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub event: Event,
+    pub message: String,
+}
+
+/// The alerts due at the end of a tick, from its last plan and what it emitted; `state.alerts`
+/// records them (and forgets what recovered). `config_valid`: the file loaded (else this tick
+/// heals with its last good version, and `emitted` says why).
+pub fn due(
+    config: &Config,
+    plan: &Plan,
+    state: &mut State,
+    emitted: &[(Event, String)],
+    now: Unix,
+    config_valid: bool,
+) -> Vec<Alert> {
+    let mut out = Vec::new();
+    let after = config.settings.notify_after.as_secs_f64();
+    // Services gone from the file are no longer watched.
+    state
+        .alerts
+        .retain(|name, _| name == AUTOHEAL || config.service(name).is_some());
+    let reasons = crate::report::words::Reasons::new(config, &plan.decisions, now);
+    for d in &plan.decisions {
+        let name = d.service.as_str();
+        let ss = state.services.get(name).cloned().unwrap_or_default();
+        let mut now_true: Vec<Alert> = Vec::new();
+        let mut push = |event: Event| {
+            let message = crate::report::words::event(&event, Some(&reasons));
+            now_true.push(Alert { event, message });
+        };
+        for (e, text) in emitted {
+            if matches!(e, Event::StartFailed { service, .. } if service == name) {
+                now_true.push(Alert {
+                    event: e.clone(),
+                    message: text.clone(),
+                });
+            }
+        }
+        let hold = match &d.verdict {
+            Verdict::Held(h) => Some(h),
+            Verdict::Unhealthy { held, .. } => held.as_ref(),
+            _ => None,
+        };
+        match hold {
+            Some(Hold::Backoff { until, failures }) => push(Event::BackedOff {
+                service: name.to_string(),
+                until: *until,
+                failures: *failures,
+            }),
+            Some(Hold::GaveUp { failures }) => push(Event::Plan(Note::GaveUp {
+                service: name.to_string(),
+                failures: *failures,
+            })),
+            _ => {}
+        }
+        if let Some(since) = ss.down_since.filter(|t| now - t >= after)
+            && d.verdict != Verdict::Alive
+        {
+            push(Event::HeldLong {
+                service: name.to_string(),
+                since,
+                reason: reasons.of(name).unwrap_or_default(),
+            });
+        }
+        fire(&mut out, state, name, now_true, d.verdict == Verdict::Alive);
+    }
+    let config_alert = emitted
+        .iter()
+        .filter(|(e, _)| matches!(e, Event::ConfigInvalid { .. }))
+        .map(|(event, message)| Alert {
+            event: event.clone(),
+            message: message.clone(),
+        })
+        .take(1)
+        .collect();
+    fire(&mut out, state, AUTOHEAL, config_alert, config_valid);
+    out
+}
+
+/// The alerts of one name (a service, or `autoheal`): each condition not sent yet, or, when it
+/// is well, `recovered` if anything was sent.
+fn fire(out: &mut Vec<Alert>, state: &mut State, name: &str, now_true: Vec<Alert>, well: bool) {
+    if well {
+        if let Some(sent) = state.alerts.remove(name) {
+            let event = Event::Recovered {
+                service: name.to_string(),
+                after: sent.into_iter().collect(),
+            };
+            let message = crate::report::words::event(&event, None);
+            out.push(Alert { event, message });
+        }
+        return;
+    }
+    for alert in now_true {
+        let kind = alert.event.kind().to_string();
+        let sent = state.alerts.entry(name.to_string()).or_default();
+        if sent.insert(kind) {
+            out.push(alert);
+        }
+    }
+    if state.alerts.get(name).is_some_and(BTreeSet::is_empty) {
+        state.alerts.remove(name);
+    }
+}
+
+/// The alert as the JSON object the hooks get (README.md "Alerts" documents it).
+pub fn json(alert: &Alert, config: &Config, now: Unix) -> Value {
+    let e = &alert.event;
+    let details = match e {
+        Event::StartFailed {
+            restart, why, log, ..
+        } => {
+            use crate::event::StartFailure as F;
+            let how = match why {
+                F::Script { .. } => "script",
+                F::Died { .. } => "died",
+                F::LeftRunning { .. } => "left_running",
+            };
+            json!({"restart": restart, "how": how, "log": log.display().to_string()})
+        }
+        Event::BackedOff {
+            until, failures, ..
+        } => json!({"until": crate::time::rfc3339(*until), "failures": failures}),
+        Event::Plan(Note::GaveUp { failures, .. }) => json!({"failures": failures}),
+        Event::HeldLong { since, reason, .. } => {
+            json!({"since": crate::time::rfc3339(*since), "reason": reason})
+        }
+        Event::ConfigInvalid { path, errors, .. } => {
+            json!({"path": path.display().to_string(), "errors": errors})
+        }
+        Event::Recovered { after, .. } => json!({"after": after}),
+        _ => json!({}),
+    };
+    json!({
+        "schema": SCHEMA,
+        "kind": e.kind(),
+        "service": e.service(),
+        "host": host(),
+        "time": crate::time::rfc3339(now),
+        "config": config.absolute_path().display().to_string(),
+        "message": alert.message,
+        "details": details,
+    })
+}
+
+/// The environment of the `notify` command for one alert.
+pub fn env(alert: &Alert, object: &Value) -> Vec<(String, String)> {
+    let field = |k: &str| object[k].as_str().unwrap_or_default().to_string();
+    vec![
+        ("AUTOHEAL_SCHEMA".into(), SCHEMA.to_string()),
+        ("AUTOHEAL_EVENT".into(), alert.event.kind().into()),
+        (
+            "AUTOHEAL_SERVICE".into(),
+            alert.event.service().unwrap_or_default().into(),
+        ),
+        ("AUTOHEAL_MESSAGE".into(), alert.message.clone()),
+        ("AUTOHEAL_HOST".into(), field("host")),
+        ("AUTOHEAL_TIME".into(), field("time")),
+        ("AUTOHEAL_CONFIG".into(), field("config")),
+    ]
+}
+
+fn host() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `<state_dir>/logs/notify.log`: where the `notify` command's output goes.
+pub fn hook_log(dir: &Path) -> PathBuf {
+    dir.join("logs").join("notify.log")
+}
+
+/// Sends every alert through the hooks the config has, all at once, and waits for them: at
+/// most `settings.hook_timeout` (and the few seconds killing a hung command's group takes).
+/// What failed, for the log.
+pub fn send(config: &Arc<Config>, alerts: &[Alert], dir: &Path, now: Unix) -> Vec<String> {
+    let settings = &config.settings;
+    if alerts.is_empty() || (settings.notify.is_none() && settings.on_event.is_none()) {
+        return Vec::new();
+    }
+    let limit = settings.hook_timeout;
+    let (tx, rx) = mpsc::channel::<Option<String>>();
+    let mut sent = 0;
+    for alert in alerts {
+        let object = json(alert, config, now);
+        let what = format!(
+            "{} {}",
+            alert.event.kind(),
+            alert.event.service().unwrap_or(AUTOHEAL)
+        );
+        if let Some(command) = settings.notify.clone() {
+            let (tx, env, log) = (tx.clone(), env(alert, &object), hook_log(dir));
+            let stdin = object.to_string().into_bytes();
+            let what = what.clone();
+            sent += 1;
+            std::thread::spawn(move || {
+                let outcome = crate::exec::run_hook(&command, &env, &stdin, limit, &log);
+                let failed = (!outcome.success()).then(|| {
+                    format!(
+                        "alert {what}: notify {}; see {}",
+                        outcome.describe(),
+                        log.display()
+                    )
+                });
+                let _ = tx.send(failed);
+            });
+        }
+        if settings.on_event.is_some() {
+            let (tx, config) = (tx.clone(), Arc::clone(config));
+            sent += 1;
+            std::thread::spawn(move || {
+                let failed = crate::lua::run_event_hook(&config, &object, limit)
+                    .err()
+                    .map(|why| format!("alert {what}: on_event failed: {why}"));
+                let _ = tx.send(failed);
+            });
+        }
+    }
+    drop(tx);
+    let end = crate::fmt::deadline(limit + crate::exec::TERM_GRACE + Duration::from_secs(2));
+    let mut failures = Vec::new();
+    for _ in 0..sent {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Some(why)) => failures.push(why),
+            Ok(None) => {}
+            Err(_) => {
+                failures.push(format!(
+                    "an alert hook did not return within {}; left behind",
+                    crate::fmt::duration(limit)
+                ));
+                break;
+            }
+        }
+    }
+    failures
+}
