@@ -1,11 +1,10 @@
 //! Loading and validating conf.yaml: marked tree → typed [`Config`], every error at once.
 
-use super::Probe;
+use super::diag::{Diagnostic, Diagnostics, Severity};
 use super::graph::{By, Graph};
+use super::model::Config;
+use super::types::{Dep, Liveness, LuaChunk, Pname, Probe, Service, Settings};
 use super::yaml::{self, Kind, Node, Pos};
-use super::{
-    Config, Dep, Diagnostic, Diagnostics, Liveness, LuaChunk, Pname, Service, Settings, Severity,
-};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -17,8 +17,10 @@ use std::sync::OnceLock;
 use mlua::{Lua, Value};
 use regex::Regex;
 
+use super::ctx::{Ctx, PRIMITIVES};
+use super::modules::{module_path, no_module};
 use super::names;
-use super::sandbox::{self, Ctx, PRIMITIVES};
+use super::sandbox;
 use crate::config::{Config, Diagnostic, LuaChunk, Severity};
 
 /// Every chunk of the config, in file order.
@@ -155,7 +157,7 @@ impl Checker<'_> {
                 free.reads
                     .iter()
                     .filter(|r| !self.known.contains(&r.name) && !free.assigned.contains(&r.name))
-                    .filter(|r| sandbox::module_path(&self.dirs, &r.name).is_some())
+                    .filter(|r| module_path(&self.dirs, &r.name).is_some())
                     .map(|r| (r.line, r.name.clone())),
             ),
             // Its names cannot be told: at least the module a one-expression chunk starts with.
@@ -191,14 +193,14 @@ impl Checker<'_> {
             if self.known.contains(name)
                 || free.assigned.contains(name)
                 || defined.contains(name)
-                || sandbox::module_path(&self.dirs, name).is_some()
+                || module_path(&self.dirs, name).is_some()
             {
                 continue;
             }
             let near = self.suggest_global(name, free, defined);
             let (message, help) = if read.indexed {
                 // `redsi.ping{}`: meant as a module (or `strng.format`, a library table).
-                (sandbox::no_module(name, &self.dirs), near)
+                (no_module(name, &self.dirs), near)
             } else if let Some(at) = free.locals.get(name) {
                 let help = format!(
                     "`{name}` is a local declared at line {}, out of scope here (its block \
@@ -232,9 +234,9 @@ impl Checker<'_> {
         if name == PRIMITIVES {
             return;
         }
-        let Some(path) = sandbox::module_path(&self.dirs, name) else {
+        let Some(path) = module_path(&self.dirs, name) else {
             let help = self.suggest_module(name);
-            self.diag(chunk, lua_line, sandbox::no_module(name, &self.dirs), help);
+            self.diag(chunk, lua_line, no_module(name, &self.dirs), help);
             *defined = None;
             return;
         };

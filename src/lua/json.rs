@@ -16,7 +16,7 @@ use std::sync::Arc;
 use mlua::{Lua, Table, Value};
 use serde_json::{Number, Value as Json};
 
-use super::sandbox::Ctx;
+use super::ctx::Ctx;
 
 /// Tables nested deeper than this (or a table that contains itself) cannot be encoded.
 const MAX_DEPTH: usize = 100;

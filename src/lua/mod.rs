@@ -24,34 +24,20 @@
 //! "Isolation"), and run on several threads at once.
 
 mod check;
+mod ctx;
 mod json;
+mod modules;
 mod names;
 mod prims;
 mod sandbox;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{Config, Diagnostic, LuaChunk};
 use crate::trust::Untrusted;
 
-pub use sandbox::{lua_dirs, module_path};
-
-/// What a chunk may ask of the tick. The engine implements it (`Sync`: chunks run on several
-/// threads).
-pub trait World: Sync {
-    /// Liveness (and health, for a service of this file with `check:`) of a service of this
-    /// file. `Err` = unknown service name.
-    fn alive(&self, service: &str) -> Result<bool, String>;
-    /// When the process of a service of this file started (unix seconds), `None` when it is
-    /// dead or its start time is unknown. `Err` = unknown service name.
-    fn started(&self, service: &str) -> Result<Option<f64>, String>;
-    /// Ask for a restart through the engine's gate (deps ready, grace, backoff, lock, dry-run),
-    /// answering by `deadline` (the asking chunk's own): `Ok(())` = accepted; `Err(reason)`
-    /// otherwise.
-    fn restart(&self, service: &str, deadline: std::time::Instant) -> Result<(), String>;
-    /// Log one line on behalf of a chunk.
-    fn log(&self, label: &str, msg: &str);
-}
+pub use ctx::{Failure, World};
+pub use modules::{lua_dirs, module_path};
 
 /// Compiles every chunk of the config (checks, dep lua), resolves every module they name
 /// (`require "x"` / `require("x")` literally, and every global that names a module), compiling
@@ -109,25 +95,6 @@ pub fn run_chunk(
     guarded(chunk, || sandbox::run(None, config, chunk, timeout, world)).map_err(Failure::reason)
 }
 
-/// Why a chunk did not return a truthy value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// It returned false or nil (`false, "why"`: the why): the answer of a check that worked.
-    Falsy(String),
-    /// It did not answer: a runtime error, its time or memory limit, stuck in a library
-    /// function. A health check that errs says nothing about the service: it is reported, and
-    /// never counted toward a health restart.
-    Error(String),
-}
-
-impl Failure {
-    pub fn reason(self) -> String {
-        match self {
-            Failure::Falsy(r) | Failure::Error(r) => r,
-        }
-    }
-}
-
 /// Runs one chunk in a fresh environment of a sandboxed state taken from `pool` (or a new one)
 /// under `timeout` and the memory limit.
 ///
@@ -157,12 +124,4 @@ fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), Failure>) -> Resul
             chunk.label
         )))
     })
-}
-
-/// How a duration reads in messages: "5s", "300ms", "1.5s".
-pub(crate) use crate::fmt::duration as show;
-
-/// The time left before `deadline`.
-pub(crate) fn left(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
 }

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mlua::{Function, Lua, Scope, Table, Value};
 
-use super::sandbox::{Ctx, PRIMITIVES};
-use super::{World, json, left, show};
+use super::ctx::{Ctx, PRIMITIVES, RunAs, World, left, show};
+use super::json;
 use crate::defaults::PROBE_TIMEOUT;
 use crate::probe::{self, HttpOpts};
 use crate::procs::{Liveness, ProcTable};
@@ -615,7 +615,7 @@ struct ExecRun {
 /// the pipe cannot hang the check. Once the command is gone, what it wrote is read and the pipe
 /// closed, so a process left behind that still writes to it gets EPIPE (SIGPIPE) instead of
 /// making anything grow.
-fn exec(cmd: &str, timeout: Duration, run_as: &super::sandbox::RunAs) -> ExecRun {
+fn exec(cmd: &str, timeout: Duration, run_as: &RunAs) -> ExecRun {
     let fail = |why: String| ExecRun {
         code: None,
         output: Vec::new(),

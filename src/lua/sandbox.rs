@@ -3,15 +3,17 @@
 //! mapped back to conf.yaml lines.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use regex::Regex;
 
-use super::{Failure, World, left, prims, show};
+use super::ctx::{Ctx, Failure, PRIMITIVES, RunAs, World};
+use super::modules::{module_path, no_module};
+use super::prims;
 use crate::config::{Config, LuaChunk};
 use crate::defaults::LUA_MEMORY;
 
@@ -31,8 +33,6 @@ const KEEP_BELOW: usize = 8 << 20;
 /// The most elements `table.move` moves in one call (a loop in C, which the hook cannot stop; see
 /// [`PRELUDE`]).
 const MAX_ITEMS: i64 = 1 << 24;
-/// The module name under which the primitives are found.
-pub(crate) const PRIMITIVES: &str = "autoheal";
 /// The globals a run's own environment has (made by [`PRELUDE`]'s last function), on top of the
 /// state's globals that its misses read: what `autoheal check` knows a chunk can read, with
 /// those (a test keeps this list and the prelude in step).
@@ -307,195 +307,6 @@ return function(alive, restart, started, log, print, prims)
   return rawsetmetatable(env, meta), { autoheal = ah }
 end
 "##;
-
-/// What the primitives of a state share: the deadline of the run under way, where modules
-/// live, where relative paths resolve.
-pub(crate) struct Ctx {
-    /// The deadline and time limit of the run under way (set by [`Ctx::start`]).
-    run: Mutex<(Instant, Duration)>,
-    /// Set once the deadline has been hit, so a timeout caught by `pcall` is still reported as
-    /// a timeout. Cleared by [`Ctx::start`].
-    pub timed_out: AtomicBool,
-    pub dirs: Vec<PathBuf>,
-    /// The config file's directory: relative paths in chunks resolve against it.
-    pub base: PathBuf,
-    /// Who the run under way runs commands as (`exec`), set by [`Ctx::start`].
-    run_as: Mutex<RunAs>,
-}
-
-/// The account and environment of the commands a chunk runs with `exec`: those of the
-/// service it belongs to (its `user:`, its `env:`), so that a `user:` service's check never
-/// runs a command as root.
-#[derive(Debug, Clone)]
-pub(crate) struct RunAs {
-    /// `Err` when the service's `user:` cannot be resolved: `exec` then refuses, it never
-    /// falls back to root.
-    pub user: Result<Option<crate::exec::UserIds>, String>,
-    pub env: Vec<(String, String)>,
-}
-
-impl RunAs {
-    /// The account and environment of `chunk`'s service.
-    fn of(config: &Config, chunk: &LuaChunk) -> RunAs {
-        let svc = config.service(&chunk.service);
-        let user = match svc.and_then(|s| s.user.as_deref()) {
-            Some(name) => crate::exec::resolve_user(name).map(Some),
-            None => Ok(None),
-        };
-        let mut env = svc.map(|s| s.env.clone()).unwrap_or_default();
-        env.push((
-            "AUTOHEAL_CONFIG".into(),
-            config.absolute_path().display().to_string(),
-        ));
-        env.push(("AUTOHEAL_SERVICE".into(), chunk.service.clone()));
-        RunAs { user, env }
-    }
-}
-
-impl Ctx {
-    pub(crate) fn new(config: &Config, timeout: Duration) -> Ctx {
-        Ctx {
-            run: Mutex::new((crate::fmt::deadline(timeout), timeout)),
-            timed_out: AtomicBool::new(false),
-            dirs: lua_dirs(config),
-            base: config
-                .path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default(),
-            run_as: Mutex::new(RunAs {
-                user: Ok(None),
-                env: Vec::new(),
-            }),
-        }
-    }
-
-    /// A new run starts now, with `timeout`, its commands run as `run_as`.
-    fn start(&self, timeout: Duration, run_as: RunAs) {
-        *self.run.lock().unwrap_or_else(|e| e.into_inner()) =
-            (crate::fmt::deadline(timeout), timeout);
-        *self.run_as.lock().unwrap_or_else(|e| e.into_inner()) = run_as;
-        self.timed_out.store(false, Ordering::Relaxed);
-    }
-
-    /// Who the run under way runs its commands as.
-    pub(crate) fn run_as(&self) -> RunAs {
-        self.run_as
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn deadline(&self) -> Instant {
-        self.run.lock().unwrap_or_else(|e| e.into_inner()).0
-    }
-
-    fn timeout(&self) -> Duration {
-        self.run.lock().unwrap_or_else(|e| e.into_inner()).1
-    }
-
-    pub(crate) fn timeout_error(&self) -> mlua::Error {
-        self.timed_out.store(true, Ordering::Relaxed);
-        mlua::Error::runtime(self.timeout_message())
-    }
-
-    fn timeout_message(&self) -> String {
-        format!("timed out after {}", show(self.timeout()))
-    }
-
-    /// Fails with the chunk's timeout once the deadline has passed: for a primitive that could
-    /// be called from a loop in C (as a metamethod or a sort comparator), where the hook never
-    /// runs.
-    pub(crate) fn check_deadline(&self) -> mlua::Result<()> {
-        if Instant::now() >= self.deadline() {
-            return Err(self.timeout_error());
-        }
-        Ok(())
-    }
-
-    /// The time a blocking primitive may take: `want`, cut to what the chunk has left. Errors
-    /// with the chunk's timeout when nothing is left.
-    pub(crate) fn budget(&self, want: Duration) -> mlua::Result<Duration> {
-        let left = left(self.deadline());
-        if left.is_zero() {
-            return Err(self.timeout_error());
-        }
-        Ok(want.min(left))
-    }
-
-    /// A path from a chunk, resolved against the config file's directory.
-    pub(crate) fn path(&self, p: &str) -> PathBuf {
-        crate::config::resolve_path(&self.base, p)
-    }
-}
-
-/// The directories `require` searches, in order: `settings.lua_path`, then the library shipped
-/// with the binary (`<exe dir>/../share/autoheal/lua`, `<exe dir>/../lua`, `<exe dir>/lua`),
-/// then, as a fallback for development, the source tree's `lua/`. Only `lua_path` is listed
-/// when it does not exist (so a typo in it shows up in "searched:").
-pub fn lua_dirs(config: &Config) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(p) = &config.settings.lua_path {
-        dirs.push(p.clone());
-    }
-    let mut shipped = Vec::new();
-    if let Some(bin) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        shipped.push(bin.join("../share/autoheal/lua"));
-        shipped.push(bin.join("../lua"));
-        shipped.push(bin.join("lua"));
-    }
-    shipped.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/lua")));
-    for dir in shipped {
-        if dir.is_dir() {
-            let dir = dir.canonicalize().unwrap_or(dir);
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
-        }
-    }
-    dirs
-}
-
-/// A module name is dotted identifiers (`redis`, `site.checks`); nothing else can name a file,
-/// so `require` cannot leave the `lua/` directories.
-pub(crate) fn valid_module_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('.').all(|part| {
-            let mut chars = part.chars();
-            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-}
-
-/// The file of module `name` (`a.b` → `a/b.lua`) in the first directory that has it.
-pub fn module_path(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
-    if !valid_module_name(name) {
-        return None;
-    }
-    let rel = format!("{}.lua", name.replace('.', "/"));
-    dirs.iter().map(|d| d.join(&rel)).find(|p| p.is_file())
-}
-
-/// "no Lua module `x` (searched: a, b)".
-pub(crate) fn no_module(name: &str, dirs: &[PathBuf]) -> String {
-    if !valid_module_name(name) {
-        return format!(
-            "bad module name `{name}`: a module is named by dotted identifiers (`redis`, `site.checks`), not a path"
-        );
-    }
-    let searched = if dirs.is_empty() {
-        "no lua directory found".to_string()
-    } else {
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!("no Lua module `{name}` (searched: {searched})")
-}
 
 /// A new sandboxed state: libraries, primitives (those that need no [`World`]), `require`,
 /// auto-require of modules on first use of their name, the deadline hook. It runs chunks one
@@ -964,6 +775,7 @@ fn flatten(e: &mlua::Error) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// [`RUN_GLOBALS`] lists exactly what a run's environment holds of its own.
     #[test]
