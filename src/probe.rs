@@ -135,6 +135,20 @@ pub struct HttpResponse {
 /// the timeout, the body read up to [`HTTP_MAX_BODY`] bytes (the rest is left unread, not an
 /// error). A non-2xx status is NOT an error here; only failing to get an answer is.
 pub fn http_request(url: &str, opts: &HttpOpts) -> Result<HttpResponse, String> {
+    send(url, opts, ())
+}
+
+/// [`http_request`] with a request body (method default POST; its `Content-Type` is one of
+/// `opts.headers`), bounded the same way: Lua's `http_post`.
+pub fn http_send(url: &str, opts: &HttpOpts, body: &[u8]) -> Result<HttpResponse, String> {
+    let opts = HttpOpts {
+        method: Some(opts.method.clone().unwrap_or_else(|| "POST".into())),
+        ..opts.clone()
+    };
+    send(url, &opts, body)
+}
+
+fn send(url: &str, opts: &HttpOpts, body: impl ureq::AsSendBody) -> Result<HttpResponse, String> {
     let timeout = opts.timeout.unwrap_or(PROBE_TIMEOUT);
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -151,7 +165,9 @@ pub fn http_request(url: &str, opts: &HttpOpts) -> Result<HttpResponse, String> 
     for (name, value) in &opts.headers {
         request = request.header(name, value);
     }
-    let request = request.body(()).map_err(|e| format!("bad request: {e}"))?;
+    let request = request
+        .body(body)
+        .map_err(|e| format!("bad request: {e}"))?;
     let response = agent.run(request).map_err(|e| ureq_reason(&e, timeout))?;
     let status = response.status().as_u16();
     let headers = response

@@ -35,6 +35,16 @@ pub struct Settings {
     /// When a later version of the file does not load, heal nothing rather than heal with this
     /// one (`run --strict` for one run).
     pub strict: bool,
+    /// The alert command (`notify:`), run with `/bin/sh -c` as root's own account, the event in
+    /// its environment and as JSON on its stdin (`exec::run_hook`).
+    pub notify: Option<String>,
+    /// How long a service stays down before its alert fires (`notify_after:`).
+    pub notify_after: Duration,
+    /// Time limit of one alert hook, `notify` or `on_event` (`hook_timeout:`).
+    pub hook_timeout: Duration,
+    /// The alert chunk (`on_event:`), run with the event as the global `event`; it may post and
+    /// probe, never `restart()` (`lua::run_event_hook`).
+    pub on_event: Option<LuaChunk>,
 }
 
 impl Default for Settings {
@@ -55,6 +65,10 @@ impl Default for Settings {
             healthy_after: d::HEALTHY_AFTER,
             unhealthy_after: d::UNHEALTHY_AFTER,
             strict: false,
+            notify: None,
+            notify_after: d::NOTIFY_AFTER,
+            hook_timeout: d::HOOK_TIMEOUT,
+            on_event: None,
         }
     }
 }
@@ -186,6 +200,7 @@ pub struct LuaChunk {
     pub line: usize,
     /// `web.check` or `web.dep[queue].lua`: how messages name it.
     pub label: String,
-    /// The service it belongs to (its `user:` runs the chunk's `exec`).
+    /// The service it belongs to (its `user:` runs the chunk's `exec`); `settings` for
+    /// `settings.on_event`, which belongs to none (its `exec` runs as root, as `notify` does).
     pub service: String,
 }

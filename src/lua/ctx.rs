@@ -13,6 +13,8 @@ use crate::config::{Config, LuaChunk};
 
 /// The module name under which the primitives are found.
 pub(crate) const PRIMITIVES: &str = "autoheal";
+/// The global that holds the event in a run of `settings.on_event`.
+pub(crate) const HOOK_GLOBAL: &str = "event";
 
 /// What a chunk may ask of the tick. The engine implements it (`Sync`: chunks run on several
 /// threads).
@@ -89,7 +91,9 @@ impl RunAs {
             "AUTOHEAL_CONFIG".into(),
             config.absolute_path().display().to_string(),
         ));
-        env.push(("AUTOHEAL_SERVICE".into(), chunk.service.clone()));
+        if svc.is_some() {
+            env.push(("AUTOHEAL_SERVICE".into(), chunk.service.clone()));
+        }
         RunAs { user, env }
     }
 }

@@ -25,12 +25,14 @@
 
 mod check;
 mod ctx;
+mod hook;
 mod json;
 mod modules;
 mod names;
 mod prims;
 mod sandbox;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, Diagnostic, LuaChunk};
@@ -92,7 +94,10 @@ pub fn run_chunk(
     timeout: Duration,
     world: &dyn World,
 ) -> Result<(), String> {
-    guarded(chunk, || sandbox::run(None, config, chunk, timeout, world)).map_err(Failure::reason)
+    sandbox::guarded(chunk, || {
+        sandbox::run(None, config, chunk, timeout, world, None)
+    })
+    .map_err(Failure::reason)
 }
 
 /// Runs one chunk in a fresh environment of a sandboxed state taken from `pool` (or a new one)
@@ -110,18 +115,25 @@ pub fn run_chunk_in(
     timeout: Duration,
     world: &dyn World,
 ) -> Result<(), Failure> {
-    guarded(chunk, || {
-        sandbox::run(Some(&pool.0), config, chunk, timeout, world)
+    sandbox::guarded(chunk, || {
+        sandbox::run(Some(&pool.0), config, chunk, timeout, world, None)
     })
 }
 
-/// A panic in a run is an error of that run (its state is dropped, never reused).
-fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
-    let run = std::panic::AssertUnwindSafe(run);
-    std::panic::catch_unwind(run).unwrap_or_else(|_| {
-        Err(Failure::Error(format!(
-            "{}: internal error in the Lua host (please report it)",
-            chunk.label
-        )))
-    })
+/// Runs `settings.on_event` (nothing to do without one) for one event: in the usual sandbox,
+/// under `timeout` and the memory limit, with `event` as the global `event` (a table, as
+/// `json.decode` makes it). Its primitives are those of any chunk (`http_post`, `http_get`,
+/// `tcp_probe`, `json`, `log`...) but `restart`, which raises an error; `alive` and `started`
+/// of a service by name are errors too (the event says what happened).
+///
+/// `Ok` with the lines it logged (`log`, `print`); `Err` with why it failed: a runtime error
+/// at its conf.yaml line, its time or memory limit, or `false, "why"` (`nil, "why"`, as a
+/// failed `http_post` returns) as its result. Returns within `timeout` and a fraction of a
+/// second, whatever the chunk does. Never panics.
+pub fn run_event_hook(
+    config: &Arc<Config>,
+    event: &serde_json::Value,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    hook::run(config, event, timeout)
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use regex::Regex;
 
-use super::ctx::{Ctx, Failure, PRIMITIVES, RunAs, World};
+use super::ctx::{Ctx, Failure, HOOK_GLOBAL, PRIMITIVES, RunAs, World};
+use super::json;
 use super::modules::{module_path, no_module};
 use super::prims;
 use crate::config::{Config, LuaChunk};
@@ -589,15 +590,16 @@ impl Host {
         })
     }
 
-    /// One run in a fresh environment. Returns the result and whether the state may run
-    /// another chunk: not after a timeout, the memory limit, an error of the host, or a run that
-    /// left much memory behind.
+    /// One run in a fresh environment; with an `event`, a run of `settings.on_event` (see
+    /// [`run`]). Returns the result and whether the state may run another chunk: not after a
+    /// timeout, the memory limit, an error of the host, or a run that left much memory behind.
     fn run(
         &self,
         config: &Config,
         chunk: &LuaChunk,
         timeout: Duration,
         world: &dyn World,
+        event: Option<&serde_json::Value>,
     ) -> (Result<(), Failure>, bool) {
         let lua = &self.lua;
         let ctx = &self.ctx;
@@ -613,7 +615,7 @@ impl Host {
         }
         ctx.start(timeout, RunAs::of(config, chunk));
         let result = lua.scope(|scope| {
-            let world_fns = prims::world_fns(scope, world, &chunk.label, ctx)?;
+            let world_fns = prims::world_fns(scope, world, &chunk.label, ctx, event.is_none())?;
             let new_env: Function = lua.named_registry_value(NEW_ENV)?;
             let prims: Table = lua.named_registry_value(PRIMS)?;
             let (env, loaded): (Table, Table) = new_env.call((
@@ -624,6 +626,9 @@ impl Host {
                 world_fns.print,
                 prims,
             ))?;
+            if let Some(event) = event {
+                env.raw_set(HOOK_GLOBAL, json::to_lua(lua, event)?)?;
+            }
             lua.set_named_registry_value(LOADED, &loaded)?;
             lua.set_named_registry_value(ENV, &env)?;
             match compile(lua, chunk, Some(&env)) {
@@ -636,6 +641,7 @@ impl Host {
             Err(e) => recoverable(e) && !ctx.timed_out.load(Ordering::Relaxed),
         };
         let result = match result {
+            Ok(Ok(values)) if event.is_some() => hook_verdict(values).map_err(Failure::Falsy),
             Ok(Ok(values)) => verdict(values).map_err(Failure::Falsy),
             Ok(Err(syntax)) => Err(Failure::Error(syntax)),
             Err(e) => {
@@ -666,12 +672,17 @@ fn recoverable(e: &mlua::Error) -> bool {
 
 /// One run of `chunk` on an idle state of `pool`, or without a pool on this thread's state; a
 /// state is built when none is idle (or for another config); see [`super::run_chunk`].
+///
+/// With an `event`, the run is one of `settings.on_event`: the event is its global `event` (a
+/// table, as `json.decode` makes it), `restart` raises an error, and only `false, "why"`
+/// fails it (a hook that returns nothing worked).
 pub(crate) fn run(
     pool: Option<&Pool>,
     config: &Config,
     chunk: &LuaChunk,
     timeout: Duration,
     world: &dyn World,
+    event: Option<&serde_json::Value>,
 ) -> Result<(), Failure> {
     let k = key(config);
     let host = match pool {
@@ -691,7 +702,7 @@ pub(crate) fn run(
         None => Host::new(config)
             .map_err(|e| Failure::Error(format!("{}: cannot start Lua: {e}", chunk.label)))?,
     };
-    let (result, reusable) = host.run(config, chunk, timeout, world);
+    let (result, reusable) = host.run(config, chunk, timeout, world, event);
     if reusable {
         match pool {
             Some(p) => p.0.lock().unwrap_or_else(|e| e.into_inner()).push(host),
@@ -701,6 +712,20 @@ pub(crate) fn run(
         }
     }
     result
+}
+
+/// A panic in a run is an error of that run (its state is dropped, never reused).
+pub(crate) fn guarded(
+    chunk: &LuaChunk,
+    run: impl FnOnce() -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let run = std::panic::AssertUnwindSafe(run);
+    std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        Err(Failure::Error(format!(
+            "{}: internal error in the Lua host (please report it)",
+            chunk.label
+        )))
+    })
 }
 
 /// Truthy → ready; `false, "why"` → "why"; plain false or nil → "returned false/nil".
@@ -717,6 +742,20 @@ fn verdict(values: MultiValue) -> Result<(), String> {
         Some(Value::Number(n)) => Err(n.to_string()),
         _ if first == Value::Nil => Err("returned nil".into()),
         _ => Err("returned false".into()),
+    }
+}
+
+/// An alert hook fails only when it says so, with `false, "why"` or `nil, "why"` (what a
+/// failed `http_post` returns); any other result, none included, means it did its work.
+fn hook_verdict(values: MultiValue) -> Result<(), String> {
+    let mut values = values.into_iter();
+    match values.next() {
+        Some(Value::Nil | Value::Boolean(false)) => {}
+        _ => return Ok(()),
+    }
+    match values.next() {
+        Some(Value::String(s)) => Err(s.to_string_lossy()),
+        _ => Ok(()),
     }
 }
 
