@@ -83,3 +83,16 @@ pub const KILL_WAIT: Duration = Duration::from_secs(5);
 /// (a long text counts one per 64 bytes): a nested-alias "billion laughs" file is rejected
 /// instead of exhausting memory.
 pub const YAML_ALIAS_BUDGET: usize = 100_000;
+/// Default time a service stays down before its alert fires (`settings.notify_after`), so that
+/// a restart that heals it within a tick or two alerts no one.
+pub const NOTIFY_AFTER: Duration = Duration::from_secs(300);
+/// The longest `notify_after` a config may give: an alert a day late is no alert.
+pub const MAX_NOTIFY_AFTER: Duration = Duration::from_secs(86_400);
+/// Default time limit of one alert hook (`settings.hook_timeout`): the `notify` command or the
+/// `on_event` chunk.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest `hook_timeout` a config may give: less and a hook that posts to a webhook could
+/// not even connect.
+pub const MIN_HOOK_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest `hook_timeout` a config may give: hooks run inside a tick, which waits for them.
+pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(10 * 60);

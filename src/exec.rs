@@ -7,6 +7,10 @@
 //! alone; whatever it leaves running is the service. Past the timeout the whole process group
 //! gets SIGTERM, then SIGKILL.
 //!
+//! An alert hook (`settings.notify`, [`run_hook`]) runs the same way, with the event on its
+//! stdin, and leaves nothing behind: its process group is killed at its time limit, or when
+//! its `sh` exits with something of it still running.
+//!
 //! This module decides nothing: whether a script should run at all is the planner's business.
 //! Nothing here panics; every failure becomes a [`ScriptOutcome`].
 
@@ -14,7 +18,7 @@ use crate::fmt::duration as secs;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -227,20 +231,19 @@ fn check_can_switch(ids: &UserIds, euid: u32) -> Result<(), String> {
     }
 }
 
-/// Opens the log for appending (creating it and its dir) and writes the header line.
-fn open_log(spec: &ScriptSpec) -> Result<File, String> {
-    if let Some(parent) = spec.log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+/// Opens the log at `path` for appending (creating it and its dir) and writes the header line
+/// of `what` (a service's name, "hook") running `command`.
+fn open_log(path: &Path, what: &str, command: &str) -> Result<File, String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::state::own_dir(parent).map_err(|e| e.to_string())?;
     }
-    let mut log = crate::state::open_log(&spec.log_path).map_err(|e| e.to_string())?;
+    let mut log = crate::state::open_log(path).map_err(|e| e.to_string())?;
     writeln!(
         log,
-        "--- {} autoheal: starting {}: {}",
+        "--- {} autoheal: starting {what}: {command}",
         humantime::format_rfc3339_seconds(SystemTime::now()),
-        spec.service,
-        spec.command
     )
-    .map_err(|e| format!("cannot write to {}: {e}", spec.log_path.display()))?;
+    .map_err(|e| format!("cannot write to {}: {e}", path.display()))?;
     Ok(log)
 }
 
@@ -441,7 +444,7 @@ pub fn run_script_with(spec: &ScriptSpec, launched: impl FnOnce(u32)) -> ScriptO
     let user_desc = user
         .as_ref()
         .map(|u| format!(" as user {} (uid {})", u.name, u.uid));
-    let mut log = match open_log(spec) {
+    let mut log = match open_log(&spec.log_path, &spec.service, &spec.command) {
         Ok(log) => log,
         Err(e) => {
             return spawn_failed(format!(
@@ -476,6 +479,108 @@ pub fn run_script_with(spec: &ScriptSpec, launched: impl FnOnce(u32)) -> ScriptO
     outcome
 }
 
+/// How an alert hook ended: the outcomes of a script, described the same way ("exit 3 in
+/// 20ms", "killed after timeout 10s", "could not start: ...").
+pub type HookOutcome = ScriptOutcome;
+
+/// Runs the alert command `command` (`settings.notify`): `/bin/sh -c` as autoheal's own
+/// account, in a new session, with the clean environment of [`shell_command`] plus `env`,
+/// `stdin` written to its stdin, and its stdout and stderr appended to `log_path` (created with
+/// its directory, as a script's log is). At `timeout` its whole process group gets SIGTERM,
+/// then, [`TERM_GRACE`] later, SIGKILL; what it leaves running when its `sh` exits is killed
+/// the same way, so a hook leaves nothing behind. Returns within `timeout` + [`TERM_GRACE`] +
+/// [`KILL_REAP_LIMIT`]. Never panics.
+///
+/// stdin is written without blocking, between looks at the hook: one that never reads it, or
+/// exits first, costs nothing but what fits its pipe.
+pub fn run_hook(
+    command: &str,
+    env: &[(String, String)],
+    stdin: &[u8],
+    timeout: Duration,
+    log_path: &Path,
+) -> HookOutcome {
+    let spawn_failed = |reason: String| ScriptOutcome::SpawnFailed { reason };
+    let mut log = match open_log(log_path, "hook", command) {
+        Ok(log) => log,
+        Err(e) => {
+            return spawn_failed(format!("cannot open log file {}: {e}", log_path.display()));
+        }
+    };
+    let (out, err) = match (log.try_clone(), log.try_clone()) {
+        (Ok(out), Ok(err)) => (out, err),
+        (Err(e), _) | (_, Err(e)) => {
+            return spawn_failed(format!("cannot pass log file to the hook: {e}"));
+        }
+    };
+    let mut cmd = shell_command(command, None, env, true);
+    cmd.stdin(Stdio::piped()).stdout(out).stderr(err);
+    let start = Instant::now();
+    let spawned = cmd.spawn();
+    // The Command holds copies of the log: only the hook keeps one open.
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => return spawn_failed(format!("/bin/sh: {e}")),
+    };
+    let pgid = Pid::from_child(&child);
+    let mut input = child.stdin.take().and_then(|pipe| Feed::new(pipe, stdin));
+    let outcome = wait_feeding(&mut child, timeout, start, || {
+        if input.as_mut().is_some_and(Feed::write_some) {
+            // All written, or the hook will take no more: closing it is its EOF.
+            input = None;
+        }
+    });
+    drop(input);
+    let exited = !matches!(
+        outcome,
+        ScriptOutcome::TimedOut { .. } | ScriptOutcome::SpawnFailed { .. }
+    );
+    let mut footer = outcome.describe();
+    if exited && rustix::process::test_kill_process_group(pgid).is_ok() {
+        kill_group(&mut child, pgid);
+        footer.push_str("; what it left running was killed");
+    }
+    // The footer is for the operator reading the log; losing it must not change the outcome.
+    let _ = writeln!(
+        log,
+        "--- {} autoheal: hook: {footer}",
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+    );
+    outcome
+}
+
+/// The rest of a hook's stdin, written without blocking.
+struct Feed<'a> {
+    pipe: std::process::ChildStdin,
+    rest: &'a [u8],
+}
+
+impl<'a> Feed<'a> {
+    /// `None` when the pipe cannot be made non-blocking: then the hook gets no input (an EOF)
+    /// rather than a write that could hang autoheal.
+    fn new(pipe: std::process::ChildStdin, data: &'a [u8]) -> Option<Feed<'a>> {
+        rustix::io::ioctl_fionbio(&pipe, true).ok()?;
+        Some(Feed { pipe, rest: data })
+    }
+
+    /// Writes what the pipe takes now; true once nothing more is to be written (all of it, or
+    /// the hook closed its stdin).
+    fn write_some(&mut self) -> bool {
+        while !self.rest.is_empty() {
+            match self.pipe.write(self.rest) {
+                Ok(0) => return true,
+                Ok(n) => self.rest = &self.rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                // EPIPE: the hook does not read its stdin (SIGPIPE is ignored by Rust programs).
+                Err(_) => return true,
+            }
+        }
+        true
+    }
+}
+
 fn from_status(status: ExitStatus, elapsed: Duration) -> ScriptOutcome {
     match (status.code(), status.signal()) {
         (Some(code), _) => ScriptOutcome::Exited { code, elapsed },
@@ -487,14 +592,25 @@ fn from_status(status: ExitStatus, elapsed: Duration) -> ScriptOutcome {
 
 /// Polls `sh` until it exits or `timeout` passes; then kills its process group.
 fn wait_bounded(mut child: Child, timeout: Duration, start: Instant) -> ScriptOutcome {
-    let pgid = Pid::from_child(&child);
+    wait_feeding(&mut child, timeout, start, || {})
+}
+
+/// [`wait_bounded`], calling `feed` before each look at `sh` (to write its stdin).
+fn wait_feeding(
+    child: &mut Child,
+    timeout: Duration,
+    start: Instant,
+    mut feed: impl FnMut(),
+) -> ScriptOutcome {
+    let pgid = Pid::from_child(child);
     let mut pause = POLL_MIN;
     loop {
+        feed();
         match child.try_wait() {
             Ok(Some(status)) => return from_status(status, start.elapsed()),
             Ok(None) => {}
             Err(e) => {
-                kill_group(&mut child, pgid);
+                kill_group(child, pgid);
                 return ScriptOutcome::SpawnFailed {
                     reason: format!("lost track of the script (pid {}): {e}", child.id()),
                 };
@@ -507,7 +623,7 @@ fn wait_bounded(mut child: Child, timeout: Duration, start: Instant) -> ScriptOu
         std::thread::sleep(pause.min(timeout - elapsed));
         pause = (pause * 2).min(POLL_MAX);
     }
-    kill_group(&mut child, pgid);
+    kill_group(child, pgid);
     ScriptOutcome::TimedOut {
         limit: timeout,
         elapsed: start.elapsed(),

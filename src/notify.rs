@@ -52,19 +52,18 @@ pub fn due(
     for d in &plan.decisions {
         let name = d.service.as_str();
         let ss = state.services.get(name).cloned().unwrap_or_default();
-        let mut now_true: Vec<Alert> = Vec::new();
+        let mut now_true: Vec<Alert> = emitted
+            .iter()
+            .filter(|(e, _)| matches!(e, Event::StartFailed { service, .. } if service == name))
+            .map(|(e, text)| Alert {
+                event: e.clone(),
+                message: text.clone(),
+            })
+            .collect();
         let mut push = |event: Event| {
             let message = crate::report::words::event(&event, Some(&reasons));
             now_true.push(Alert { event, message });
         };
-        for (e, text) in emitted {
-            if matches!(e, Event::StartFailed { service, .. } if service == name) {
-                now_true.push(Alert {
-                    event: e.clone(),
-                    message: text.clone(),
-                });
-            }
-        }
         let hold = match &d.verdict {
             Verdict::Held(h) => Some(h),
             Verdict::Unhealthy { held, .. } => held.as_ref(),

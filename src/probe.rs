@@ -225,10 +225,24 @@ pub struct HttpResponse {
 /// the timeout, the body read up to [`HTTP_MAX_BODY`] bytes (the rest is left unread, not an
 /// error). A non-2xx status is NOT an error here; only failing to get an answer is.
 pub fn http_request(url: &str, opts: &HttpOpts) -> Result<HttpResponse, String> {
-    http_request_checked(url, opts).map_err(String::from)
+    send(url, opts, ()).map_err(String::from)
 }
 
-fn http_request_checked(url: &str, opts: &HttpOpts) -> Result<HttpResponse, ProbeError> {
+/// [`http_request`] with a request body (method default POST; its `Content-Type` is one of
+/// `opts.headers`), bounded the same way: Lua's `http_post`.
+pub fn http_send(url: &str, opts: &HttpOpts, body: &[u8]) -> Result<HttpResponse, String> {
+    let opts = HttpOpts {
+        method: Some(opts.method.clone().unwrap_or_else(|| "POST".into())),
+        ..opts.clone()
+    };
+    send(url, &opts, body).map_err(String::from)
+}
+
+fn send(
+    url: &str,
+    opts: &HttpOpts,
+    body: impl ureq::AsSendBody,
+) -> Result<HttpResponse, ProbeError> {
     let timeout = opts.timeout.unwrap_or(PROBE_TIMEOUT);
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
@@ -246,7 +260,7 @@ fn http_request_checked(url: &str, opts: &HttpOpts) -> Result<HttpResponse, Prob
         request = request.header(name, value);
     }
     let request = request
-        .body(())
+        .body(body)
         .map_err(|e| ProbeError::new(How::Failed, format!("bad request: {e}")))?;
     let response = agent.run(request).map_err(|e| ureq_reason(&e, timeout))?;
     let status = response.status().as_u16();
@@ -280,7 +294,7 @@ pub fn http_probe(url: &str, opts: &HttpOpts) -> Result<(), String> {
 
 /// [`http_probe`], its failure as data.
 pub fn http_check(url: &str, opts: &HttpOpts) -> ProbeResult {
-    let response = http_request_checked(url, opts)?;
+    let response = send(url, opts, ())?;
     let (low, high) = opts.status.unwrap_or((200, 299));
     let status = How::Status(response.status);
     if !(low..=high).contains(&response.status) {

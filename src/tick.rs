@@ -219,14 +219,8 @@ pub fn run(
                     );
                 }
             }
-            let alerts = crate::notify::due(
-                config,
-                &p,
-                &mut state,
-                &log.emitted,
-                now,
-                opts.config_valid,
-            );
+            let alerts =
+                crate::notify::due(config, &p, &mut state, &log.emitted, now, opts.config_valid);
             if !alerts.is_empty() {
                 state::save(dir, &state)?;
             }

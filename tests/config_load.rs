@@ -700,3 +700,110 @@ fn metrics_file_is_relative_to_the_config_and_warned_without_prom() {
     let none = config::load_str(body, Path::new("m.yaml")).unwrap();
     assert_eq!(none.settings.metrics_file, None);
 }
+
+/// The alert settings: none by default (no `notify`, no `on_event`), the documented default
+/// durations; each key read as written, `on_event` as a chunk at its own line.
+#[test]
+fn alert_settings_load_with_their_defaults() {
+    let body = "a:\n  pname: a\n  script: x\n";
+    let none = config::load_str(body, Path::new("n.yaml")).unwrap();
+    assert_eq!(none.settings.notify, None);
+    assert_eq!(none.settings.notify_after, Duration::from_secs(300));
+    assert_eq!(none.settings.hook_timeout, Duration::from_secs(10));
+    assert!(none.settings.on_event.is_none());
+
+    let src = format!(
+        "settings:\n  notify: /usr/local/bin/page --team ops\n  notify_after: 0\n  \
+         hook_timeout: 100ms\n  on_event: |\n    log(event.kind)\n    return true\n{body}"
+    );
+    let cfg = config::load_str(&src, Path::new("n.yaml")).unwrap();
+    let s = &cfg.settings;
+    assert_eq!(s.notify.as_deref(), Some("/usr/local/bin/page --team ops"));
+    assert_eq!(s.notify_after, Duration::ZERO);
+    assert_eq!(s.hook_timeout, Duration::from_millis(100));
+    let hook = s.on_event.as_ref().unwrap();
+    assert_eq!(hook.source, "log(event.kind)\nreturn true\n");
+    assert_eq!((hook.line, hook.label.as_str()), (6, "settings.on_event"));
+}
+
+/// A bad `notify_after` is one positioned error, as every duration's is; so are the bounds of
+/// both alert durations.
+#[test]
+fn a_bad_notify_after_is_reported_at_its_line() {
+    let body = "a:\n  pname: a\n  script: x\n";
+    let first = |settings: &str| {
+        let err = config::load_str(&format!("settings:\n{settings}{body}"), Path::new("p.yaml"))
+            .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        err.0[0].headline()
+    };
+    assert_eq!(
+        first("  notify_after: soon\n"),
+        "p.yaml:2:17: settings: `notify_after`: bad duration `soon` (not a duration)"
+    );
+    assert_eq!(
+        rendered(&format!("settings:\n  notify_after: soon\n{body}")),
+        "p.yaml:2:17: settings: `notify_after`: bad duration `soon` (not a duration)\n   |\n 2 |   notify_after: soon\n   |                 ^^^^\n  = help: write a duration like 500ms, 3s, 2m, 1h or a bare number of seconds\n\n1 error in p.yaml; nothing was started or changed."
+    );
+    assert_eq!(
+        first("  notify_after: 2 days\n"),
+        "p.yaml:2:17: settings: `notify_after` must be at most 1 day"
+    );
+    assert_eq!(
+        first("  hook_timeout: 11m\n"),
+        "p.yaml:2:17: settings: `hook_timeout` must be at most 10m"
+    );
+    assert_eq!(
+        first("  hook_timeout: 0\n"),
+        "p.yaml:2:17: settings: `hook_timeout` must be at least 100ms"
+    );
+    assert_eq!(
+        first("  notify: ''\n"),
+        "p.yaml:2:11: settings: `notify` is empty"
+    );
+}
+
+/// `on_event` is compiled and name-checked as every chunk is: a syntax error at its conf.yaml
+/// line; `event` is a global there (and only there); `restart` is not.
+#[test]
+fn an_on_event_chunk_is_checked_at_its_lines() {
+    let with = |hook: &str| {
+        let src = format!(
+            "settings:\n  on_event: |\n{}\nweb:\n  pname: web\n  script: x\n  check: return true\n",
+            hook.lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let cfg = config::load_str(&src, Path::new("conf.yaml")).unwrap();
+        autoheal::lua::check_config(&cfg)
+            .iter()
+            .map(|d| d.headline())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        with(
+            "local body = json.encode(event)\nif event.kind == 'down' then\n  http_post('http://127.0.0.1:9/', body)"
+        ),
+        ["conf.yaml:5: settings.on_event: 'end' expected (to close 'if' at line 4) near <eof>"]
+    );
+    assert_eq!(
+        with(
+            "local r, err = http_post('http://127.0.0.1:9/', json.encode(event))\nlog(event.service)\nreturn r ~= nil, err"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        with("log(event.kind)\nrestart(event.service)"),
+        ["conf.yaml:4: settings.on_event: `restart` is not available in settings.on_event"]
+    );
+    // A check has no event.
+    let src = "web:\n  pname: web\n  script: x\n  check: return event ~= nil\n";
+    let cfg = config::load_str(src, Path::new("conf.yaml")).unwrap();
+    let diags = autoheal::lua::check_config(&cfg);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(
+        diags[0].headline(),
+        "conf.yaml:4: web.check: unknown global `event`"
+    );
+}

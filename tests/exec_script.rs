@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use autoheal::exec::{ScriptOutcome, ScriptSpec, resolve_user, run_script};
+use autoheal::exec::{HookOutcome, ScriptOutcome, ScriptSpec, resolve_user, run_hook, run_script};
 
 fn spec(dir: &Path, command: &str) -> ScriptSpec {
     ScriptSpec {
@@ -314,4 +314,185 @@ fn user_nobody_when_root() {
     want.dedup();
     assert_eq!(got, want);
     assert_eq!(lines[2], format!("nobody {}", ids.home.display()));
+}
+
+/// The event as a hook gets it.
+const EVENT: &str = r#"{"kind":"down","service":"web"}"#;
+
+fn hook(dir: &Path, command: &str, timeout: Duration) -> HookOutcome {
+    let env = [
+        ("AUTOHEAL_EVENT".to_string(), "down".to_string()),
+        ("AUTOHEAL_SERVICE".to_string(), "web".to_string()),
+    ];
+    run_hook(
+        command,
+        &env,
+        EVENT.as_bytes(),
+        timeout,
+        &dir.join("logs/notify.log"),
+    )
+}
+
+#[test]
+fn a_hook_reads_the_event_on_stdin_and_in_its_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let got = tmp.path().join("got");
+    let out = hook(
+        tmp.path(),
+        &format!(
+            "cat > {0}; echo \"$AUTOHEAL_EVENT $AUTOHEAL_SERVICE $PATH\" >> {0}; \
+             echo \"home=${{HOME:+set}} secret=${{AUTOHEAL_TEST_SECRET:-none}}\" >> {0}; echo said",
+            got.display()
+        ),
+        Duration::from_secs(5),
+    );
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.describe().starts_with("exit 0 in "),
+        "{}",
+        out.describe()
+    );
+    let text = fs::read_to_string(&got).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            &format!("{EVENT}down web {}", autoheal::exec::SAFE_PATH)[..],
+            "home=set secret=none",
+        ]
+    );
+    // Its output is appended to its log, between autoheal's header and footer.
+    let log = fs::read_to_string(tmp.path().join("logs/notify.log")).unwrap();
+    let log: Vec<&str> = log.lines().collect();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(log[0].starts_with("--- ") && log[0].contains(" autoheal: starting hook: cat > "));
+    assert_eq!(log[1], "said");
+    assert!(log[2].contains(" autoheal: hook: exit 0 in "), "{}", log[2]);
+    // Appended, not replaced.
+    assert!(hook(tmp.path(), "echo again", Duration::from_secs(5)).success());
+    let log = fs::read_to_string(tmp.path().join("logs/notify.log")).unwrap();
+    assert_eq!(
+        log.lines()
+            .filter(|l| *l == "said" || *l == "again")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_hook_that_ignores_its_stdin_does_not_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Far more than a pipe holds, to a hook that never reads it.
+    let big = vec![b'x'; 4 << 20];
+    let t = Instant::now();
+    let out = run_hook(
+        "sleep 0.2; exit 0",
+        &[],
+        &big,
+        Duration::from_secs(5),
+        &tmp.path().join("notify.log"),
+    );
+    assert!(out.success(), "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_failing_hook_reports_its_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = hook(
+        tmp.path(),
+        "echo no pager >&2; exit 3",
+        Duration::from_secs(5),
+    );
+    assert!(
+        matches!(out, ScriptOutcome::Exited { code: 3, .. }),
+        "{out:?}"
+    );
+    assert!(
+        out.describe().starts_with("exit 3 in "),
+        "{}",
+        out.describe()
+    );
+    let log = fs::read_to_string(tmp.path().join("logs/notify.log")).unwrap();
+    assert!(log.contains("\nno pager\n"), "{log}");
+    // A hook that cannot start says why.
+    let out = run_hook(
+        "true",
+        &[],
+        b"",
+        Duration::from_secs(1),
+        &tmp.path().join("no/such\0dir/notify.log"),
+    );
+    assert!(
+        out.describe().starts_with("could not start: "),
+        "{}",
+        out.describe()
+    );
+}
+
+/// The pids of a hook's processes, written by the hook itself, once it has written both.
+fn pids_in(path: &Path, n: usize) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pids: Vec<u32> = fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.len() >= n || Instant::now() > deadline {
+            return pids;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_hanging_hook_is_killed_with_its_group_at_its_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pids = tmp.path().join("pids");
+    let t = Instant::now();
+    let out = hook(
+        tmp.path(),
+        &format!(
+            "sleep 60 & echo $! >> {0}; echo $$ >> {0}; sleep 60",
+            pids.display()
+        ),
+        Duration::from_millis(500),
+    );
+    let took = t.elapsed();
+    assert!(matches!(out, ScriptOutcome::TimedOut { .. }), "{out:?}");
+    assert_eq!(out.describe(), "killed after timeout 500ms");
+    // The limit, SIGTERM, which both sleeps obey at once, and at most the grace for the group
+    // to be seen empty (an orphan that a non-reaping init leaves a zombie keeps it non-empty).
+    let most = Duration::from_millis(500) + autoheal::exec::TERM_GRACE;
+    assert!(took < most + Duration::from_millis(500), "took {took:?}");
+    let pids = pids_in(&pids, 2);
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !pids.iter().all(|p| dead(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for p in pids {
+        assert!(dead(p), "pid {p} of the hook survived its limit");
+    }
+}
+
+#[test]
+fn what_a_hook_leaves_running_is_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pids = tmp.path().join("pids");
+    let out = hook(
+        tmp.path(),
+        &format!("sleep 1000 > /dev/null 2>&1 & echo $! > {}", pids.display()),
+        Duration::from_secs(5),
+    );
+    assert!(out.success(), "{out:?}");
+    let pid = pids_in(&pids, 1)[0];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !dead(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(dead(pid), "the hook's sleep {pid} was left running");
+    let log = fs::read_to_string(tmp.path().join("logs/notify.log")).unwrap();
+    assert!(log.contains("; what it left running was killed"), "{log}");
 }

@@ -8,7 +8,7 @@
 //! chain is walked without deep recursion. This module only reads the model; it reports
 //! nothing itself (`load` turns its cycles into errors with positions).
 
-use super::{Dep, Probe, Service};
+use super::types::{Dep, Probe, Service};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -1,11 +1,10 @@
 //! Loading and validating conf.yaml: marked tree → typed [`Config`], every error at once.
 
-use super::Probe;
+use super::diag::{Diagnostic, Diagnostics, Severity};
 use super::graph::{By, Graph};
+use super::model::Config;
+use super::types::{Dep, Liveness, LuaChunk, Pname, Probe, Service, Settings};
 use super::yaml::{self, Kind, Node, Pos};
-use super::{
-    Config, Dep, Diagnostic, Diagnostics, Liveness, LuaChunk, Pname, Service, Settings, Severity,
-};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +43,10 @@ const SETTINGS_KEYS: &[&str] = &[
     "give_up_after",
     "healthy_after",
     "unhealthy_after",
+    "notify",
+    "notify_after",
+    "hook_timeout",
+    "on_event",
 ];
 
 /// The longest value a kind of duration key may have (named in `crate::defaults`), and why, for
@@ -81,6 +84,15 @@ const CONVERGE: Bound = Bound {
 const BACKOFF: Bound = Bound {
     max: crate::defaults::MAX_BACKOFF,
     why: "a longer wait between tries means never: say so with `give_up_after`",
+};
+const NOTIFY: Bound = Bound {
+    max: crate::defaults::MAX_NOTIFY_AFTER,
+    why: "an alert that long after the service went down is no alert; 0 alerts at once",
+};
+const HOOK: Bound = Bound {
+    max: crate::defaults::MAX_HOOK_TIMEOUT,
+    why: "the tick waits for its alert hooks: a longer limit holds the healing of every service \
+          of this host on one hook",
 };
 const HEALTHY: Bound = Bound {
     max: crate::defaults::MAX_HEALTHY_AFTER,
@@ -504,6 +516,23 @@ impl Cx<'_> {
         Some(d)
     }
 
+    /// A `hook_timeout`: at least [`crate::defaults::MIN_HOOK_TIMEOUT`], or a hook could not
+    /// even connect to its webhook.
+    fn hook_timeout(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
+        let d = self.duration(node, context, key, &HOOK)?;
+        let min = crate::defaults::MIN_HOOK_TIMEOUT;
+        if d < min {
+            self.error_at(
+                node,
+                context,
+                &format!("`{key}` must be at least {}", crate::fmt::duration(min)),
+                Some("an alert hook needs the time to start and post; give e.g. 10s".into()),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
     fn count(&mut self, node: &Node, context: &str, key: &str) -> Option<u32> {
         let text = self.string(node, context, key)?;
         match text.trim().parse::<u32>() {
@@ -733,6 +762,15 @@ impl Cx<'_> {
                     }
                 }
                 "strict" => s.strict = self.boolean(v, cx, key).unwrap_or(false),
+                "notify" => s.notify = self.string(v, cx, key),
+                "on_event" => {
+                    s.on_event = self.chunk(v, cx, key, "settings.on_event".into());
+                }
+                "hook_timeout" => {
+                    if let Some(d) = self.hook_timeout(v, cx, key) {
+                        s.hook_timeout = d;
+                    }
+                }
                 _ => {
                     let d = match key {
                         "probe_timeout" => self.limit(v, cx, key, &PROBE),
@@ -742,6 +780,7 @@ impl Cx<'_> {
                         // 0 is meaningful: converge = one pass, backoff = none (grace alone
                         // spaces retries), healthy_after = reset once seen alive and well.
                         "converge" => self.duration(v, cx, key, &CONVERGE),
+                        "notify_after" => self.duration(v, cx, key, &NOTIFY),
                         "healthy_after" => self.duration(v, cx, key, &HEALTHY),
                         _ => self.duration(v, cx, key, &BACKOFF),
                     };
@@ -757,6 +796,7 @@ impl Cx<'_> {
                         "backoff" => s.backoff = d,
                         "backoff_max" => s.backoff_max = d,
                         "healthy_after" => s.healthy_after = d,
+                        "notify_after" => s.notify_after = d,
                         _ => unreachable!("every settings key is handled"),
                     }
                 }
@@ -1700,6 +1740,16 @@ mod tests {
                 d::MAX_BACKOFF,
             ),
             ("backoff_max", settings("backoff_max: {v}"), d::MAX_BACKOFF),
+            (
+                "notify_after",
+                settings("notify_after: {v}"),
+                d::MAX_NOTIFY_AFTER,
+            ),
+            (
+                "hook_timeout",
+                settings("hook_timeout: {v}"),
+                d::MAX_HOOK_TIMEOUT,
+            ),
             (
                 "healthy_after",
                 settings("healthy_after: {v}"),

@@ -5,7 +5,9 @@
 //! that the sandbox keeps and autoheal's primitives (the state's globals and those of a run's
 //! environment, [`sandbox::RUN_GLOBALS`]), every module of the lua dirs (a global that names
 //! one loads it), the globals the chunk assigns anywhere, and those the modules it loads assign.
-//! Anything else read is an error at its conf.yaml line, with the closest known name. Fields
+//! Anything else read is an error at its conf.yaml line, with the closest known name.
+//! `settings.on_event` also reads `event`, and never `restart` (an alert restarts nothing);
+//! no other chunk reads `event`. Fields
 //! are not followed (`string.fromat`, `redis.pnig` pass); the library's modules are compiled,
 //! not judged for their own free names (they are not chunks).
 
@@ -17,13 +19,15 @@ use std::sync::OnceLock;
 use mlua::{Lua, Value};
 use regex::Regex;
 
+use super::ctx::{Ctx, HOOK_GLOBAL, PRIMITIVES};
+use super::modules::{module_path, no_module};
 use super::names;
-use super::sandbox::{self, Ctx, PRIMITIVES};
+use super::sandbox;
 use crate::config::{Config, Diagnostic, LuaChunk, Severity};
 
 /// Every chunk of the config, in file order.
 pub(super) fn chunks(config: &Config) -> Vec<&LuaChunk> {
-    let mut out = Vec::new();
+    let mut out: Vec<&LuaChunk> = config.settings.on_event.iter().collect();
     for s in &config.services {
         if let Some(c) = &s.check {
             out.push(c);
@@ -142,6 +146,24 @@ impl Checker<'_> {
         self.diags.push(d);
     }
 
+    /// Whether `chunk` is `settings.on_event`, which runs with `event` and without `restart`.
+    fn is_hook(&self, chunk: &LuaChunk) -> bool {
+        self.config
+            .settings
+            .on_event
+            .as_ref()
+            .is_some_and(|h| std::ptr::eq(h, chunk))
+    }
+
+    /// Whether a run of `chunk` has the global `name` before it does anything.
+    fn known(&self, chunk: &LuaChunk, name: &str) -> bool {
+        match name {
+            HOOK_GLOBAL => self.is_hook(chunk),
+            "restart" if self.is_hook(chunk) => false,
+            _ => self.known.contains(name),
+        }
+    }
+
     fn chunk(&mut self, chunk: &LuaChunk) {
         if let Some(d) = syntax_error(&self.lua, &self.config.path, chunk) {
             self.diags.push(d);
@@ -154,15 +176,15 @@ impl Checker<'_> {
             Some(free) => modules.extend(
                 free.reads
                     .iter()
-                    .filter(|r| !self.known.contains(&r.name) && !free.assigned.contains(&r.name))
-                    .filter(|r| sandbox::module_path(&self.dirs, &r.name).is_some())
+                    .filter(|r| !self.known(chunk, &r.name) && !free.assigned.contains(&r.name))
+                    .filter(|r| module_path(&self.dirs, &r.name).is_some())
                     .map(|r| (r.line, r.name.clone())),
             ),
             // Its names cannot be told: at least the module a one-expression chunk starts with.
             None => {
                 if sandbox::is_expression(&self.lua, &chunk.source)
                     && let Some((n, name)) = leading_name(&chunk.source)
-                    && !self.known.contains(&name)
+                    && !self.known(chunk, &name)
                 {
                     modules.push((n, name));
                 }
@@ -188,17 +210,24 @@ impl Checker<'_> {
     ) {
         for read in &free.reads {
             let name = read.name.as_str();
-            if self.known.contains(name)
+            if self.known(chunk, name)
                 || free.assigned.contains(name)
                 || defined.contains(name)
-                || sandbox::module_path(&self.dirs, name).is_some()
+                || module_path(&self.dirs, name).is_some()
             {
                 continue;
             }
             let near = self.suggest_global(name, free, defined);
-            let (message, help) = if read.indexed {
+            let (message, help) = if name == "restart" && self.is_hook(chunk) {
+                let help = "an alert hook reports what happened; the tick does the restarting \
+                            (a `check:` or a lua dep may call `restart`)";
+                (
+                    "`restart` is not available in settings.on_event".to_string(),
+                    Some(help.into()),
+                )
+            } else if read.indexed {
                 // `redsi.ping{}`: meant as a module (or `strng.format`, a library table).
-                (sandbox::no_module(name, &self.dirs), near)
+                (no_module(name, &self.dirs), near)
             } else if let Some(at) = free.locals.get(name) {
                 let help = format!(
                     "`{name}` is a local declared at line {}, out of scope here (its block \
@@ -232,9 +261,9 @@ impl Checker<'_> {
         if name == PRIMITIVES {
             return;
         }
-        let Some(path) = sandbox::module_path(&self.dirs, name) else {
+        let Some(path) = module_path(&self.dirs, name) else {
             let help = self.suggest_module(name);
-            self.diag(chunk, lua_line, sandbox::no_module(name, &self.dirs), help);
+            self.diag(chunk, lua_line, no_module(name, &self.dirs), help);
             *defined = None;
             return;
         };

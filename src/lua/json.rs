@@ -16,7 +16,7 @@ use std::sync::Arc;
 use mlua::{Lua, Table, Value};
 use serde_json::{Number, Value as Json};
 
-use super::sandbox::Ctx;
+use super::ctx::Ctx;
 
 /// Tables nested deeper than this (or a table that contains itself) cannot be encoded.
 const MAX_DEPTH: usize = 100;
@@ -70,7 +70,8 @@ pub(crate) fn table(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
     Ok(json)
 }
 
-fn to_lua(lua: &Lua, v: &Json) -> mlua::Result<Value> {
+/// A JSON value as a Lua value: null as `json.null`, an object as a table of its keys.
+pub(crate) fn to_lua(lua: &Lua, v: &Json) -> mlua::Result<Value> {
     Ok(match v {
         Json::Null => Value::NULL,
         Json::Bool(b) => Value::Boolean(*b),

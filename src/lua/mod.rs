@@ -24,34 +24,22 @@
 //! "Isolation"), and run on several threads at once.
 
 mod check;
+mod ctx;
+mod hook;
 mod json;
+mod modules;
 mod names;
 mod prims;
 mod sandbox;
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{Config, Diagnostic, LuaChunk};
 use crate::trust::Untrusted;
 
-pub use sandbox::{lua_dirs, module_path};
-
-/// What a chunk may ask of the tick. The engine implements it (`Sync`: chunks run on several
-/// threads).
-pub trait World: Sync {
-    /// Liveness (and health, for a service of this file with `check:`) of a service of this
-    /// file. `Err` = unknown service name.
-    fn alive(&self, service: &str) -> Result<bool, String>;
-    /// When the process of a service of this file started (unix seconds), `None` when it is
-    /// dead or its start time is unknown. `Err` = unknown service name.
-    fn started(&self, service: &str) -> Result<Option<f64>, String>;
-    /// Ask for a restart through the engine's gate (deps ready, grace, backoff, lock, dry-run),
-    /// answering by `deadline` (the asking chunk's own): `Ok(())` = accepted; `Err(reason)`
-    /// otherwise.
-    fn restart(&self, service: &str, deadline: std::time::Instant) -> Result<(), String>;
-    /// Log one line on behalf of a chunk.
-    fn log(&self, label: &str, msg: &str);
-}
+pub use ctx::{Failure, World};
+pub use modules::{lua_dirs, module_path};
 
 /// Compiles every chunk of the config (checks, dep lua), resolves every module they name
 /// (`require "x"` / `require("x")` literally, and every global that names a module), compiling
@@ -106,35 +94,10 @@ pub fn run_chunk(
     timeout: Duration,
     world: &dyn World,
 ) -> Result<(), String> {
-    guarded(chunk, || sandbox::run(None, config, chunk, timeout, world)).map_err(Failure::reason)
-}
-
-/// Why a chunk did not return a truthy value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// It returned false or nil (`false, "why"`: the why): the answer of a check that worked.
-    Falsy(String),
-    /// It did not answer: a runtime error, its time or memory limit, stuck in a library
-    /// function. A health check that errs says nothing about the service: it is reported, and
-    /// never counted toward a health restart.
-    Error(String),
-}
-
-impl Failure {
-    pub fn reason(self) -> String {
-        match self {
-            Failure::Falsy(r) | Failure::Error(r) => r,
-        }
-    }
-
-    /// As the failure of a lua dep.
-    pub fn probe_error(self) -> crate::probe::ProbeError {
-        use crate::probe::{How, ProbeError};
-        match self {
-            Failure::Falsy(r) => ProbeError::new(How::LuaFalse, r),
-            Failure::Error(r) => ProbeError::new(How::LuaError, r),
-        }
-    }
+    sandbox::guarded(chunk, || {
+        sandbox::run(None, config, chunk, timeout, world, None)
+    })
+    .map_err(Failure::reason)
 }
 
 /// Runs one chunk in a fresh environment of a sandboxed state taken from `pool` (or a new one)
@@ -152,26 +115,25 @@ pub fn run_chunk_in(
     timeout: Duration,
     world: &dyn World,
 ) -> Result<(), Failure> {
-    guarded(chunk, || {
-        sandbox::run(Some(&pool.0), config, chunk, timeout, world)
+    sandbox::guarded(chunk, || {
+        sandbox::run(Some(&pool.0), config, chunk, timeout, world, None)
     })
 }
 
-/// A panic in a run is an error of that run (its state is dropped, never reused).
-fn guarded(chunk: &LuaChunk, run: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
-    let run = std::panic::AssertUnwindSafe(run);
-    std::panic::catch_unwind(run).unwrap_or_else(|_| {
-        Err(Failure::Error(format!(
-            "{}: internal error in the Lua host (please report it)",
-            chunk.label
-        )))
-    })
-}
-
-/// How a duration reads in messages: "5s", "300ms", "1.5s".
-pub(crate) use crate::fmt::duration as show;
-
-/// The time left before `deadline`.
-pub(crate) fn left(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
+/// Runs `settings.on_event` (nothing to do without one) for one event: in the usual sandbox,
+/// under `timeout` and the memory limit, with `event` as the global `event` (a table, as
+/// `json.decode` makes it). Its primitives are those of any chunk (`http_post`, `http_get`,
+/// `tcp_probe`, `json`, `log`...) but `restart`, which raises an error; `alive` and `started`
+/// of a service by name are errors too (the event says what happened).
+///
+/// `Ok` with the lines it logged (`log`, `print`); `Err` with why it failed: a runtime error
+/// at its conf.yaml line, its time or memory limit, or `false, "why"` (`nil, "why"`, as a
+/// failed `http_post` returns) as its result. Returns within `timeout` and a fraction of a
+/// second, whatever the chunk does. Never panics.
+pub fn run_event_hook(
+    config: &Arc<Config>,
+    event: &serde_json::Value,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    hook::run(config, event, timeout)
 }

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mlua::{Function, Lua, Scope, Table, Value};
 
-use super::sandbox::{Ctx, PRIMITIVES};
-use super::{World, json, left, show};
+use super::ctx::{Ctx, PRIMITIVES, RunAs, World, left, show};
+use super::json;
 use crate::defaults::PROBE_TIMEOUT;
 use crate::probe::{self, HttpOpts};
 use crate::procs::{Liveness, ProcTable};
@@ -30,6 +30,8 @@ const MAX_LOG_LINE: usize = 2048;
 /// The most lines one run writes with `log` and `print`; past it, one line says the rest are
 /// dropped.
 const MAX_LOG_LINES: usize = 100;
+/// The largest body `http_post` sends: an alert or a small API call, not an upload.
+const MAX_POST: usize = 1 << 20;
 /// Default time limit of `exec` (still cut to what the chunk has left).
 const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -99,21 +101,40 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<Ctx>) -> mlua::Result<Table> {
         "http_get",
         lua.create_function(move |lua, (url, opts): (String, Option<Table>)| {
             let o = http_opts(&c, opts.as_ref())?;
-            match probe::http_request(&url, &o) {
-                Ok(r) => {
-                    let t = lua.create_table()?;
-                    t.set("status", r.status)?;
-                    t.set("body", r.body)?;
-                    let h = lua.create_table()?;
-                    for (k, v) in r.headers {
-                        h.set(k.to_ascii_lowercase(), v)?;
-                    }
-                    t.set("headers", h)?;
-                    Ok((Value::Table(t), None))
-                }
-                Err(e) => Ok((Value::Nil, Some(e))),
-            }
+            response(lua, probe::http_request(&url, &o))
         })?,
+    )?;
+
+    let c = Arc::clone(ctx);
+    ah.set(
+        "http_post",
+        lua.create_function(
+            move |lua, (url, body, opts): (String, mlua::LuaString, Option<Table>)| {
+                let body = body.as_bytes();
+                if body.len() > MAX_POST {
+                    return Err(misuse(format!(
+                        "http_post: the body is {} bytes, more than {} MiB",
+                        body.len(),
+                        MAX_POST >> 20
+                    )));
+                }
+                let mut o = http_opts(&c, opts.as_ref())?;
+                let content_type = match &opts {
+                    Some(t) => t.get::<Option<String>>("content_type")?,
+                    None => None,
+                };
+                // A `Content-Type` among the headers wins over `content_type`.
+                if !o
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    let ct = content_type.unwrap_or_else(|| "application/json".into());
+                    o.headers.push(("Content-Type".into(), ct));
+                }
+                response(lua, probe::http_send(&url, &o, &body))
+            },
+        )?,
     )?;
 
     let c = Arc::clone(ctx);
@@ -282,12 +303,13 @@ pub(crate) struct WorldFns {
 }
 
 /// The primitives that reach the engine, valid for one run only: `alive`, `restart`, `log`,
-/// and `print` (as `log`).
+/// and `print` (as `log`). Without `restarts` (an alert hook), `restart` raises an error.
 pub(crate) fn world_fns<'scope>(
     scope: &'scope Scope<'scope, '_>,
     world: &'scope dyn World,
     label: &'scope str,
     ctx: &Arc<Ctx>,
+    restarts: bool,
 ) -> mlua::Result<WorldFns> {
     let c = Arc::clone(ctx);
     let alive = scope.create_function(move |_, spec: Value| -> mlua::Result<Check> {
@@ -309,6 +331,11 @@ pub(crate) fn world_fns<'scope>(
     })?;
     let r = Arc::clone(ctx);
     let restart = scope.create_function(move |_, name: String| {
+        if !restarts {
+            return Err(misuse(format!(
+                "restart(\"{name}\") is not available in {label}: an alert hook restarts nothing"
+            )));
+        }
         r.check_deadline()?;
         Ok(check(world.restart(&name, r.deadline())))
     })?;
@@ -438,6 +465,27 @@ fn alive_spec(ctx: &Ctx, t: &Table) -> mlua::Result<Check> {
         return Ok((false, Some(reason)));
     }
     Ok((true, None))
+}
+
+/// What `http_get` and `http_post` return: `{status=, body=, headers=}` (header names in lower
+/// case), or `nil, err` when no answer came.
+fn response(
+    lua: &Lua,
+    r: Result<probe::HttpResponse, String>,
+) -> mlua::Result<(Value, Option<String>)> {
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => return Ok((Value::Nil, Some(e))),
+    };
+    let t = lua.create_table()?;
+    t.set("status", r.status)?;
+    t.set("body", r.body)?;
+    let h = lua.create_table()?;
+    for (k, v) in r.headers {
+        h.set(k.to_ascii_lowercase(), v)?;
+    }
+    t.set("headers", h)?;
+    Ok((Value::Table(t), None))
 }
 
 fn http_opts(ctx: &Ctx, opts: Option<&Table>) -> mlua::Result<HttpOpts> {
@@ -615,7 +663,7 @@ struct ExecRun {
 /// the pipe cannot hang the check. Once the command is gone, what it wrote is read and the pipe
 /// closed, so a process left behind that still writes to it gets EPIPE (SIGPIPE) instead of
 /// making anything grow.
-fn exec(cmd: &str, timeout: Duration, run_as: &super::sandbox::RunAs) -> ExecRun {
+fn exec(cmd: &str, timeout: Duration, run_as: &RunAs) -> ExecRun {
     let fail = |why: String| ExecRun {
         code: None,
         output: Vec::new(),

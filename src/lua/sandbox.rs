@@ -3,15 +3,18 @@
 //! mapped back to conf.yaml lines.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use regex::Regex;
 
-use super::{Failure, World, left, prims, show};
+use super::ctx::{Ctx, Failure, HOOK_GLOBAL, PRIMITIVES, RunAs, World};
+use super::json;
+use super::modules::{module_path, no_module};
+use super::prims;
 use crate::config::{Config, LuaChunk};
 use crate::defaults::LUA_MEMORY;
 
@@ -31,8 +34,6 @@ const KEEP_BELOW: usize = 8 << 20;
 /// The most elements `table.move` moves in one call (a loop in C, which the hook cannot stop; see
 /// [`PRELUDE`]).
 const MAX_ITEMS: i64 = 1 << 24;
-/// The module name under which the primitives are found.
-pub(crate) const PRIMITIVES: &str = "autoheal";
 /// The globals a run's own environment has (made by [`PRELUDE`]'s last function), on top of the
 /// state's globals that its misses read: what `autoheal check` knows a chunk can read, with
 /// those (a test keeps this list and the prelude in step).
@@ -307,195 +308,6 @@ return function(alive, restart, started, log, print, prims)
   return rawsetmetatable(env, meta), { autoheal = ah }
 end
 "##;
-
-/// What the primitives of a state share: the deadline of the run under way, where modules
-/// live, where relative paths resolve.
-pub(crate) struct Ctx {
-    /// The deadline and time limit of the run under way (set by [`Ctx::start`]).
-    run: Mutex<(Instant, Duration)>,
-    /// Set once the deadline has been hit, so a timeout caught by `pcall` is still reported as
-    /// a timeout. Cleared by [`Ctx::start`].
-    pub timed_out: AtomicBool,
-    pub dirs: Vec<PathBuf>,
-    /// The config file's directory: relative paths in chunks resolve against it.
-    pub base: PathBuf,
-    /// Who the run under way runs commands as (`exec`), set by [`Ctx::start`].
-    run_as: Mutex<RunAs>,
-}
-
-/// The account and environment of the commands a chunk runs with `exec`: those of the
-/// service it belongs to (its `user:`, its `env:`), so that a `user:` service's check never
-/// runs a command as root.
-#[derive(Debug, Clone)]
-pub(crate) struct RunAs {
-    /// `Err` when the service's `user:` cannot be resolved: `exec` then refuses, it never
-    /// falls back to root.
-    pub user: Result<Option<crate::exec::UserIds>, String>,
-    pub env: Vec<(String, String)>,
-}
-
-impl RunAs {
-    /// The account and environment of `chunk`'s service.
-    fn of(config: &Config, chunk: &LuaChunk) -> RunAs {
-        let svc = config.service(&chunk.service);
-        let user = match svc.and_then(|s| s.user.as_deref()) {
-            Some(name) => crate::exec::resolve_user(name).map(Some),
-            None => Ok(None),
-        };
-        let mut env = svc.map(|s| s.env.clone()).unwrap_or_default();
-        env.push((
-            "AUTOHEAL_CONFIG".into(),
-            config.absolute_path().display().to_string(),
-        ));
-        env.push(("AUTOHEAL_SERVICE".into(), chunk.service.clone()));
-        RunAs { user, env }
-    }
-}
-
-impl Ctx {
-    pub(crate) fn new(config: &Config, timeout: Duration) -> Ctx {
-        Ctx {
-            run: Mutex::new((crate::fmt::deadline(timeout), timeout)),
-            timed_out: AtomicBool::new(false),
-            dirs: lua_dirs(config),
-            base: config
-                .path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default(),
-            run_as: Mutex::new(RunAs {
-                user: Ok(None),
-                env: Vec::new(),
-            }),
-        }
-    }
-
-    /// A new run starts now, with `timeout`, its commands run as `run_as`.
-    fn start(&self, timeout: Duration, run_as: RunAs) {
-        *self.run.lock().unwrap_or_else(|e| e.into_inner()) =
-            (crate::fmt::deadline(timeout), timeout);
-        *self.run_as.lock().unwrap_or_else(|e| e.into_inner()) = run_as;
-        self.timed_out.store(false, Ordering::Relaxed);
-    }
-
-    /// Who the run under way runs its commands as.
-    pub(crate) fn run_as(&self) -> RunAs {
-        self.run_as
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub(crate) fn deadline(&self) -> Instant {
-        self.run.lock().unwrap_or_else(|e| e.into_inner()).0
-    }
-
-    fn timeout(&self) -> Duration {
-        self.run.lock().unwrap_or_else(|e| e.into_inner()).1
-    }
-
-    pub(crate) fn timeout_error(&self) -> mlua::Error {
-        self.timed_out.store(true, Ordering::Relaxed);
-        mlua::Error::runtime(self.timeout_message())
-    }
-
-    fn timeout_message(&self) -> String {
-        format!("timed out after {}", show(self.timeout()))
-    }
-
-    /// Fails with the chunk's timeout once the deadline has passed: for a primitive that could
-    /// be called from a loop in C (as a metamethod or a sort comparator), where the hook never
-    /// runs.
-    pub(crate) fn check_deadline(&self) -> mlua::Result<()> {
-        if Instant::now() >= self.deadline() {
-            return Err(self.timeout_error());
-        }
-        Ok(())
-    }
-
-    /// The time a blocking primitive may take: `want`, cut to what the chunk has left. Errors
-    /// with the chunk's timeout when nothing is left.
-    pub(crate) fn budget(&self, want: Duration) -> mlua::Result<Duration> {
-        let left = left(self.deadline());
-        if left.is_zero() {
-            return Err(self.timeout_error());
-        }
-        Ok(want.min(left))
-    }
-
-    /// A path from a chunk, resolved against the config file's directory.
-    pub(crate) fn path(&self, p: &str) -> PathBuf {
-        crate::config::resolve_path(&self.base, p)
-    }
-}
-
-/// The directories `require` searches, in order: `settings.lua_path`, then the library shipped
-/// with the binary (`<exe dir>/../share/autoheal/lua`, `<exe dir>/../lua`, `<exe dir>/lua`),
-/// then, as a fallback for development, the source tree's `lua/`. Only `lua_path` is listed
-/// when it does not exist (so a typo in it shows up in "searched:").
-pub fn lua_dirs(config: &Config) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(p) = &config.settings.lua_path {
-        dirs.push(p.clone());
-    }
-    let mut shipped = Vec::new();
-    if let Some(bin) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        shipped.push(bin.join("../share/autoheal/lua"));
-        shipped.push(bin.join("../lua"));
-        shipped.push(bin.join("lua"));
-    }
-    shipped.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/lua")));
-    for dir in shipped {
-        if dir.is_dir() {
-            let dir = dir.canonicalize().unwrap_or(dir);
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
-        }
-    }
-    dirs
-}
-
-/// A module name is dotted identifiers (`redis`, `site.checks`); nothing else can name a file,
-/// so `require` cannot leave the `lua/` directories.
-pub(crate) fn valid_module_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.split('.').all(|part| {
-            let mut chars = part.chars();
-            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-}
-
-/// The file of module `name` (`a.b` → `a/b.lua`) in the first directory that has it.
-pub fn module_path(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
-    if !valid_module_name(name) {
-        return None;
-    }
-    let rel = format!("{}.lua", name.replace('.', "/"));
-    dirs.iter().map(|d| d.join(&rel)).find(|p| p.is_file())
-}
-
-/// "no Lua module `x` (searched: a, b)".
-pub(crate) fn no_module(name: &str, dirs: &[PathBuf]) -> String {
-    if !valid_module_name(name) {
-        return format!(
-            "bad module name `{name}`: a module is named by dotted identifiers (`redis`, `site.checks`), not a path"
-        );
-    }
-    let searched = if dirs.is_empty() {
-        "no lua directory found".to_string()
-    } else {
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!("no Lua module `{name}` (searched: {searched})")
-}
 
 /// A new sandboxed state: libraries, primitives (those that need no [`World`]), `require`,
 /// auto-require of modules on first use of their name, the deadline hook. It runs chunks one
@@ -778,15 +590,16 @@ impl Host {
         })
     }
 
-    /// One run in a fresh environment. Returns the result and whether the state may run
-    /// another chunk: not after a timeout, the memory limit, an error of the host, or a run that
-    /// left much memory behind.
+    /// One run in a fresh environment; with an `event`, a run of `settings.on_event` (see
+    /// [`run`]). Returns the result and whether the state may run another chunk: not after a
+    /// timeout, the memory limit, an error of the host, or a run that left much memory behind.
     fn run(
         &self,
         config: &Config,
         chunk: &LuaChunk,
         timeout: Duration,
         world: &dyn World,
+        event: Option<&serde_json::Value>,
     ) -> (Result<(), Failure>, bool) {
         let lua = &self.lua;
         let ctx = &self.ctx;
@@ -802,7 +615,7 @@ impl Host {
         }
         ctx.start(timeout, RunAs::of(config, chunk));
         let result = lua.scope(|scope| {
-            let world_fns = prims::world_fns(scope, world, &chunk.label, ctx)?;
+            let world_fns = prims::world_fns(scope, world, &chunk.label, ctx, event.is_none())?;
             let new_env: Function = lua.named_registry_value(NEW_ENV)?;
             let prims: Table = lua.named_registry_value(PRIMS)?;
             let (env, loaded): (Table, Table) = new_env.call((
@@ -813,6 +626,9 @@ impl Host {
                 world_fns.print,
                 prims,
             ))?;
+            if let Some(event) = event {
+                env.raw_set(HOOK_GLOBAL, json::to_lua(lua, event)?)?;
+            }
             lua.set_named_registry_value(LOADED, &loaded)?;
             lua.set_named_registry_value(ENV, &env)?;
             match compile(lua, chunk, Some(&env)) {
@@ -825,6 +641,7 @@ impl Host {
             Err(e) => recoverable(e) && !ctx.timed_out.load(Ordering::Relaxed),
         };
         let result = match result {
+            Ok(Ok(values)) if event.is_some() => hook_verdict(values).map_err(Failure::Falsy),
             Ok(Ok(values)) => verdict(values).map_err(Failure::Falsy),
             Ok(Err(syntax)) => Err(Failure::Error(syntax)),
             Err(e) => {
@@ -855,12 +672,17 @@ fn recoverable(e: &mlua::Error) -> bool {
 
 /// One run of `chunk` on an idle state of `pool`, or without a pool on this thread's state; a
 /// state is built when none is idle (or for another config); see [`super::run_chunk`].
+///
+/// With an `event`, the run is one of `settings.on_event`: the event is its global `event` (a
+/// table, as `json.decode` makes it), `restart` raises an error, and only `false, "why"`
+/// fails it (a hook that returns nothing worked).
 pub(crate) fn run(
     pool: Option<&Pool>,
     config: &Config,
     chunk: &LuaChunk,
     timeout: Duration,
     world: &dyn World,
+    event: Option<&serde_json::Value>,
 ) -> Result<(), Failure> {
     let k = key(config);
     let host = match pool {
@@ -880,7 +702,7 @@ pub(crate) fn run(
         None => Host::new(config)
             .map_err(|e| Failure::Error(format!("{}: cannot start Lua: {e}", chunk.label)))?,
     };
-    let (result, reusable) = host.run(config, chunk, timeout, world);
+    let (result, reusable) = host.run(config, chunk, timeout, world, event);
     if reusable {
         match pool {
             Some(p) => p.0.lock().unwrap_or_else(|e| e.into_inner()).push(host),
@@ -890,6 +712,20 @@ pub(crate) fn run(
         }
     }
     result
+}
+
+/// A panic in a run is an error of that run (its state is dropped, never reused).
+pub(crate) fn guarded(
+    chunk: &LuaChunk,
+    run: impl FnOnce() -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let run = std::panic::AssertUnwindSafe(run);
+    std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        Err(Failure::Error(format!(
+            "{}: internal error in the Lua host (please report it)",
+            chunk.label
+        )))
+    })
 }
 
 /// Truthy → ready; `false, "why"` → "why"; plain false or nil → "returned false/nil".
@@ -906,6 +742,20 @@ fn verdict(values: MultiValue) -> Result<(), String> {
         Some(Value::Number(n)) => Err(n.to_string()),
         _ if first == Value::Nil => Err("returned nil".into()),
         _ => Err("returned false".into()),
+    }
+}
+
+/// An alert hook fails only when it says so, with `false, "why"` or `nil, "why"` (what a
+/// failed `http_post` returns); any other result, none included, means it did its work.
+fn hook_verdict(values: MultiValue) -> Result<(), String> {
+    let mut values = values.into_iter();
+    match values.next() {
+        Some(Value::Nil | Value::Boolean(false)) => {}
+        _ => return Ok(()),
+    }
+    match values.next() {
+        Some(Value::String(s)) => Err(s.to_string_lossy()),
+        _ => Ok(()),
     }
 }
 
@@ -964,6 +814,7 @@ fn flatten(e: &mlua::Error) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// [`RUN_GLOBALS`] lists exactly what a run's environment holds of its own.
     #[test]

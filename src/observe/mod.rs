@@ -11,20 +11,25 @@
 //! service's script, or writes state; it returns facts (with short, operator-readable reasons)
 //! for `engine::plan` to decide on.
 
+mod ctx;
+mod targets;
 mod world;
 
-use crate::config::{Config, Dep, Liveness, LuaChunk, Probe, Service};
+pub use ctx::{Ctx, Restarts};
+
+use crate::config::{Config, Dep, Liveness, LuaChunk, Service};
 use crate::engine::{DepObs, Observation, ServiceObs, StopTarget, Unsignallable};
 use crate::lua::Failure;
 use crate::probe::{self, Target};
 use crate::procs::signal::{self, Candidate, FromFile, Meta, Writers};
 use crate::procs::{self, Account, ProcTable};
 use crate::state::ProcId;
-use crate::state::State;
+use ctx::lock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
+use targets::{dep_target, health_target};
 
 /// What to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,23 +40,6 @@ pub enum Scope {
     Dead,
     /// `status`: every dep of every service.
     All,
-}
-
-/// What observing may do on behalf of a Lua chunk's `restart()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restarts {
-    /// A healing tick: requests go through the engine's gate.
-    Allowed,
-    /// `run --dry-run`: refused, saying so.
-    DryRun,
-    /// `status`: refused, saying so.
-    Never,
-}
-
-/// What an observation needs besides the config.
-pub struct Ctx<'a> {
-    pub state: &'a State,
-    pub restarts: Restarts,
 }
 
 /// Lua chunks run at most this many at once.
@@ -457,11 +445,6 @@ fn run_chunks(
         .collect()
 }
 
-/// A lock that a panicked holder does not poison for the others.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The `lua:` deps of `svc`: (name, chunk, time limit).
 fn lua_deps(svc: &Service) -> impl Iterator<Item = (&str, &LuaChunk, Duration)> {
     svc.deps.iter().filter_map(|d| match d {
@@ -481,51 +464,6 @@ fn needs_deps(scope: Scope, svc: &Service, alive: &Result<Option<u32>, String>) 
         || svc.check.is_some()
         || svc.health.is_some()
         || svc.restart_on_dep_restart
-}
-
-/// What a tcp or http dep probes, with its timeout; `None` for lua and local-service deps.
-fn dep_target(dep: &Dep) -> Option<(Target, Duration)> {
-    match dep {
-        Dep::Tcp {
-            host,
-            port,
-            timeout,
-            ..
-        } => Some((
-            Target::Tcp {
-                host: host.clone(),
-                port: *port,
-            },
-            *timeout,
-        )),
-        Dep::Http { url, timeout, .. } => Some((Target::Http { url: url.clone() }, *timeout)),
-        Dep::Lua { .. } | Dep::Service { .. } => None,
-    }
-}
-
-/// The tcp and http deps of `svc` as probe targets, by dep name.
-pub(crate) fn dep_targets(svc: &Service) -> Vec<(String, Target, Duration)> {
-    svc.deps
-        .iter()
-        .filter_map(|d| dep_target(d).map(|(t, timeout)| (d.name().to_string(), t, timeout)))
-        .collect()
-}
-
-fn health_target(p: &Probe) -> (Target, Duration) {
-    match p {
-        Probe::Tcp {
-            host,
-            port,
-            timeout,
-        } => (
-            Target::Tcp {
-                host: host.clone(),
-                port: *port,
-            },
-            *timeout,
-        ),
-        Probe::Http { url, timeout } => (Target::Http { url: url.clone() }, *timeout),
-    }
 }
 
 /// What liveness found besides alive or dead.

@@ -8,7 +8,8 @@
 //! request is carried in the observation; the engine's plan performs it. Nothing here starts,
 //! stops or signals anything.
 
-use super::{Ctx, Restarts, lock};
+use super::ctx::{Ctx, Restarts, lock};
+use super::targets::dep_targets;
 use crate::config::Config;
 use crate::engine::{DepObs, Observation, may_start};
 use crate::lua::World;
@@ -136,7 +137,7 @@ impl World for TickWorld {
         drop(partial);
         // The deps of an alive service this observation did not need: probe them now.
         let svc = &self.config.services[self.index(service)?];
-        let missing: Vec<_> = super::dep_targets(svc)
+        let missing: Vec<_> = dep_targets(svc)
             .into_iter()
             .filter(|(name, _, _)| {
                 obs.services
