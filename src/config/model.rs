@@ -32,7 +32,7 @@ impl Config {
     }
 
     /// The local service `dep` of `svc` waits on, and how it names it: by name, or by probing
-    /// that service's `health:` address (see [`Addr`]).
+    /// that service's `health:` address (see [`Addr`](super::graph::Addr)).
     pub fn local_dep(&self, svc: &Service, dep: &Dep) -> Option<(&Service, By)> {
         let from = self.graph.index(&svc.name)?;
         // A dep's name is unique among its service's deps (`load` checks it).

@@ -14,7 +14,12 @@
 //!   the engine uses (`crate::observe`), plus `exec`, `sleep`, `json`, `tcp_exchange`...;
 //! - the mapping of a chunk's line to its line in conf.yaml, for syntax and runtime errors;
 //! - `autoheal check`'s judgement of a chunk ([`check`]): it compiles, the modules it names
-//!   exist and compile, and every global it reads exists ([`names`] finds them statically).
+//!   exist and compile, and every global it reads exists ([`names`] finds them statically);
+//! - running `settings.on_event`, the alert chunk ([`run_event_hook`]).
+//!
+//! Its files form layers, lowest first: what they all share (`ctx.rs`: [`World`], [`Failure`],
+//! the context of a run) and where modules live (`modules.rs`), then `json`, `prims`, `sandbox`,
+//! then `check` and `hook`; this file only names what the crate uses.
 //!
 //! What it must not do: decide anything about a service (a chunk's verdict goes back to the
 //! engine), restart anything by itself (`restart()` goes through [`World::restart`], the
