@@ -195,16 +195,26 @@ fn heal_with_kept(
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let kept = state::kept_config(&dir, &absolute);
     let kept_cfg = match &kept {
-        Ok(Some(Ok((source, _)))) => Some(autoheal::load_kept_config(source, path)),
+        Ok(Some(Ok((source, _)))) => Some(autoheal::load_kept_config(source, path).map(Arc::new)),
         _ => None,
     };
     let metrics_file = metrics.clone().or_else(|| match &kept_cfg {
         Some(Ok(cfg)) => cfg.settings.metrics_file.clone(),
         _ => None,
     });
+    let hooks = kept_cfg
+        .as_ref()
+        .map(|c| c.as_ref().map(Arc::clone).map_err(|_| ()));
     let nothing = |log: &mut Log, why: &str| {
         let (path, why) = (path.to_path_buf(), why.to_string());
         log.emit(Event::NothingHealed { path, why }, None);
+        // The alert hooks of the last good version, if it loads, say it too.
+        if let Some(Ok(cfg)) = &hooks
+            && let Err(e) = tick::alert_only(cfg, &dir, log)
+        {
+            let message = e.to_string();
+            log.emit(Event::Trouble { message }, None);
+        }
         if let Some(file) = &metrics_file {
             let tick = autoheal::report::metrics::TickLevel {
                 at: autoheal::time::now(),
@@ -247,7 +257,7 @@ fn heal_with_kept(
         Ok(cfg) if cfg.settings.strict => {
             return nothing(&mut log, "its last good version says `strict: true`");
         }
-        Ok(cfg) => Arc::new(cfg),
+        Ok(cfg) => cfg,
         Err(e) => {
             let why = e.to_string();
             let first = why.lines().next().unwrap_or_default();

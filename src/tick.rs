@@ -254,6 +254,30 @@ pub fn run(
     }
 }
 
+/// The alerts of a `run` that heals nothing (its config does not load and may not be healed
+/// with its last good version): `config_invalid`, once, through the hooks of `config` (that
+/// last good version). Under the tick lock; a tick that holds it alerts instead.
+pub fn alert_only(config: &Arc<Config>, dir: &Path, log: &mut Log) -> Result<(), StateError> {
+    let LockOutcome::Acquired(_lock) = state::try_lock(dir)? else {
+        return Ok(());
+    };
+    let mut state = state::load(dir)?.0;
+    let now = crate::time::now();
+    let none = Plan {
+        decisions: Vec::new(),
+        state: state.clone(),
+        notes: Vec::new(),
+    };
+    let alerts = crate::notify::due(config, &none, &mut state, &log.emitted, now, false);
+    if !alerts.is_empty() {
+        state::save(dir, &state)?;
+    }
+    for failed in crate::notify::send(config, &alerts, dir, now) {
+        log.emit(trouble(failed), None);
+    }
+    Ok(())
+}
+
 /// Whether any hold may lift before `deadline`. A service held on its deps can change only
 /// if one of the deps that holds it can: a remote one (it may come up any moment), or a local
 /// one whose own verdict can change. One held only by local services that gave up, are
