@@ -88,9 +88,12 @@ pub enum Event {
         since: Unix,
         reason: String,
     },
-    /// Alerts only: alive and well again after the conditions in `after` (their kinds), or the
-    /// config loads again.
-    Recovered { service: String, after: Vec<String> },
+    /// Alerts only: alive and well again after the conditions in `after` (their kinds); for
+    /// `service` `None`, the config loads again.
+    Recovered {
+        service: Option<String>,
+        after: Vec<String>,
+    },
 }
 
 /// How a start failed.
@@ -158,7 +161,7 @@ impl Event {
             | Event::Reset { service, .. }
             | Event::BackedOff { service, .. }
             | Event::HeldLong { service, .. } => Some(service),
-            Event::Recovered { service, .. } if service != AUTOHEAL => Some(service),
+            Event::Recovered { service, .. } => service.as_deref(),
             _ => None,
         }
     }

@@ -13,6 +13,7 @@
 use crate::config::Config;
 use crate::engine::{Hold, Note, Plan, Verdict};
 use crate::event::{AUTOHEAL, Event};
+use crate::report::one_line;
 use crate::state::State;
 use crate::time::Unix;
 use serde_json::{Value, json};
@@ -47,7 +48,7 @@ pub fn due(
     // Services gone from the file are no longer watched.
     state
         .alerts
-        .retain(|name, _| name == AUTOHEAL || config.service(name).is_some());
+        .retain(|name, _| config.service(name).is_some());
     let reasons = crate::report::words::Reasons::new(config, &plan.decisions, now);
     for d in &plan.decisions {
         let name = d.service.as_str();
@@ -61,7 +62,7 @@ pub fn due(
             })
             .collect();
         let mut push = |event: Event| {
-            let message = crate::report::words::event(&event, Some(&reasons));
+            let message = one_line(&crate::report::words::event(&event, Some(&reasons))).into();
             now_true.push(Alert { event, message });
         };
         let hold = match &d.verdict {
@@ -90,7 +91,17 @@ pub fn due(
                 reason: reasons.of(name).unwrap_or_default(),
             });
         }
-        fire(&mut out, state, name, now_true, d.verdict == Verdict::Alive);
+        let sent = state.alerts.remove(name).unwrap_or_default();
+        let sent = fire(
+            &mut out,
+            Some(name),
+            sent,
+            now_true,
+            d.verdict == Verdict::Alive,
+        );
+        if !sent.is_empty() {
+            state.alerts.insert(name.to_string(), sent);
+        }
     }
     let config_alert = emitted
         .iter()
@@ -101,34 +112,37 @@ pub fn due(
         })
         .take(1)
         .collect();
-    fire(&mut out, state, AUTOHEAL, config_alert, config_valid);
+    let sent = std::mem::take(&mut state.config_alerts);
+    state.config_alerts = fire(&mut out, None, sent, config_alert, config_valid);
     out
 }
 
-/// The alerts of one name (a service, or `autoheal`): each condition not sent yet, or, when it
-/// is well, `recovered` if anything was sent.
-fn fire(out: &mut Vec<Alert>, state: &mut State, name: &str, now_true: Vec<Alert>, well: bool) {
+/// The alerts of a service (`None`: the config itself), given what was `sent` for it: each
+/// condition not sent yet, or, when it is well, `recovered` if anything was. What is sent now.
+fn fire(
+    out: &mut Vec<Alert>,
+    service: Option<&str>,
+    mut sent: BTreeSet<String>,
+    now_true: Vec<Alert>,
+    well: bool,
+) -> BTreeSet<String> {
     if well {
-        if let Some(sent) = state.alerts.remove(name) {
+        if !sent.is_empty() {
             let event = Event::Recovered {
-                service: name.to_string(),
+                service: service.map(str::to_string),
                 after: sent.into_iter().collect(),
             };
             let message = crate::report::words::event(&event, None);
             out.push(Alert { event, message });
         }
-        return;
+        return BTreeSet::new();
     }
     for alert in now_true {
-        let kind = alert.event.kind().to_string();
-        let sent = state.alerts.entry(name.to_string()).or_default();
-        if sent.insert(kind) {
+        if sent.insert(alert.event.kind().to_string()) {
             out.push(alert);
         }
     }
-    if state.alerts.get(name).is_some_and(BTreeSet::is_empty) {
-        state.alerts.remove(name);
-    }
+    sent
 }
 
 /// The alert as the JSON object the hooks get (README.md "Alerts" documents it).
@@ -173,15 +187,14 @@ pub fn json(alert: &Alert, config: &Config, now: Unix) -> Value {
 
 /// The environment of the `notify` command for one alert.
 pub fn env(alert: &Alert, object: &Value) -> Vec<(String, String)> {
-    let field = |k: &str| object[k].as_str().unwrap_or_default().to_string();
+    // One line each, as the log has them: a NUL would keep the command from starting at all,
+    // a newline or an escape forge a line of a pager's or a terminal's.
+    let field = |k: &str| one_line(object[k].as_str().unwrap_or_default()).into_owned();
     vec![
         ("AUTOHEAL_SCHEMA".into(), SCHEMA.to_string()),
         ("AUTOHEAL_EVENT".into(), alert.event.kind().into()),
-        (
-            "AUTOHEAL_SERVICE".into(),
-            alert.event.service().unwrap_or_default().into(),
-        ),
-        ("AUTOHEAL_MESSAGE".into(), alert.message.clone()),
+        ("AUTOHEAL_SERVICE".into(), field("service")),
+        ("AUTOHEAL_MESSAGE".into(), field("message")),
         ("AUTOHEAL_HOST".into(), field("host")),
         ("AUTOHEAL_TIME".into(), field("time")),
         ("AUTOHEAL_CONFIG".into(), field("config")),
@@ -202,15 +215,17 @@ pub fn hook_log(dir: &Path) -> PathBuf {
 
 /// Sends every alert through the hooks the config has, all at once, and waits for them: at
 /// most `settings.hook_timeout` (and the few seconds killing a hung command's group takes).
-/// What failed, for the log.
-pub fn send(config: &Arc<Config>, alerts: &[Alert], dir: &Path, now: Unix) -> Vec<String> {
+/// What to log of it: what failed, and the lines `on_event` logged.
+pub fn send(config: &Arc<Config>, alerts: &[Alert], dir: &Path, now: Unix) -> Vec<Event> {
     let settings = &config.settings;
     if alerts.is_empty() || (settings.notify.is_none() && settings.on_event.is_none()) {
         return Vec::new();
     }
     let limit = settings.hook_timeout;
-    let (tx, rx) = mpsc::channel::<Option<String>>();
+    let (tx, rx) = mpsc::channel::<Vec<Event>>();
     let mut sent = 0;
+    let mut said = Vec::new();
+    let trouble = |message: String| Event::Trouble { message };
     for alert in alerts {
         let object = json(alert, config, now);
         let what = format!(
@@ -218,50 +233,65 @@ pub fn send(config: &Arc<Config>, alerts: &[Alert], dir: &Path, now: Unix) -> Ve
             alert.event.kind(),
             alert.event.service().unwrap_or(AUTOHEAL)
         );
+        let mut spawn = |work: Box<dyn FnOnce() -> Vec<Event> + Send>| {
+            let tx = tx.clone();
+            let started = std::thread::Builder::new()
+                .name("autoheal-alert".into())
+                .spawn(move || {
+                    let _ = tx.send(work());
+                });
+            match started {
+                Ok(_) => sent += 1,
+                // A host out of threads: the alert is lost, and said.
+                Err(e) => said.push(trouble(format!("alert {what}: not sent: {e}"))),
+            }
+        };
         if let Some(command) = settings.notify.clone() {
-            let (tx, env, log) = (tx.clone(), env(alert, &object), hook_log(dir));
+            let (env, log) = (env(alert, &object), hook_log(dir));
             let stdin = object.to_string().into_bytes();
             let what = what.clone();
-            sent += 1;
-            std::thread::spawn(move || {
+            spawn(Box::new(move || {
                 let outcome = crate::exec::run_hook(&command, &env, &stdin, limit, &log);
-                let failed = (!outcome.success()).then(|| {
-                    format!(
-                        "alert {what}: notify {}; see {}",
-                        outcome.describe(),
-                        log.display()
-                    )
-                });
-                let _ = tx.send(failed);
-            });
+                if outcome.success() {
+                    return Vec::new();
+                }
+                vec![trouble(format!(
+                    "alert {what}: notify {}; see {}",
+                    outcome.describe(),
+                    log.display()
+                ))]
+            }));
         }
         if settings.on_event.is_some() {
-            let (tx, config) = (tx.clone(), Arc::clone(config));
-            sent += 1;
-            std::thread::spawn(move || {
-                let failed = crate::lua::run_event_hook(&config, &object, limit)
-                    .err()
-                    .map(|why| format!("alert {what}: on_event failed: {why}"));
-                let _ = tx.send(failed);
-            });
+            let (config, object, what) = (Arc::clone(config), object.clone(), what.clone());
+            spawn(Box::new(move || {
+                let lines = |lines: Vec<String>| {
+                    lines.into_iter().map(|message| Event::LuaLog {
+                        chunk: "settings.on_event".into(),
+                        message,
+                    })
+                };
+                match crate::lua::run_event_hook(&config, &object, limit) {
+                    Ok(logged) => lines(logged).collect(),
+                    Err(why) => vec![trouble(format!("alert {what}: on_event failed: {why}"))],
+                }
+            }));
         }
     }
     drop(tx);
     let end = crate::fmt::deadline(limit + crate::exec::TERM_GRACE + Duration::from_secs(2));
-    let mut failures = Vec::new();
     for _ in 0..sent {
         let left = end.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
-            Ok(Some(why)) => failures.push(why),
-            Ok(None) => {}
+            Ok(events) => said.extend(events),
             Err(_) => {
-                failures.push(format!(
+                said.push(trouble(format!(
                     "an alert hook did not return within {}; left behind",
                     crate::fmt::duration(limit)
-                ));
+                )));
                 break;
             }
         }
     }
-    failures
+    said
 }

@@ -45,10 +45,13 @@ pub struct State {
     #[serde(default)]
     pub services: BTreeMap<String, ServiceState>,
     /// The alerts sent (`settings.notify`, `settings.on_event`) for conditions still ongoing,
-    /// by service (`autoheal` for the config itself): each condition is sent once, and its
-    /// recovery once, however many ticks it lasts.
+    /// by service: each condition is sent once, and its recovery once, however many ticks it
+    /// lasts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alerts: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// The same for the config file itself (`config_invalid`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub config_alerts: std::collections::BTreeSet<String>,
 }
 
 impl Default for State {
@@ -58,6 +61,7 @@ impl Default for State {
             boot: None,
             services: BTreeMap::new(),
             alerts: BTreeMap::new(),
+            config_alerts: Default::default(),
         }
     }
 }
@@ -98,8 +102,8 @@ pub struct ServiceState {
     /// The process last seen alive through the service's `pid_file`, by a mark no clock step
     /// changes: the same process is trusted whatever the pid file's time says.
     pub pid_file_process: Option<ProcId>,
-    /// Its last start's script returned, and the service has not been seen alive and well
-    /// since: if it is dead when its grace ends, that start failed.
+    /// Its last start's script returned, and the service has not been seen running since: if
+    /// it is dead when its grace ends, that start failed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unconfirmed: bool,
     /// Since when it has not been alive and well (for `settings.notify_after`).

@@ -58,8 +58,8 @@ pub fn run(
 ) -> Result<TickOutcome, StateError> {
     let dir = &opts.state_dir;
     let began = Instant::now();
-    // The lock lives as long as this binding: to the end of the tick.
-    let _lock = if opts.dry_run {
+    // The lock lives as long as this binding: to the end of the tick, but for its alerts.
+    let lock = if opts.dry_run {
         None
     } else {
         match state::try_lock(dir)? {
@@ -219,9 +219,10 @@ pub fn run(
                     );
                 }
             }
+            let before = (state.alerts.clone(), state.config_alerts.clone());
             let alerts =
                 crate::notify::due(config, &p, &mut state, &log.emitted, now, opts.config_valid);
-            if !alerts.is_empty() {
+            if (&state.alerts, &state.config_alerts) != (&before.0, &before.1) {
                 state::save(dir, &state)?;
             }
             if let Some(path) = &opts.metrics_file {
@@ -237,9 +238,11 @@ pub fn run(
                     log.emit(trouble(e), None);
                 }
             }
-            // Last: every start is made and the state saved whatever the hooks do.
-            for failed in crate::notify::send(config, &alerts, dir, now) {
-                log.emit(trouble(failed), None);
+            // Last, without the lock: every start is made and the state saved whatever the
+            // hooks do, and a hook that hangs keeps no other tick from healing.
+            drop(lock);
+            for said in crate::notify::send(config, &alerts, dir, now) {
+                log.emit(said, None);
             }
             return Ok(TickOutcome::Done { plan: p, now });
         }
@@ -258,10 +261,10 @@ pub fn run(
 /// with its last good version): `config_invalid`, once, through the hooks of `config` (that
 /// last good version). Under the tick lock; a tick that holds it alerts instead.
 pub fn alert_only(config: &Arc<Config>, dir: &Path, log: &mut Log) -> Result<(), StateError> {
-    let LockOutcome::Acquired(_lock) = state::try_lock(dir)? else {
+    let LockOutcome::Acquired(lock) = state::try_lock(dir)? else {
         return Ok(());
     };
-    let mut state = state::load(dir)?.0;
+    let mut state = load_state(dir, false, log)?;
     let now = crate::time::now();
     let none = Plan {
         decisions: Vec::new(),
@@ -272,8 +275,9 @@ pub fn alert_only(config: &Arc<Config>, dir: &Path, log: &mut Log) -> Result<(),
     if !alerts.is_empty() {
         state::save(dir, &state)?;
     }
-    for failed in crate::notify::send(config, &alerts, dir, now) {
-        log.emit(trouble(failed), None);
+    drop(lock);
+    for said in crate::notify::send(config, &alerts, dir, now) {
+        log.emit(said, None);
     }
     Ok(())
 }

@@ -19,7 +19,8 @@ fn record(f: &Fixture) -> String {
         f.path("record.sh"),
         f.expand(
             "cat >> {dir}/alerts.jsonl\necho >> {dir}/alerts.jsonl\n\
-             echo \"$AUTOHEAL_SCHEMA $AUTOHEAL_EVENT $AUTOHEAL_SERVICE\" >> {dir}/env.txt\n",
+             echo \"$AUTOHEAL_SCHEMA $AUTOHEAL_EVENT $AUTOHEAL_SERVICE\" >> {dir}/env.txt\n\
+             printf '%s\\n' \"$AUTOHEAL_MESSAGE\" >> {dir}/messages.txt\n",
         ),
     )
     .unwrap();
@@ -136,8 +137,10 @@ fn processes(cmdline: &str) -> Vec<u32> {
 fn a_hook_that_hangs_is_killed_at_its_limit_and_holds_back_no_start() {
     let f = Fixture::new();
     let hang = format!("sleep 60.{}9", f.tag);
+    assert!(f.dir.path().to_str().is_some_and(|d| !d.contains('\'')));
     f.config(&format!(
-        "settings:\n  converge: 5s\n  hook_timeout: 1s\n  notify: '{hang} & {hang}'\na:\n  \
+        "settings:\n  converge: 5s\n  hook_timeout: 2s\n  notify: 'touch {{dir}}/hooked; {hang} & \
+         {hang}'\na:\n  \
          pname: '{}'\n  grace: 100ms\n  script: {}\nb:\n  pname: '{}'\n  grace: 100ms\n  dep: \
          [{{name: a}}]\n  script: {}\nc:\n  pname: '{}'\n  grace: 100ms\n  script: 'exit 1'\n",
         f.sleeper_re(1),
@@ -147,13 +150,25 @@ fn a_hook_that_hangs_is_killed_at_its_limit_and_holds_back_no_start() {
         f.sleeper_re(3),
     ));
     let began = Instant::now();
-    let out = f.run();
+    let first = f
+        .autoheal_cmd(&["run", "-c", "{dir}/conf.yaml", "--state-dir", "{dir}/state"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // While its hook hangs, the tick holds no lock: another tick heals (and is not locked out).
+    while !f.path("hooked").exists() {
+        assert!(began.elapsed() < Duration::from_secs(20), "{}", log(&f));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = f.run();
+    assert!(!stdout(&second).contains("holds"), "{}", stdout(&second));
+    let out = first.wait_with_output().unwrap();
     let took = began.elapsed();
     let text = log(&f);
     assert_eq!(f.journal(), ["a", "b"], "{text}");
     assert!(took < Duration::from_secs(20), "{took:?}: {text}");
     assert!(
-        text.contains("autoheal: alert start_failed c: notify killed after timeout 1s; see "),
+        text.contains("autoheal: alert start_failed c: notify killed after timeout 2s; see "),
         "{text}"
     );
     let b_started = text.find("b: started").expect("b started");
@@ -393,4 +408,89 @@ fn a_service_held_longer_than_notify_after_is_sent_once() {
     let _db = TcpListener::bind(("127.0.0.1", port)).unwrap();
     assert_eq!(f.run().status.code(), Some(0), "{}", log(&f));
     assert_eq!(kinds(&f), ["held \"web\"", "recovered \"web\""]);
+}
+
+/// Text from outside (here a Lua check's reason, as a probed server could make it) reaches the
+/// hook as the log has it: one line, a NUL or an escape written out; the JSON keeps it exact.
+#[test]
+fn what_comes_from_outside_reaches_the_hook_as_one_line() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 0s\n  notify_after: 0s\n  {}\nweb:\n  pname: '{}'\n  dep: \
+         [{{name: q, lua: 'return false, \"bad\\0x\\nFORGED: y\\27[31m\"'}}]\n  script: \
+         'true'\n",
+        record(&f),
+        f.sleeper_re(1)
+    ));
+    assert_eq!(f.run().status.code(), Some(1), "{}", log(&f));
+    assert_eq!(kinds(&f), ["held \"web\""], "{}", log(&f));
+    let messages = std::fs::read_to_string(f.path("messages.txt")).unwrap();
+    assert_eq!(messages.lines().count(), 1, "{messages}");
+    assert!(
+        messages.contains("waiting on q lua (bad\\x00x\\nFORGED: y\\x1b[31m)"),
+        "{messages}"
+    );
+    assert!(!messages.contains('\x1b'));
+}
+
+/// A service may be called `autoheal`: its alerts are its own, not the config's.
+#[test]
+fn a_service_called_autoheal_is_alerted_once_like_any() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 0s\n  notify_after: 0s\n  {}\nautoheal:\n  pname: '{}'\n  \
+         dep: [{{name: q, lua: 'return false'}}]\n  script: 'true'\n",
+        record(&f),
+        f.sleeper_re(1)
+    ));
+    for _ in 0..3 {
+        assert_eq!(f.run().status.code(), Some(1));
+    }
+    assert_eq!(kinds(&f), ["held \"autoheal\""], "{}", log(&f));
+}
+
+/// A service taken out of the file and put back is alerted again: what was sent for it is
+/// forgotten with it.
+#[test]
+fn a_service_put_back_is_alerted_again() {
+    let f = Fixture::new();
+    let head = format!(
+        "settings:\n  converge: 0s\n  notify_after: 0s\n  {}\nother:\n  pname: '{}'\n  \
+         script: {}\n",
+        record(&f),
+        f.sleeper_re(2),
+        f.daemon_script("other", 2)
+    );
+    let web = format!(
+        "web:\n  pname: '{}'\n  dep: [{{name: q, lua: 'return false'}}]\n  script: 'true'\n",
+        f.sleeper_re(1)
+    );
+    let both = format!("{head}{web}");
+    f.config(&both);
+    assert_eq!(f.run().status.code(), Some(1));
+    assert_eq!(kinds(&f), ["held \"web\""], "{}", log(&f));
+    f.config(&head);
+    assert_eq!(f.run().status.code(), Some(0), "{}", log(&f));
+    let state = std::fs::read_to_string(f.state_dir().join("state.json")).unwrap();
+    assert!(!state.contains("\"web\""), "{state}");
+    f.config(&both);
+    assert_eq!(f.run().status.code(), Some(1));
+    assert_eq!(kinds(&f), ["held \"web\"", "held \"web\""], "{}", log(&f));
+}
+
+/// What `on_event` logs is in the log, under its label.
+#[test]
+fn on_event_log_lines_are_logged() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 0s\n  on_event: |\n    log(\"hook sees \" .. event.kind)\n    \
+         return true\nweb:\n  pname: '{}'\n  grace: 100ms\n  script: 'exit 1'\n",
+        f.sleeper_re(1)
+    ));
+    assert_eq!(f.run().status.code(), Some(1));
+    let text = log(&f);
+    assert!(
+        text.contains("settings.on_event: hook sees start_failed"),
+        "{text}"
+    );
 }

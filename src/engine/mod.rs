@@ -418,12 +418,15 @@ fn update_streaks(ss: &mut ServiceState, obs: Option<&ServiceObs>, settings: &Se
             ss.pid_file_process = o.pid_file_process.clone();
         }
     }
+    if alive {
+        // Seen running after its start: that start worked, whatever its health says now.
+        ss.unconfirmed = false;
+    }
     if alive && obs.is_some_and(|o| o.check_error) {
         // Health unknown: no failure is counted, no streak is broken, no counter is reset.
         return;
     }
     if alive && !unhealthy {
-        ss.unconfirmed = false;
         ss.down_since = None;
         let since = *ss.alive_since.get_or_insert(now);
         // Seen alive and well: whatever made autoheal give up is over.

@@ -1008,3 +1008,49 @@ fn a_reboot_forgives_failed_restarts_and_backoff() {
         Verdict::Held(Hold::Backoff { .. })
     ));
 }
+
+#[test]
+fn a_start_is_judged_failed_only_when_its_service_never_ran() {
+    let c = cfg("a:\n  pname: a\n  grace: 10s\n  script: x\n");
+    let started = |ok| {
+        state_with("a", |s| {
+            record_start(s, &c.settings, NOW - 100.0, "script running".into());
+            record_result(s, &c.settings, NOW - 30.0, "exit 0 in 70s".into(), ok);
+        })
+    };
+    // Its script succeeded, and it is dead at the end of its grace: that start failed, once.
+    let p = plan(&c, &obs(vec![("a", dead())]), &started(true), NOW);
+    assert_eq!(
+        p.notes,
+        vec![Note::StartDied {
+            service: "a".into(),
+            after: 30.0,
+            dead: "no process matches".into()
+        }]
+    );
+    let again = plan(&c, &obs(vec![("a", dead())]), &p.state, NOW + 1.0);
+    assert!(again.notes.is_empty(), "said once: {:?}", again.notes);
+    // Within its grace: not judged yet.
+    let p = plan(&c, &obs(vec![("a", dead())]), &started(true), NOW - 25.0);
+    assert!(p.notes.is_empty());
+    // A script that failed was said as it ended.
+    let p = plan(&c, &obs(vec![("a", dead())]), &started(false), NOW);
+    assert!(p.notes.is_empty());
+    // Seen running, even unhealthy or with a check that errs, then dead: a crash, not a start
+    // that failed.
+    for seen in [
+        ServiceObs {
+            health: Some(Err("warming".into())),
+            ..alive()
+        },
+        ServiceObs {
+            health: Some(Err("lua error".into())),
+            check_error: true,
+            ..alive()
+        },
+    ] {
+        let p = plan(&c, &obs(vec![("a", seen)]), &started(true), NOW - 25.0);
+        let p = plan(&c, &obs(vec![("a", dead())]), &p.state, NOW);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+    }
+}

@@ -14,7 +14,7 @@ use crate::event::Event;
 /// appended to the log file, and kept, with its line, for the alerts of the end of the tick.
 pub struct Log {
     file: Option<File>,
-    /// Every event emitted, with its line's text.
+    /// Every event emitted, with its line's text as the log has it (escaped to one line).
     pub emitted: Vec<(Event, String)>,
 }
 
@@ -47,6 +47,8 @@ impl Log {
     pub fn emit(&mut self, e: Event, reasons: Option<&Reasons>) {
         let text = super::words::event(&e, reasons);
         self.line(e.who(), &text);
+        // Kept as the line has it: one line, whatever came from outside escaped.
+        let text = super::one_line(&text).into_owned();
         self.emitted.push((e, text));
     }
 

@@ -362,12 +362,13 @@ pub fn event(e: &Event, reasons: Option<&Reasons>) -> String {
             "not alive and well since {}: {reason}",
             crate::time::rfc3339(*since)
         ),
-        Event::Recovered { service, after } if service == crate::event::AUTOHEAL => {
-            format!(
-                "recovered: the config loads again (after {})",
-                after.join(", ")
-            )
-        }
+        Event::Recovered {
+            service: None,
+            after,
+        } => format!(
+            "recovered: the config loads again (after {})",
+            after.join(", ")
+        ),
         Event::Recovered { after, .. } => {
             format!(
                 "recovered: alive and well again (after {})",
