@@ -102,12 +102,20 @@ pub fn status(
     now: Unix,
 ) -> StatusReport {
     let reasons = words::Reasons::new(config, &p.decisions, now);
+    // By name: a lookup per service and per dep, not a scan of every decision.
+    let verdicts: std::collections::HashMap<&str, &Verdict> = p
+        .decisions
+        .iter()
+        .map(|d| (d.service.as_str(), &d.verdict))
+        .collect();
     let services = config
         .services
         .iter()
         .map(|svc| {
             let o = obs.services.get(&svc.name);
-            let verdict = p.verdict(&svc.name).cloned().unwrap_or(Verdict::Start);
+            let verdict = verdicts
+                .get(svc.name.as_str())
+                .map_or(Verdict::Start, |v| (*v).clone());
             let ss = state.services.get(&svc.name).cloned().unwrap_or_default();
             let deps = svc
                 .deps
@@ -123,7 +131,7 @@ pub fn status(
                         || o.is_some_and(|o| o.deps.contains_key(d.name()));
                     let result: Result<(), String> = match d {
                         Dep::Service { name } => match reasons.of(name) {
-                            None if p.verdict(name).is_some() => Ok(()),
+                            None if verdicts.contains_key(name.as_str()) => Ok(()),
                             None => Err("unknown".into()),
                             Some(why) => Err(why),
                         },
