@@ -42,7 +42,7 @@ pub enum LoadError {
 ///
 /// As root, the file and its Lua directories must be root's alone ([`trust::check`]), or the
 /// file is [`LoadError::Refused`] before it is parsed: `lua_path` whenever it is set (the file
-/// names it), the shipped library directories when the file has Lua. A module file is checked
+/// names it), `/usr/share/autoheal/lua` when the file has Lua. A module file is checked
 /// again each time it is read (by `check`'s resolution and by `require`).
 pub fn load_config(path: &std::path::Path) -> Result<config::Config, LoadError> {
     // A missing file is reported by the loader, in its words. Should it appear meanwhile, it is

@@ -1,6 +1,5 @@
 //! conf.yaml: the original format loads with its meaning; every bad file of tests/bad/ gives
-//! exactly the errors written at its end (`# expect: {file}:line:col: service: message`; `{lua}`
-//! is the library's `lua/` directory).
+//! exactly the errors written at its end (`# expect: {file}:line:col: service: message`).
 
 use autoheal::config::{self, Dep, Liveness};
 use std::path::{Path, PathBuf};
@@ -236,13 +235,6 @@ fn bad_config_corpus() {
         .collect();
     files.sort();
     assert!(files.len() >= 20, "the corpus has {} files", files.len());
-    // `{lua}`: the library's directory, the one `require` searches here.
-    let lua = root()
-        .join("lua")
-        .canonicalize()
-        .unwrap()
-        .display()
-        .to_string();
     let mut failures = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).unwrap();
@@ -250,7 +242,7 @@ fn bad_config_corpus() {
         let expected: Vec<String> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# expect: "))
-            .map(|l| l.replace("{file}", &shown).replace("{lua}", &lua))
+            .map(|l| l.replace("{file}", &shown))
             .collect();
         assert!(!expected.is_empty(), "{shown} lists no `# expect:` line");
         // As every command loads: the file, then its Lua chunks.

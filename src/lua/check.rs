@@ -20,7 +20,7 @@ use mlua::{Lua, Value};
 use regex::Regex;
 
 use super::ctx::{Ctx, HOOK_GLOBAL, PRIMITIVES};
-use super::modules::{module_path, no_module};
+use super::modules::{Module, ReadError, find_module, module_names, no_module};
 use super::names;
 use super::sandbox;
 use crate::config::{Config, Diagnostic, LuaChunk, Severity};
@@ -93,7 +93,7 @@ struct Checker<'a> {
     known: HashSet<String>,
     /// Each module file compiled: the globals it assigns (`None`: it cannot be told) and the
     /// modules it requires literally. A file that failed to resolve or compile is absent.
-    modules: HashMap<PathBuf, (Option<HashSet<String>>, Vec<String>)>,
+    modules: HashMap<Module, (Option<HashSet<String>>, Vec<String>)>,
     diags: Vec<Diagnostic>,
 }
 
@@ -177,7 +177,7 @@ impl Checker<'_> {
                 free.reads
                     .iter()
                     .filter(|r| !self.known(chunk, &r.name) && !free.assigned.contains(&r.name))
-                    .filter(|r| module_path(&self.dirs, &r.name).is_some())
+                    .filter(|r| find_module(&self.dirs, &r.name).is_some())
                     .map(|r| (r.line, r.name.clone())),
             ),
             // Its names cannot be told: at least the module a one-expression chunk starts with.
@@ -213,7 +213,7 @@ impl Checker<'_> {
             if self.known(chunk, name)
                 || free.assigned.contains(name)
                 || defined.contains(name)
-                || module_path(&self.dirs, name).is_some()
+                || find_module(&self.dirs, name).is_some()
             {
                 continue;
             }
@@ -256,25 +256,25 @@ impl Checker<'_> {
         lua_line: usize,
         name: &str,
         defined: &mut Option<HashSet<String>>,
-        visited: &mut HashSet<PathBuf>,
+        visited: &mut HashSet<Module>,
     ) {
         if name == PRIMITIVES {
             return;
         }
-        let Some(path) = module_path(&self.dirs, name) else {
+        let Some(module) = find_module(&self.dirs, name) else {
             let help = self.suggest_module(name);
             self.diag(chunk, lua_line, no_module(name, &self.dirs), help);
             *defined = None;
             return;
         };
-        if !visited.insert(path.clone()) {
+        if !visited.insert(module.clone()) {
             return;
         }
-        if !self.modules.contains_key(&path) {
-            let info = self.compile_module(chunk, lua_line, name, &path);
-            self.modules.insert(path.clone(), info);
+        if !self.modules.contains_key(&module) {
+            let info = self.compile_module(chunk, lua_line, name, &module);
+            self.modules.insert(module.clone(), info);
         }
-        let (globals, requires) = &self.modules[&path];
+        let (globals, requires) = &self.modules[&module];
         match (defined.as_mut(), globals) {
             (Some(d), Some(g)) => d.extend(g.iter().cloned()),
             _ => *defined = None,
@@ -284,36 +284,36 @@ impl Checker<'_> {
         }
     }
 
-    /// Reads and compiles the module file at `path`: the globals it assigns and the modules it
-    /// requires, or an error at the line of `chunk` that names it (then `(None, [])`).
+    /// Reads and compiles `module`: the globals it assigns and the modules it requires, or an
+    /// error at the line of `chunk` that names it (then `(None, [])`).
     fn compile_module(
         &mut self,
         chunk: &LuaChunk,
         lua_line: usize,
         name: &str,
-        path: &Path,
+        module: &Module,
     ) -> (Option<HashSet<String>>, Vec<String>) {
         let failed = (None, Vec::new());
         // Judged as `require` judges it before reading it: refused here, it would be refused
         // at every run.
-        if let Err(e) = crate::trust::check_if_root(path) {
-            let help =
-                "a module runs as root: it and every directory above it must be root's alone";
-            self.diag(chunk, lua_line, e.to_string(), Some(help.into()));
-            return failed;
-        }
-        let source = match std::fs::read_to_string(path) {
+        let source = match module.read() {
             Ok(s) => s,
-            Err(e) => {
-                let msg = format!("cannot read module `{name}` ({}): {e}", path.display());
+            Err(ReadError::Untrusted(e)) => {
+                let help =
+                    "a module runs as root: it and every directory above it must be root's alone";
+                self.diag(chunk, lua_line, e.to_string(), Some(help.into()));
+                return failed;
+            }
+            Err(ReadError::Io(e)) => {
+                let msg = format!("cannot read module `{name}`: {e}");
                 self.diag(chunk, lua_line, msg, None);
                 return failed;
             }
         };
         let compiled = self
             .lua
-            .load(source.as_str())
-            .set_name(format!("@{}", path.display()))
+            .load(source.as_ref())
+            .set_name(format!("@{}", module.label()))
             .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function();
         if let Err(e) = compiled {
@@ -321,7 +321,7 @@ impl Checker<'_> {
                 mlua::Error::SyntaxError { message, .. } => message,
                 other => other.to_string(),
             };
-            self.diags.push(module_diag(path, &msg, chunk));
+            self.diags.push(module_diag(&module.label(), &msg, chunk));
             return failed;
         }
         let globals = free_names(&source).map(|n| n.assigned);
@@ -357,21 +357,9 @@ impl Checker<'_> {
         closest(name, candidates).map(|n| format!("did you mean `{n}`?"))
     }
 
-    /// The names of the modules in the lua dirs (`redis` for `redis.lua`).
+    /// The names of the modules there are (`redis` for `redis.lua`).
     fn module_stems(&self) -> Vec<String> {
-        let mut stems = Vec::new();
-        for dir in &self.dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let file = e.file_name().to_string_lossy().into_owned();
-                if let Some(stem) = file.strip_suffix(".lua") {
-                    stems.push(stem.to_string());
-                }
-            }
-        }
-        stems
+        module_names(&self.dirs)
     }
 }
 
@@ -388,8 +376,8 @@ fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
 }
 
 /// A syntax error inside a module file: positioned in that file, named by the chunk using it.
-fn module_diag(path: &Path, message: &str, chunk: &LuaChunk) -> Diagnostic {
-    let shown = path.display().to_string();
+fn module_diag(shown: &str, message: &str, chunk: &LuaChunk) -> Diagnostic {
+    let shown = shown.to_string();
     // Lua shortens a long file name to "...tail" in its messages: take the position from the
     // first ":N: " whatever comes before it.
     static RE: OnceLock<Regex> = OnceLock::new();

@@ -44,7 +44,7 @@ use crate::config::{Config, Diagnostic, LuaChunk};
 use crate::trust::Untrusted;
 
 pub use ctx::{Failure, World};
-pub use modules::{lua_dirs, module_path};
+pub use modules::{BUILTIN, Module, SHARED_DIR, find_module, lua_dirs};
 
 /// Compiles every chunk of the config (checks, dep lua), resolves every module they name
 /// (`require "x"` / `require("x")` literally, and every global that names a module), compiling
@@ -59,9 +59,9 @@ pub fn check_config(config: &Config) -> Vec<Diagnostic> {
 
 /// Refuses, when autoheal runs as root, a Lua directory that root may not trust (see
 /// [`crate::trust`]): `settings.lua_path` whenever it is set (the file names it; a missing one
-/// is fine, as nothing can be read from it), and, when the file has any Lua chunk, the shipped
-/// library directories that `require` searches ([`lua_dirs`]). A file without Lua reads no
-/// module, so its shipped directories are not its business. Each module file is judged again
+/// is fine, as nothing can be read from it), and, when the file has any Lua chunk, `/usr/share/autoheal/lua`
+/// when it exists ([`lua_dirs`]; the library itself is inside the binary). A file without Lua reads no
+/// module, so that directory is not its business. Each module file is judged again
 /// when it is read.
 pub fn trust_dirs(config: &Config) -> Result<(), Untrusted> {
     let lua_path = config.settings.lua_path.as_ref();
