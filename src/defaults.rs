@@ -96,3 +96,18 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MIN_HOOK_TIMEOUT: Duration = Duration::from_millis(100);
 /// The longest `hook_timeout` a config may give: hooks run inside a tick, which waits for them.
 pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The longest wait between two looks at a remote dep while a tick waits on it
+/// (`settings.recheck_max`). It bounds how late a host notices a remote dep that came up (the
+/// power-cut drill showed 5 s costing up to 2.5 s per level) against the probes a waiting host
+/// sends each target: one per `recheck_max` at most. See bench/fleet_model.rs.
+pub const RECHECK_MAX: Duration = Duration::from_secs(2);
+/// The shortest `recheck_max`: the first wait of the schedule.
+pub const MIN_RECHECK_MAX: Duration = Duration::from_millis(250);
+/// The longest `recheck_max`: a host that looks less often than this notices its deps too late
+/// for a tick (`converge` is at most a few minutes) to be worth waiting in.
+pub const MAX_RECHECK_MAX: Duration = Duration::from_secs(300);
+/// The wait between two looks while a tick waits only on this host (local services, loopback
+/// probes): a process-table read and a loopback probe are cheap, and each level of a local
+/// chain is noticed this soon after it is ready. Never less than one observation takes.
+pub const LOCAL_RECHECK: Duration = Duration::from_millis(50);

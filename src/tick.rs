@@ -3,7 +3,7 @@
 //! starts, so a tick killed half-way still remembers what it started.
 
 use crate::config::{Config, Service};
-use crate::engine::{Hold, Note, Plan, Sick, Verdict, plan, record_result, record_start};
+use crate::engine::{Hold, Note, Plan, Sick, Verdict, WaitOn, plan, record_result, record_start};
 use crate::engine::{Observation, ServiceObs, StopTarget, Unsignallable};
 use crate::event::{Event, StartFailure};
 use crate::exec::{ScriptOutcome, ScriptSpec, run_script, run_script_with};
@@ -41,14 +41,39 @@ pub enum TickOutcome {
     Done { plan: Plan, now: Unix },
 }
 
-/// The first wait between observations while something is pending; it grows by half each
-/// round (with ±20 % jitter) up to [`MAX_INTERVAL`], so a fleet of hosts waiting on one remote
-/// database probes it less and less often, and not in step.
+/// The first wait between observations while a tick waits on a remote dep; see [`Schedule`].
 pub const FIRST_INTERVAL: Duration = Duration::from_millis(250);
-/// The cap of that wait. It bounds how late a host notices a remote dep that came up (the
-/// power-cut drill showed 5 s costing up to 2.5 s per level) against the probes a waiting host
-/// sends each target: one per 2 s at most, 0.5 per second.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(2);
+
+/// When a tick that waits on a remote dep looks again: after [`FIRST_INTERVAL`], each wait half
+/// as long again as the one before, up to `settings.recheck_max`, each with ±20 % jitter, so
+/// that a fleet of hosts waiting on one remote database probes it less and less often, and not
+/// in step. What bench/fleet_model.rs drives, for the probe load it puts on that database.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    next: Duration,
+    max: Duration,
+}
+
+impl Schedule {
+    pub fn new(max: Duration) -> Schedule {
+        Schedule {
+            next: FIRST_INTERVAL.min(max),
+            max,
+        }
+    }
+
+    /// The wait before the next look, jittered by `r` (uniform in [0, 1)); the one after grows.
+    pub fn wait(&mut self, r: f64) -> Duration {
+        let wait = self.next.mul_f64(0.8 + 0.4 * r.clamp(0.0, 1.0));
+        self.next = self.next.mul_f64(1.5).min(self.max);
+        wait
+    }
+
+    /// From the first wait again: something changed (a script returned, a start was made).
+    pub fn restart(&mut self) {
+        self.next = FIRST_INTERVAL.min(self.max);
+    }
+}
 
 /// Runs one tick.
 pub fn run(
@@ -89,7 +114,7 @@ pub fn run(
 
     let started_at = Instant::now();
     let budget = config.settings.converge;
-    let mut interval = FIRST_INTERVAL;
+    let mut schedule = Schedule::new(config.settings.recheck_max);
     let mut reported_up: BTreeSet<String> = BTreeSet::new();
     let mut running = Running::new();
     // Set once the tick is over but for the scripts it waited on: one last look, acting on
@@ -110,7 +135,9 @@ pub fn run(
                 Restarts::Allowed
             },
         };
+        let looked = Instant::now();
         let mut obs = observe(config, Scope::Dead, &ctx);
+        let look_took = looked.elapsed();
         obs.running = running.services.clone();
         for (chunk, message) in &obs.notes {
             let (chunk, message) = (chunk.clone(), message.clone());
@@ -160,7 +187,7 @@ pub fn run(
                 running.drain(config, dir, &mut state, log);
                 return Err(e);
             }
-            interval = FIRST_INTERVAL;
+            schedule.restart();
         }
         let elapsed = started_at.elapsed();
         let done = closing
@@ -248,11 +275,15 @@ pub fn run(
         }
         // Wait for the next look; a script that returns meanwhile ends the wait: its service
         // may already be up.
-        let wait = jitter(interval).min(budget - elapsed);
-        if running.settle(wait, config, dir, &mut state, log)? == 0 {
-            interval = (interval.mul_f64(1.5)).min(MAX_INTERVAL);
+        // Waiting only on this host, it looks again soon: each level of a local chain is
+        // noticed as it comes up, not on the growing schedule meant for remote targets.
+        let wait = if waits_only_on_this_host(config, &p) {
+            local_wait(&p, now).max(look_took)
         } else {
-            interval = FIRST_INTERVAL;
+            schedule.wait(random_unit())
+        };
+        if running.settle(wait.min(budget - elapsed), config, dir, &mut state, log)? > 0 {
+            schedule.restart();
         }
     }
 }
@@ -339,10 +370,52 @@ fn verdict_can_change<'a>(
     }
 }
 
-/// ±20 %, from the process's random hasher seed: enough to keep hosts out of step.
-fn jitter(d: Duration) -> Duration {
-    let r = RandomState::new().hash_one(Instant::now()) % 1000;
-    d.mul_f64(0.8 + 0.4 * (r as f64) / 1000.0)
+/// A number in [0, 1), from the process's random hasher seed: enough to keep hosts out of step.
+fn random_unit() -> f64 {
+    (RandomState::new().hash_one(Instant::now()) % 1000) as f64 / 1000.0
+}
+
+/// How long a tick that waits only on this host waits before its next look:
+/// [`crate::defaults::LOCAL_RECHECK`] while anything may change any moment (a local dep, a
+/// health check, a start in grace), else until the first backoff ends.
+fn local_wait(p: &Plan, now: Unix) -> Duration {
+    let soon = crate::defaults::LOCAL_RECHECK;
+    p.decisions
+        .iter()
+        .filter_map(|d| match &d.verdict {
+            Verdict::Alive | Verdict::Held(Hold::GaveUp { .. } | Hold::NotSignalled(_)) => None,
+            Verdict::Held(Hold::Backoff { until, .. }) => {
+                Some(Duration::try_from_secs_f64(until - now).unwrap_or(soon))
+            }
+            _ => Some(soon),
+        })
+        .min()
+        .unwrap_or(soon)
+        .max(soon)
+}
+
+/// Whether all the tick waits on is on this host: local services (by name or at their
+/// `health:` address), probes of loopback addresses, grace, a running script. A lua dep or a
+/// probe of another host is remote.
+fn waits_only_on_this_host(config: &Config, p: &Plan) -> bool {
+    p.decisions.iter().all(|d| {
+        let waits = match &d.verdict {
+            Verdict::Held(Hold::Deps { waits })
+            | Verdict::Unhealthy {
+                held: Some(Hold::Deps { waits }),
+                ..
+            } => waits,
+            _ => return true,
+        };
+        let svc = config.service(&d.service);
+        waits.iter().all(|w| match &w.on {
+            WaitOn::Service { .. } => true,
+            WaitOn::Probe { .. } | WaitOn::NotProbed => svc
+                .and_then(|s| s.deps.iter().find(|dep| dep.name() == w.dep))
+                .and_then(crate::config::Addr::of_dep)
+                .is_some_and(|a| a.is_loopback()),
+        })
+    })
 }
 
 /// A script that returned, for the log and the state.
@@ -904,13 +977,52 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_within_a_fifth() {
+    fn the_schedule_grows_by_half_up_to_its_cap_jittered_by_a_fifth() {
+        let mut s = Schedule::new(Duration::from_secs(2));
+        let waits: Vec<u128> = (0..8).map(|_| s.wait(0.5).as_millis()).collect();
+        assert_eq!(waits, [250, 375, 562, 843, 1265, 1898, 2000, 2000]);
+        assert_eq!(s.wait(0.0), Duration::from_millis(1600));
+        assert_eq!(s.wait(1.0), Duration::from_millis(2400));
+        s.restart();
+        assert_eq!(s.wait(0.5), Duration::from_millis(250));
         for _ in 0..100 {
-            let d = jitter(Duration::from_secs(1));
-            assert!(
-                d >= Duration::from_millis(800) && d <= Duration::from_millis(1200),
-                "{d:?}"
-            );
+            let r = random_unit();
+            assert!((0.0..1.0).contains(&r), "{r}");
         }
+    }
+
+    #[test]
+    fn only_local_waits_and_loopback_probes_are_this_hosts() {
+        let c = cfg(
+            "db:\n  pname: db\n  script: x\nlocal:\n  pname: l\n  dep: [{name: db}, {name: \
+             cache, host: 127.0.0.1, port: 6379}]\n  script: y\nfar:\n  pname: f\n  dep: \
+             [{name: ext, host: 10.0.0.9, port: 80}]\n  script: z\n",
+        );
+        let wait = |dep: &str, on| crate::engine::Wait {
+            dep: dep.into(),
+            on,
+        };
+        let refused = || crate::engine::WaitOn::Probe {
+            target: "x".into(),
+            error: crate::probe::ProbeError::new(crate::probe::How::Refused, "refused"),
+        };
+        let local = Verdict::Held(Hold::Deps {
+            waits: vec![
+                wait("db", crate::engine::WaitOn::Service { name: "db".into() }),
+                wait("cache", refused()),
+            ],
+        });
+        let far = Verdict::Held(Hold::Deps {
+            waits: vec![wait("ext", refused())],
+        });
+        let grace = Verdict::Held(Hold::Grace { until: 1.0 });
+        assert!(waits_only_on_this_host(
+            &c,
+            &plan_of(&[("db", grace), ("local", local.clone())])
+        ));
+        assert!(!waits_only_on_this_host(
+            &c,
+            &plan_of(&[("local", local), ("far", far)])
+        ));
     }
 }

@@ -108,6 +108,11 @@ impl Addr {
         (!host.is_empty()).then(|| Addr::new(host, port))
     }
 
+    /// Whether it is on this host: a loopback address (127.0.0.0/8, ::1, `localhost`).
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.host, Host::Ip(ip) if ip.is_loopback())
+    }
+
     /// The address a dep probes, for tcp and http deps.
     pub fn of_dep(dep: &Dep) -> Option<Addr> {
         match dep {

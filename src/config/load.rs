@@ -47,6 +47,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "notify_after",
     "hook_timeout",
     "on_event",
+    "recheck_max",
 ];
 
 /// The longest value a kind of duration key may have (named in `crate::defaults`), and why, for
@@ -93,6 +94,10 @@ const HOOK: Bound = Bound {
     max: crate::defaults::MAX_HOOK_TIMEOUT,
     why: "the tick waits for its alert hooks: a longer limit holds the healing of every service \
           of this host on one hook",
+};
+const RECHECK: Bound = Bound {
+    max: crate::defaults::MAX_RECHECK_MAX,
+    why: "a host that looks at a dep less often notices it too late for a tick to wait on it",
 };
 const HEALTHY: Bound = Bound {
     max: crate::defaults::MAX_HEALTHY_AFTER,
@@ -533,6 +538,27 @@ impl Cx<'_> {
         Some(d)
     }
 
+    /// A `recheck_max`: at least the schedule's first wait ([`crate::defaults::MIN_RECHECK_MAX`]).
+    fn recheck_max(&mut self, node: &Node, context: &str, key: &str) -> Option<Duration> {
+        let d = self.duration(node, context, key, &RECHECK)?;
+        let min = crate::defaults::MIN_RECHECK_MAX;
+        if d < min {
+            self.error_at(
+                node,
+                context,
+                &format!("`{key}` must be at least {}", crate::fmt::duration(min)),
+                Some(
+                    "it is the longest wait between two looks at a remote dep; the first \
+                      wait is 250ms already: give e.g. 2s, or more for a large fleet (README: \
+                      \"How many hosts\")"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
     fn count(&mut self, node: &Node, context: &str, key: &str) -> Option<u32> {
         let text = self.string(node, context, key)?;
         match text.trim().parse::<u32>() {
@@ -769,6 +795,11 @@ impl Cx<'_> {
                 "hook_timeout" => {
                     if let Some(d) = self.hook_timeout(v, cx, key) {
                         s.hook_timeout = d;
+                    }
+                }
+                "recheck_max" => {
+                    if let Some(d) = self.recheck_max(v, cx, key) {
+                        s.recheck_max = d;
                     }
                 }
                 _ => {
@@ -1749,6 +1780,11 @@ mod tests {
                 "hook_timeout",
                 settings("hook_timeout: {v}"),
                 d::MAX_HOOK_TIMEOUT,
+            ),
+            (
+                "recheck_max",
+                settings("recheck_max: {v}"),
+                d::MAX_RECHECK_MAX,
             ),
             (
                 "healthy_after",

@@ -42,6 +42,8 @@ pub struct Settings {
     pub notify_after: Duration,
     /// Time limit of one alert hook, `notify` or `on_event` (`hook_timeout:`).
     pub hook_timeout: Duration,
+    /// The longest wait between two looks at a remote dep (`recheck_max:`).
+    pub recheck_max: Duration,
     /// The alert chunk (`on_event:`), run with the event as the global `event`; it may post and
     /// probe, never `restart()` (`lua::run_event_hook`).
     pub on_event: Option<LuaChunk>,
@@ -68,6 +70,7 @@ impl Default for Settings {
             notify: None,
             notify_after: d::NOTIFY_AFTER,
             hook_timeout: d::HOOK_TIMEOUT,
+            recheck_max: d::RECHECK_MAX,
             on_event: None,
         }
     }
