@@ -49,6 +49,11 @@ pub struct State {
     /// lasts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alerts: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Since when the ticks have been waiting on a remote dep (cleared by a tick that ends
+    /// waiting on none): the next tick goes on with the re-check schedule where the last one
+    /// left it, instead of probing that dep from its first, shortest wait again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_wait_since: Option<Unix>,
     /// The same for the config file itself (`config_invalid`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub config_alerts: std::collections::BTreeSet<String>,
@@ -61,6 +66,7 @@ impl Default for State {
             boot: None,
             services: BTreeMap::new(),
             alerts: BTreeMap::new(),
+            remote_wait_since: None,
             config_alerts: Default::default(),
         }
     }

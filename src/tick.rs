@@ -43,6 +43,9 @@ pub enum TickOutcome {
 
 /// The first wait between observations while a tick waits on a remote dep; see [`Schedule`].
 pub const FIRST_INTERVAL: Duration = Duration::from_millis(250);
+/// A tick goes on with the schedule of the ticks before it if they waited on a remote dep
+/// until less than this ago (they run every minute); an older wait is another outage.
+const RESUME_WITHIN: Duration = Duration::from_secs(600);
 
 /// When a tick that waits on a remote dep looks again: after [`FIRST_INTERVAL`], each wait half
 /// as long again as the one before, up to `settings.recheck_max`, each with ±20 % jitter, so
@@ -67,6 +70,18 @@ impl Schedule {
         let wait = self.next.mul_f64(0.8 + 0.4 * r.clamp(0.0, 1.0));
         self.next = self.next.mul_f64(1.5).min(self.max);
         wait
+    }
+
+    /// The schedule of a wait that began `waited` ago: its next wait is the one it had reached
+    /// (a tick goes on where the one before it left off: see [`State::remote_wait_since`]).
+    pub fn resumed(max: Duration, waited: Duration) -> Schedule {
+        let mut s = Schedule::new(max);
+        let mut spent = Duration::ZERO;
+        while s.next < s.max && spent + s.next <= waited {
+            spent += s.next;
+            s.next = s.next.mul_f64(1.5).min(s.max);
+        }
+        s
     }
 
     /// From the first wait again: something changed (a script returned, a start was made).
@@ -114,7 +129,15 @@ pub fn run(
 
     let started_at = Instant::now();
     let budget = config.settings.converge;
-    let mut schedule = Schedule::new(config.settings.recheck_max);
+    let max = config.settings.recheck_max;
+    let waited = state
+        .remote_wait_since
+        .and_then(|t| Duration::try_from_secs_f64(crate::time::now() - t).ok())
+        .filter(|w| *w < RESUME_WITHIN);
+    let mut schedule = match waited {
+        Some(waited) => Schedule::resumed(max, waited),
+        None => Schedule::new(max),
+    };
     let mut reported_up: BTreeSet<String> = BTreeSet::new();
     let mut running = Running::new();
     // Set once the tick is over but for the scripts it waited on: one last look, acting on
@@ -211,6 +234,9 @@ pub fn run(
             continue;
         }
         if done {
+            if p.all_well() || waits_only_on_this_host(config, &p) {
+                state.remote_wait_since = None;
+            }
             state::save(dir, &state)?;
             for d in &p.decisions {
                 let reason = match &d.verdict {
@@ -280,6 +306,7 @@ pub fn run(
         let wait = if waits_only_on_this_host(config, &p) {
             local_wait(&p, now).max(look_took)
         } else {
+            state.remote_wait_since.get_or_insert(now);
             schedule.wait(random_unit())
         };
         if running.settle(wait.min(budget - elapsed), config, dir, &mut state, log)? > 0 {
@@ -985,6 +1012,13 @@ mod tests {
         assert_eq!(s.wait(1.0), Duration::from_millis(2400));
         s.restart();
         assert_eq!(s.wait(0.5), Duration::from_millis(250));
+        // A wait that began 3.5 s ago goes on at the wait it had reached.
+        let mut s = Schedule::resumed(Duration::from_secs(2), Duration::from_millis(3500));
+        assert_eq!(s.wait(0.5).as_millis(), 1898);
+        let mut s = Schedule::resumed(Duration::from_secs(2), Duration::from_secs(600));
+        assert_eq!(s.wait(0.5).as_millis(), 2000);
+        let mut s = Schedule::resumed(Duration::from_secs(2), Duration::ZERO);
+        assert_eq!(s.wait(0.5).as_millis(), 250);
         for _ in 0..100 {
             let r = random_unit();
             assert!((0.0..1.0).contains(&r), "{r}");
