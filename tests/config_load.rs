@@ -842,7 +842,7 @@ fn every_example_probes_only_loopback() {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "{files:?}");
+    assert!(files.len() >= 4, "{files:?}");
     let mut seen = 0;
     for file in &files {
         let cfg = config::load(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
