@@ -57,6 +57,16 @@ pub enum Command {
     /// Print the recovery order: the level of each service in the local dependency graph and
     /// the remote deps it waits on. Probes nothing, starts nothing: the drill on paper.
     Order,
+    /// Print the dependency graph as Graphviz DOT (`autoheal graph | dot -Tsvg > graph.svg`):
+    /// services, remote targets and lua deps as nodes, what each waits on as edges.
+    Graph {
+        /// Probe everything, restart nothing, and colour each node by its state (as `status`).
+        #[arg(long)]
+        status: bool,
+        /// Where the state file lives, for --status [default: settings.state_dir]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Forget a service's failures and backoff, so the next tick may start it again.
     Reset {
         /// The service to reset.

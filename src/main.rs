@@ -54,6 +54,9 @@ fn main() -> ExitCode {
             out_raw!("{}", report::order::render(cfg));
             Exit::Ok
         }),
+        Command::Graph { status, state_dir } => {
+            with_config(&path, |cfg| graph(cfg, state_dir, *status))
+        }
         Command::Run {
             state_dir,
             dry_run,
@@ -343,6 +346,37 @@ fn status(cfg: &Arc<Config>, dir: &Option<PathBuf>, json: bool) -> Exit {
         out_raw!("{}", report::table(&r, now));
     }
     if r.all_alive { Exit::Ok } else { Exit::Down }
+}
+
+/// `autoheal graph`: the DOT text; with `--status`, coloured from one observation, the one
+/// `status` makes (every dep probed, nothing started). Exit 0 once it is written.
+fn graph(cfg: &Arc<Config>, dir: &Option<PathBuf>, with_status: bool) -> Exit {
+    if !with_status {
+        out_raw!("{}", report::graph::render(cfg, None));
+        return Exit::Ok;
+    }
+    let dir = state_dir(cfg, dir);
+    // Read-only, as `status`: a state dir it cannot trust means no history.
+    let (st, warning) = match state::judge_own_dir(&dir) {
+        Ok(()) => state::peek(&dir),
+        Err(e) => (Default::default(), Some(format!("{e}; showing no history"))),
+    };
+    if let Some(w) = warning {
+        err!("autoheal: {w}");
+    }
+    let ctx = Ctx {
+        state: &st,
+        restarts: Restarts::Never,
+    };
+    let obs = observe(cfg, Scope::All, &ctx);
+    for (label, msg) in &obs.notes {
+        err!("{}: {}", report::one_line(label), report::one_line(msg));
+    }
+    let now = autoheal::time::now();
+    let p = engine::plan(cfg, &obs, &st, now);
+    let r = report::status(cfg, &obs, &p, &st, now);
+    out_raw!("{}", report::graph::render(cfg, Some(&r)));
+    Exit::Ok
 }
 
 fn reset(cfg: &Config, dir: &Option<PathBuf>, service: &str) -> Exit {

@@ -190,7 +190,7 @@ fn order_prints_the_levels_of_the_recovery() {
         .unwrap();
     let text = stdout(&out);
     assert!(text.contains("(3 services, 2 levels)"), "{text}");
-    assert!(text.contains("level 1  web    after: nginx 127.0.0.1:80 (external), middleware http://10.0.0.7/check.htm (external), rabbit (lua check), cache, queue"), "{text}");
+    assert!(text.contains("level 1  web    after: nginx 127.0.0.1:80 (external), middleware http://127.0.0.7/check.htm (external), rabbit (lua check), cache, queue"), "{text}");
     // A bad file is refused as by every command.
     let out = autoheal()
         .args(["order", "-c", "tests/bad/cycle.yaml"])

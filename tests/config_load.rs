@@ -122,7 +122,7 @@ fn full_example_loads_every_key() {
     }
     match &web.deps[2] {
         Dep::Lua { chunk, timeout, .. } => {
-            assert_eq!(chunk.source, r#"return tcp_probe("10.0.0.9", 5672)"#);
+            assert_eq!(chunk.source, r#"return tcp_probe("127.0.0.9", 5672)"#);
             assert_eq!(*timeout, Duration::from_secs(2));
             assert_eq!(chunk.label, "web.dep[rabbit].lua");
         }
@@ -798,4 +798,97 @@ fn an_on_event_chunk_is_checked_at_its_lines() {
         diags[0].headline(),
         "conf.yaml:4: web.check: unknown global `event`"
     );
+}
+
+/// Every example runs as it is without sending a packet off this machine: each tcp and http
+/// target it names (deps, `health:`, and the hosts and urls in its Lua chunks and scripts) is
+/// a loopback address (127.0.0.0/8, `::1`) or `localhost`.
+#[test]
+fn every_example_probes_only_loopback() {
+    fn loopback(host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        bare.eq_ignore_ascii_case("localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+    fn url_host(url: &str) -> String {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        match hostport.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+            None => hostport.split(':').next().unwrap_or_default().to_string(),
+        }
+    }
+    // Hosts named in free text: urls, IPv4 literals, `host = "..."` and tcp_probe("...", ...).
+    let in_text = [
+        regex::Regex::new(r#"[a-z]+://([^\s"'\]\)]+)"#).unwrap(),
+        regex::Regex::new(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b").unwrap(),
+        regex::Regex::new(r#"host\s*=\s*["']([^"']+)["']"#).unwrap(),
+        regex::Regex::new(r#"(?:tcp_probe|tcp_exchange)\s*\(\s*["']([^"']+)["']"#).unwrap(),
+    ];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    let mut seen = 0;
+    for file in &files {
+        let cfg = config::load(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let mut hosts: Vec<(String, String)> = Vec::new();
+        let mut texts: Vec<(String, String)> = Vec::new();
+        if let Some(chunk) = &cfg.settings.on_event {
+            texts.push(("settings.on_event".into(), chunk.source.clone()));
+        }
+        if let Some(notify) = &cfg.settings.notify {
+            texts.push(("settings.notify".into(), notify.clone()));
+        }
+        for svc in &cfg.services {
+            let at = |what: &str| format!("{}.{what}", svc.name);
+            match &svc.health {
+                Some(config::Probe::Tcp { host, .. }) => hosts.push((at("health"), host.clone())),
+                Some(config::Probe::Http { url, .. }) => hosts.push((at("health"), url_host(url))),
+                None => {}
+            }
+            for d in &svc.deps {
+                let here = at(&format!("dep[{}]", d.name()));
+                match d {
+                    Dep::Tcp { host, .. } => hosts.push((here, host.clone())),
+                    Dep::Http { url, .. } => hosts.push((here, url_host(url))),
+                    Dep::Lua { chunk, .. } => texts.push((here, chunk.source.clone())),
+                    Dep::Service { .. } => {}
+                }
+            }
+            if let Some(c) = &svc.check {
+                texts.push((at("check"), c.source.clone()));
+            }
+            texts.push((at("script"), svc.script.clone()));
+            texts.extend(svc.stop.iter().map(|s| (at("stop"), s.clone())));
+        }
+        for (what, text) in &texts {
+            for (i, re) in in_text.iter().enumerate() {
+                for m in re.captures_iter(text) {
+                    let host = if i == 0 {
+                        url_host(&m[1])
+                    } else {
+                        m[1].to_string()
+                    };
+                    hosts.push((what.clone(), host));
+                }
+            }
+        }
+        for (what, host) in &hosts {
+            assert!(
+                loopback(host),
+                "{}: {what} names {host}, not a loopback address: an example must run without \
+                 sending a packet off this machine",
+                file.display()
+            );
+        }
+        seen += hosts.len();
+    }
+    assert!(seen > 20, "the examples name {seen} hosts");
 }
