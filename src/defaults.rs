@@ -96,3 +96,11 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MIN_HOOK_TIMEOUT: Duration = Duration::from_millis(100);
 /// The longest `hook_timeout` a config may give: hooks run inside a tick, which waits for them.
 pub const MAX_HOOK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How long `autoheal pause` holds a service when `--for` is not given: a maintenance window
+/// that is forgotten ends by itself.
+pub const PAUSE_FOR: Duration = Duration::from_secs(3600);
+/// The longest `--for` of a pause: a longer window is a pause until resumed (`--for 0`), which
+/// every tick reports.
+pub const MAX_PAUSE: Duration = Duration::from_secs(30 * 86_400);
+/// The longest `--reason` of a pause, in bytes: it is repeated in every line about the service.
+pub const MAX_PAUSE_REASON: usize = 200;

@@ -333,21 +333,29 @@ pub fn event(e: &Event, reasons: Option<&Reasons>) -> String {
             pause: p,
             replaced,
         } => {
-            let lasts = match p.until {
-                Some(until) => format!(
-                    "for {}, until {}, or until `autoheal resume {service}`",
-                    secs(until - p.since),
-                    rfc3339(until)
+            let why = p
+                .reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let (lasts, ends) = match p.until {
+                Some(until) => (
+                    format!("for {}, until {}", secs(until - p.since), rfc3339(until)),
+                    format!("before then (`autoheal resume {service}` ends it sooner)"),
                 ),
-                None => format!("until `autoheal resume {service}`, and only then"),
+                None => (
+                    "until resumed".to_string(),
+                    format!("until `autoheal resume {service}`: nothing else ends this pause"),
+                ),
             };
             let instead = replaced
                 .as_ref()
-                .map(|old| format!(" (in place of: {})", pause(old, None)))
+                .map(|old| format!(" It replaces the pause it had ({}).", pause(old, None)))
                 .unwrap_or_default();
             format!(
-                "{}{instead}; autoheal observes it but does not start, restart or stop it {lasts}",
-                pause(p, None)
+                "paused by {} {lasts}{why}; autoheal observes it but will not start, restart or \
+                 stop it {ends}.{instead}",
+                p.by
             )
         }
         Event::Resumed { by, pause: p, .. } => format!(
