@@ -67,14 +67,56 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
-    /// Forget a service's failures and backoff, so the next tick may start it again.
+    /// Forget a service's failures and backoff, so the next tick may start it again (a pause
+    /// stays: `resume` ends it).
     Reset {
         /// The service to reset.
-        service: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        service: Option<String>,
+        /// Every service of the file.
+        #[arg(long)]
+        all: bool,
         /// Where the state file lives [default: settings.state_dir]
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Pause a service for maintenance: observed, but never started, restarted or stopped
+    /// until `resume` or the end of `--for`; its dependents wait on it. Survives reboots.
+    Pause {
+        /// The service to pause.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        service: Option<String>,
+        /// Every service of the file: a host-wide maintenance window.
+        #[arg(long)]
+        all: bool,
+        /// How long (`90m`, `2h`, `1 day`); 0 = until `autoheal resume`, which every tick then
+        /// reports [default: 1h]
+        #[arg(long = "for", value_name = "DURATION", value_parser = duration)]
+        length: Option<std::time::Duration>,
+        /// Why, for the log and `status` (who paused it is taken from $SUDO_USER, $USER)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Where the state file lives [default: settings.state_dir]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// End a service's pause: autoheal heals it again as usual from the next tick.
+    Resume {
+        /// The service to resume.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        service: Option<String>,
+        /// Every paused service of the file.
+        #[arg(long)]
+        all: bool,
+        /// Where the state file lives [default: settings.state_dir]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+/// A duration as the config writes them (`500ms`, `2m`, `1h 30m`, a bare number of seconds).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
 }
 
 impl Cli {

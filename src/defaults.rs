@@ -111,3 +111,11 @@ pub const MAX_RECHECK_MAX: Duration = Duration::from_secs(300);
 /// probes): a process-table read and a loopback probe are cheap, and each level of a local
 /// chain is noticed this soon after it is ready. Never less than one observation takes.
 pub const LOCAL_RECHECK: Duration = Duration::from_millis(50);
+/// How long `autoheal pause` holds a service when `--for` is not given: a maintenance window
+/// that is forgotten ends by itself.
+pub const PAUSE_FOR: Duration = Duration::from_secs(3600);
+/// The longest `--for` of a pause: a longer window is a pause until resumed (`--for 0`), which
+/// every tick reports.
+pub const MAX_PAUSE: Duration = Duration::from_secs(30 * 86_400);
+/// The longest `--reason` of a pause, in bytes: it is repeated in every line about the service.
+pub const MAX_PAUSE_REASON: usize = 200;

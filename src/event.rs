@@ -2,6 +2,7 @@
 //! the alerts). The wording of each lives in `report::words`; here is only what happened.
 
 use crate::engine::{Note, Sick};
+use crate::state::Pause;
 use crate::time::Unix;
 use std::path::PathBuf;
 
@@ -76,6 +77,21 @@ pub enum Event {
         failures: u32,
         gave_up: bool,
     },
+    /// An operator paused it (`autoheal pause`); `replaced`, the pause it had until then.
+    Paused {
+        service: String,
+        pause: Pause,
+        replaced: Option<Pause>,
+    },
+    /// An operator ended its pause (`autoheal resume`): `by` who, `pause` the one it ended.
+    Resumed {
+        service: String,
+        by: String,
+        pause: Pause,
+    },
+    /// At the end of a tick, paused and alive (a paused service that is down says so in its
+    /// [`Event::Still`]): every tick says a pause, lest it be forgotten.
+    StillPaused { service: String, pause: Pause },
     /// Alerts only: backed off after failed restarts.
     BackedOff {
         service: String,
@@ -120,6 +136,10 @@ impl Event {
             Event::Plan(Note::RestartNotDone { .. }) => "restart_not_done",
             Event::Plan(Note::GaveUp { .. }) => "gave_up",
             Event::Plan(Note::StartDied { .. }) => "start_failed",
+            Event::Plan(Note::PauseEnded { .. }) => "pause_ended",
+            Event::Paused { .. } => "paused",
+            Event::Resumed { .. } => "resumed",
+            Event::StillPaused { .. } => "still_paused",
             Event::LuaLog { .. } => "lua_log",
             Event::Warning { .. } => "warning",
             Event::Trouble { .. } => "trouble",
@@ -149,8 +169,12 @@ impl Event {
             Event::Plan(
                 Note::RestartNotDone { service, .. }
                 | Note::GaveUp { service, .. }
-                | Note::StartDied { service, .. },
+                | Note::StartDied { service, .. }
+                | Note::PauseEnded { service, .. },
             ) => Some(service),
+            Event::Paused { service, .. }
+            | Event::Resumed { service, .. }
+            | Event::StillPaused { service, .. } => Some(service),
             Event::Started { service, .. }
             | Event::Restarted { service, .. }
             | Event::StartFailed { service, .. }

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod event;
 pub mod exec;
 pub mod fmt;
+pub mod levers;
 pub mod lua;
 pub mod notify;
 pub mod observe;

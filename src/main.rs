@@ -3,6 +3,7 @@
 use autoheal::cli::{Cli, Command};
 use autoheal::config::Config;
 use autoheal::event::Event;
+use autoheal::levers::{self, Target};
 use autoheal::observe::{Ctx, Restarts, Scope, observe};
 use autoheal::report::{self, log::Log};
 use autoheal::tick::{self, TickOptions, TickOutcome};
@@ -66,9 +67,44 @@ fn main() -> ExitCode {
         Command::Status { state_dir, json } => {
             with_config(&path, |cfg| status(cfg, state_dir, *json))
         }
-        Command::Reset { service, state_dir } => {
-            with_config(&path, |cfg| reset(cfg, state_dir, service))
-        }
+        Command::Reset {
+            service,
+            all,
+            state_dir,
+        } => with_config(&path, |cfg| {
+            let target = Target::of(service.as_deref(), *all);
+            lever(cfg, state_dir, |dir| levers::reset(cfg, dir, target))
+        }),
+        Command::Pause {
+            service,
+            all,
+            length,
+            reason,
+            state_dir,
+        } => with_config(&path, |cfg| {
+            let length = length.unwrap_or(autoheal::defaults::PAUSE_FOR);
+            let now = autoheal::time::now();
+            let pause = match levers::new_pause(levers::operator(), reason.clone(), length, now) {
+                Ok(p) => p,
+                Err(e) => {
+                    err!("autoheal: {e}");
+                    return e.exit();
+                }
+            };
+            let target = Target::of(service.as_deref(), *all);
+            lever(cfg, state_dir, |dir| {
+                levers::pause(cfg, dir, target, &pause)
+            })
+        }),
+        Command::Resume {
+            service,
+            all,
+            state_dir,
+        } => with_config(&path, |cfg| {
+            let target = Target::of(service.as_deref(), *all);
+            let by = levers::operator();
+            lever(cfg, state_dir, |dir| levers::resume(cfg, dir, target, &by))
+        }),
     };
     ExitCode::from(exit as u8)
 }
@@ -379,52 +415,30 @@ fn graph(cfg: &Arc<Config>, dir: &Option<PathBuf>, with_status: bool) -> Exit {
     Exit::Ok
 }
 
-fn reset(cfg: &Config, dir: &Option<PathBuf>, service: &str) -> Exit {
-    if cfg.service(service).is_none() {
-        let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
-        err!(
-            "autoheal: no service `{service}` in {} (services: {})",
-            cfg.path.display(),
-            names.join(", ")
-        );
-        return Exit::Usage;
-    }
+/// `reset`, `pause`, `resume`: the lever `act` on the state dir, under the tick lock; what it
+/// did goes to the log (and stdout), what it refused to stderr with its exit code.
+fn lever(
+    cfg: &Config,
+    dir: &Option<PathBuf>,
+    act: impl FnOnce(&Path) -> Result<levers::Done, levers::LeverError>,
+) -> Exit {
     let dir = state_dir(cfg, dir);
-    let _lock = match state::try_lock(&dir) {
-        Ok(state::LockOutcome::Acquired(l)) => l,
-        Ok(state::LockOutcome::Held { by }) => {
-            err!(
-                "autoheal: a tick is running{}; run reset again once it ends",
-                by.map(|p| format!(" (pid {p})")).unwrap_or_default()
-            );
-            return Exit::Down;
-        }
+    let done = match act(&dir) {
+        Ok(done) => done,
         Err(e) => {
             err!("autoheal: {e}");
-            return Exit::Usage;
+            return e.exit();
         }
     };
-    let (mut st, _) = match state::load(&dir) {
-        Ok(s) => s,
-        Err(e) => {
-            err!("autoheal: {e}");
-            return Exit::Usage;
-        }
-    };
-    let before = st.services.remove(service).unwrap_or_default();
-    if let Err(e) = state::save(&dir, &st) {
-        err!("autoheal: {e}");
-        return Exit::Usage;
+    for name in &done.untouched {
+        err!("autoheal: {name} is not paused; nothing to resume");
     }
-    let mut log = Log::to_file(&dir.join("autoheal.log"));
-    log.emit(
-        Event::Reset {
-            service: service.to_string(),
-            failures: before.failures,
-            gave_up: before.gave_up,
-        },
-        None,
-    );
+    if !done.events.is_empty() {
+        let mut log = Log::to_file(&dir.join("autoheal.log"));
+        for event in done.events {
+            log.emit(event, None);
+        }
+    }
     Exit::Ok
 }
 

@@ -57,6 +57,34 @@ pub struct State {
     /// The same for the config file itself (`config_invalid`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub config_alerts: std::collections::BTreeSet<String>,
+    /// The services an operator paused (`autoheal pause`), by name: observed, never started,
+    /// restarted or stopped until the pause ends (`autoheal resume`, or its `until`). Kept
+    /// apart from [`ServiceState`] so that `reset` and a reboot, which forget a service's
+    /// failures, leave a maintenance window alone; forgotten when the service leaves the file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub paused: BTreeMap<String, Pause>,
+}
+
+/// One service's pause: who, why, since and until when.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pause {
+    /// Who paused it: `$SUDO_USER`, else `$USER` or `$LOGNAME`, else the name of the uid.
+    pub by: String,
+    /// What the operator said (`--reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was paused.
+    pub since: Unix,
+    /// When it ends by itself; `None`: only `autoheal resume` ends it (`--for 0`).
+    #[serde(default)]
+    pub until: Option<Unix>,
+}
+
+impl Pause {
+    /// Whether it still holds at `now` (an expired pause is dropped by the planner).
+    pub fn holds_at(&self, now: Unix) -> bool {
+        self.until.is_none_or(|u| now < u)
+    }
 }
 
 impl Default for State {
@@ -68,6 +96,7 @@ impl Default for State {
             alerts: BTreeMap::new(),
             remote_wait_since: None,
             config_alerts: Default::default(),
+            paused: BTreeMap::new(),
         }
     }
 }

@@ -193,11 +193,17 @@ pub fn run(
 
         if opts.dry_run {
             for d in &p.decisions {
-                let what = match &d.verdict {
-                    Verdict::Start => "would start: dead, deps ready".to_string(),
-                    Verdict::Restart { why } => format!("would restart: {}", words::sick(why)),
-                    v => reasons.verdict(v).unwrap_or_else(|| "alive".into()),
-                };
+                let what =
+                    match &d.verdict {
+                        Verdict::Start => "would start: dead, deps ready".to_string(),
+                        Verdict::Restart { why } => format!("would restart: {}", words::sick(why)),
+                        v => reasons.verdict(v).unwrap_or_else(|| {
+                            match p.state.paused.get(&d.service) {
+                                Some(pause) => words::paused_alive(pause, now),
+                                None => "alive".into(),
+                            }
+                        }),
+                    };
                 let service = d.service.clone();
                 log.emit(Event::Would { service, what }, None);
             }
@@ -252,6 +258,14 @@ pub fn run(
                     )),
                     // "still unhealthy: ..." says it already.
                     Verdict::Unhealthy { why, held } => Some(reasons.sick_held(why, held.as_ref())),
+                    Verdict::Alive => {
+                        // Alive, but paused: said every tick, lest the pause be forgotten.
+                        if let Some(pause) = p.state.paused.get(&d.service) {
+                            let (service, pause) = (d.service.clone(), pause.clone());
+                            log.emit(Event::StillPaused { service, pause }, None);
+                        }
+                        None
+                    }
                     v => reasons.verdict(v),
                 };
                 let dead = obs

@@ -312,8 +312,8 @@ fn a_locked_out_tick_still_writes_its_tick_level_series() {
     // And it is still a file that parses, one HELP and TYPE per family.
     let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
     let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
-    assert_eq!(types, 13, "{text}");
-    assert_eq!(helps, 13);
+    assert_eq!(types, 15, "{text}");
+    assert_eq!(helps, 15);
     if let Some(promtool) = support::require_server("promtool") {
         let check = Command::new(promtool)
             .args(["check", "metrics"])

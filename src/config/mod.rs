@@ -20,7 +20,8 @@ pub mod yaml;
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use graph::{Addr, By, Graph};
 pub use load::{
-    Rejected, load, load_partial, load_partial_str, load_str, resolve_path, state_dir_hint,
+    Rejected, load, load_partial, load_partial_str, load_str, parse_duration, resolve_path,
+    state_dir_hint,
 };
 
 pub use model::Config;

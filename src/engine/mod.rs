@@ -9,7 +9,7 @@
 
 use crate::config::{By, Config, Dep, Service, Settings};
 use crate::probe::ProbeError;
-use crate::state::{ServiceState, State};
+use crate::state::{Pause, ServiceState, State};
 use crate::time::Unix;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -157,6 +157,9 @@ pub enum Hold {
     /// A restart would have to signal a process autoheal must not signal (and the service has
     /// no `stop:`): it is not restarted.
     NotSignalled(Unsignallable),
+    /// An operator paused it (`autoheal pause`): never started, restarted or stopped until the
+    /// pause ends. First of all holds: whatever else is true of the service, this is why.
+    Paused(Pause),
 }
 
 /// A direct dep that is not ready, and why.
@@ -188,6 +191,7 @@ impl Hold {
             Hold::Deps { .. } | Hold::Starting => Some(now),
             Hold::Grace { until } | Hold::Backoff { until, .. } => Some(*until),
             Hold::GaveUp { .. } | Hold::NotSignalled(_) => None,
+            Hold::Paused(p) => p.until,
         }
     }
 }
@@ -223,6 +227,8 @@ pub enum Note {
         after: f64,
         dead: String,
     },
+    /// Its pause reached its `until`: dropped from the state, the usual rules apply again.
+    PauseEnded { service: String, pause: Pause },
 }
 
 /// One decision per service, in config order.
@@ -272,7 +278,8 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: Unix) -> Pla
     // Forget services no longer in the file.
     next.services
         .retain(|name, _| config.service(name).is_some());
-    let mut notes = Vec::new();
+    next.paused.retain(|name, _| config.service(name).is_some());
+    let mut notes = end_pauses(&mut next, now);
     if let Some(boot) = &obs.boot {
         if next.boot.as_ref().is_some_and(|b| b != boot) {
             forgive_reboot(&mut next);
@@ -282,10 +289,15 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: Unix) -> Pla
     }
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     for svc in &config.services {
+        let paused = next.paused.contains_key(&svc.name);
         let ss = next.services.entry(svc.name.clone()).or_default();
         clamp_to_clock(ss, svc, &config.settings, now);
         let o = obs.services.get(&svc.name);
         update_streaks(ss, o, &config.settings, now);
+        if paused {
+            // A deliberate outage is not one to alert on: `notify_after` counts from its end.
+            ss.down_since = None;
+        }
         if let Some(note) = judge_start(ss, svc, o, now) {
             notes.push(note);
         }
@@ -312,9 +324,9 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: Unix) -> Pla
     for (name, who) in &obs.requested {
         if let (Some(Verdict::Alive), Some(svc)) = (verdicts.get(name), config.service(name)) {
             let ss = next.services.get(name).cloned().unwrap_or_default();
-            let why = unsignallable(obs, svc)
-                .cloned()
-                .map(Refusal::NotSignalled)
+            let why = active_pause(&next, name, now)
+                .map(|p| Refusal::Held(Hold::Paused(p.clone())))
+                .or_else(|| unsignallable(obs, svc).cloned().map(Refusal::NotSignalled))
                 .or_else(|| {
                     gate(config, obs, &next, now, svc, &ss, &mut verdicts.clone())
                         .map(Refusal::Held)
@@ -341,6 +353,33 @@ pub fn plan(config: &Config, obs: &Observation, state: &State, now: Unix) -> Pla
         state: next,
         notes,
     }
+}
+
+/// Drops the pauses whose `until` has come, each with a note (said once: the next plan finds
+/// it gone). A pause written before the clock was stepped back (`since` in the future) keeps
+/// its length from now, so a clock step neither ends it early nor stretches it.
+fn end_pauses(state: &mut State, now: Unix) -> Vec<Note> {
+    let mut notes = Vec::new();
+    state.paused.retain(|service, p| {
+        if p.since > now {
+            p.until = p.until.map(|u| now + (u - p.since).max(0.0));
+            p.since = now;
+        }
+        if p.holds_at(now) {
+            return true;
+        }
+        notes.push(Note::PauseEnded {
+            service: service.clone(),
+            pause: p.clone(),
+        });
+        false
+    });
+    notes
+}
+
+/// The pause of `service` that holds at `now`, if any.
+pub fn active_pause<'a>(state: &'a State, service: &str, now: Unix) -> Option<&'a Pause> {
+    state.paused.get(service).filter(|p| p.holds_at(now))
 }
 
 /// After a reboot: what counted restarts that failed belongs to the boot before. Every service
@@ -496,6 +535,32 @@ fn decide_uncached(
             Some(hold) => Verdict::Held(hold),
         };
     };
+    let verdict = decide_alive(config, obs, state, now, svc, o, &ss, memo);
+    // Paused: whatever its health, its restart is held by the pause (and says so), even one
+    // not due yet or one that could not be signalled; an alive and well one is just alive.
+    match (active_pause(state, &svc.name, now), verdict) {
+        (Some(p), Verdict::Unhealthy { why, .. } | Verdict::Restart { why }) => {
+            Verdict::Unhealthy {
+                why,
+                held: Some(Hold::Paused(p.clone())),
+            }
+        }
+        (_, verdict) => verdict,
+    }
+}
+
+/// The verdict of an alive service.
+#[allow(clippy::too_many_arguments)]
+fn decide_alive(
+    config: &Config,
+    obs: &Observation,
+    state: &State,
+    now: Unix,
+    svc: &Service,
+    o: &ServiceObs,
+    ss: &ServiceState,
+    memo: &mut BTreeMap<String, Verdict>,
+) -> Verdict {
     // Alive: restarted only when a dep it follows restarted, or its health kept failing. A
     // followed dep comes first: the broken connection it left is often why the health fails
     // now, and waiting for `unhealthy_after` failures would only prolong the outage.
@@ -544,7 +609,7 @@ fn decide_uncached(
             held: Some(Hold::NotSignalled(refusal.clone())),
         };
     }
-    match gate(config, obs, state, now, svc, &ss, memo) {
+    match gate(config, obs, state, now, svc, ss, memo) {
         None => Verdict::Restart { why },
         // Only asked for by a chunk, and healthy: held, it is simply left alone (see `plan`).
         Some(_) if requested => Verdict::Alive,
@@ -568,6 +633,9 @@ pub fn may_start(
     let svc = config
         .service(service)
         .ok_or_else(|| (Refusal::NoService(service.to_string()), Vec::new()))?;
+    if let Some(p) = active_pause(state, service, now) {
+        return Err((Refusal::Held(Hold::Paused(p.clone())), Vec::new()));
+    }
     if let Some(refusal) = unsignallable(obs, svc) {
         return Err((Refusal::NotSignalled(refusal.clone()), Vec::new()));
     }
@@ -620,6 +688,10 @@ fn gate(
     ss: &ServiceState,
     memo: &mut BTreeMap<String, Verdict>,
 ) -> Option<Hold> {
+    // Paused by an operator: nothing else matters until the pause ends.
+    if let Some(p) = active_pause(state, &svc.name, now) {
+        return Some(Hold::Paused(p.clone()));
+    }
     // Its script runs (in this tick), or may still run (launched by a tick that was
     // interrupted before it returned; killed at its timeout at the latest).
     if obs.running.contains(&svc.name) || ss.script_until.is_some_and(|t| now < t) {
@@ -773,5 +845,7 @@ pub fn backoff_delay(failures: u32, settings: &Settings) -> f64 {
 
 #[cfg(test)]
 mod chain_tests;
+#[cfg(test)]
+mod pause_tests;
 #[cfg(test)]
 mod tests;

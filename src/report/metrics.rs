@@ -73,7 +73,7 @@ const TICK_LEVEL: [&str; 4] = [
 ];
 
 /// The families a full tick writes besides [`TICK_LEVEL`]: those a locked-out tick keeps.
-const KEPT: [&str; 9] = [
+const KEPT: [&str; 11] = [
     "autoheal_service_up",
     "autoheal_service_healthy",
     "autoheal_service_state",
@@ -81,6 +81,8 @@ const KEPT: [&str; 9] = [
     "autoheal_service_consecutive_failures",
     "autoheal_service_backoff_until_timestamp_seconds",
     "autoheal_service_gave_up",
+    "autoheal_service_paused_since_timestamp_seconds",
+    "autoheal_service_paused_until_timestamp_seconds",
     "autoheal_dep_ready",
     "autoheal_tick_duration_seconds",
 ];
@@ -170,6 +172,18 @@ pub fn render(r: &StatusReport, tick: &TickLevel, duration: Duration) -> String 
         "autoheal_service_gave_up",
         "1 if autoheal gave up restarting the service (autoheal reset SERVICE)",
     );
+    let paused_since = Family::<Labels, F64Gauge>::default();
+    reg.register(
+        "autoheal_service_paused_since_timestamp_seconds",
+        "Unix time an operator paused the service (autoheal pause); 0 when not paused",
+        paused_since.clone(),
+    );
+    let paused_until = Family::<Labels, F64Gauge>::default();
+    reg.register(
+        "autoheal_service_paused_until_timestamp_seconds",
+        "Unix time the service's pause ends by itself; 0 when not paused or paused until resumed",
+        paused_until.clone(),
+    );
     let dep_ready = family(
         &mut reg,
         "autoheal_dep_ready",
@@ -195,6 +209,13 @@ pub fn render(r: &StatusReport, tick: &TickLevel, duration: Duration) -> String 
             .get_or_create(&svc)
             .set(s.backoff_until_unix.unwrap_or(0.0));
         gave_up.get_or_create(&svc).set(flag(s.gave_up));
+        let pause = s.paused.as_ref();
+        paused_since
+            .get_or_create(&svc)
+            .set(pause.map_or(0.0, |p| p.since_unix));
+        paused_until
+            .get_or_create(&svc)
+            .set(pause.and_then(|p| p.until_unix).unwrap_or(0.0));
         for d in s.deps.iter().filter(|d| d.probed) {
             dep_ready
                 .get_or_create(&labels(&[
@@ -405,7 +426,7 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<(), MetricsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{DepStatus, ServiceStatus};
+    use crate::report::{DepStatus, PauseStatus, ServiceStatus};
 
     fn service(name: &str, state: &'static str, alive: bool) -> ServiceStatus {
         ServiceStatus {
@@ -425,6 +446,7 @@ mod tests {
             backoff_until_unix: None,
             gave_up: false,
             reason: None,
+            paused: None,
         }
     }
 
@@ -472,8 +494,17 @@ mod tests {
                 probed: false,
             },
         ];
+        let mut queue = service("queue", "paused", true);
+        queue.paused = Some(PauseStatus {
+            by: "alice".into(),
+            reason: None,
+            since: String::new(),
+            until: None,
+            since_unix: 1_764_000_000.0,
+            until_unix: Some(1_764_003_600.0),
+        });
         let text = render(
-            &report(vec![web, service("db", "alive", true)]),
+            &report(vec![web, service("db", "alive", true), queue]),
             &TICK,
             Duration::from_millis(1500),
         );
@@ -493,6 +524,11 @@ mod tests {
             r#"autoheal_service_backoff_until_timestamp_seconds{service="web"} 1764000060.0"#,
             r#"autoheal_service_backoff_until_timestamp_seconds{service="db"} 0.0"#,
             r#"autoheal_dep_ready{service="web",dep="db",kind="tcp"} 0"#,
+            r#"autoheal_service_state{service="queue",state="paused"} 1"#,
+            r#"autoheal_service_paused_since_timestamp_seconds{service="queue"} 1764000000.0"#,
+            r#"autoheal_service_paused_until_timestamp_seconds{service="queue"} 1764003600.0"#,
+            r#"autoheal_service_paused_since_timestamp_seconds{service="db"} 0.0"#,
+            r#"autoheal_service_paused_until_timestamp_seconds{service="db"} 0.0"#,
             "autoheal_tick_duration_seconds 1.5",
             "autoheal_last_tick_timestamp_seconds 1764000000.5",
             "autoheal_tick_locked_out 0",

@@ -29,8 +29,7 @@ pub struct StatusReport {
     pub services: Vec<ServiceStatus>,
 }
 
-/// Every word [`ServiceStatus::state`] can be, in the order the metrics list them. `held` is
-/// reserved for a service an operator holds back (`pause`): no verdict of this build gives it.
+/// Every word [`ServiceStatus::state`] can be, in the order the metrics list them.
 pub const STATE_WORDS: [&str; 10] = [
     "alive",
     "unhealthy",
@@ -41,15 +40,16 @@ pub const STATE_WORDS: [&str; 10] = [
     "backoff",
     "gave_up",
     "starting",
-    "held",
+    "paused",
 ];
 
 /// One service in `status`.
 #[derive(Debug, Serialize)]
 pub struct ServiceStatus {
     pub name: String,
-    /// `alive`, `unhealthy`, `dead` (would be started now), `waiting` (on deps), `grace`,
-    /// `backoff` or `gave_up`.
+    /// `alive`, `unhealthy`, `restart`, `dead` (would be started now), `waiting` (on deps),
+    /// `grace`, `backoff`, `gave_up`, `starting` or `paused` (by an operator, whether it is
+    /// alive or not: `alive` and `healthy` say that).
     pub state: &'static str,
     pub alive: bool,
     /// The `check:` result: `null` when it has none or is dead.
@@ -73,8 +73,28 @@ pub struct ServiceStatus {
     #[serde(skip)]
     pub backoff_holds: bool,
     pub gave_up: bool,
-    /// Why it is not alive and well, down to the root cause; null when it is.
+    /// Why it is not alive and well, down to the root cause; null when it is (and not paused).
     pub reason: Option<String>,
+    /// Its pause (`autoheal pause`), null when it is not paused.
+    pub paused: Option<PauseStatus>,
+}
+
+/// A pause in `status`.
+#[derive(Debug, Serialize)]
+pub struct PauseStatus {
+    /// Who paused it.
+    pub by: String,
+    /// What they said (`--reason`), else null.
+    pub reason: Option<String>,
+    /// When, RFC 3339 UTC.
+    pub since: String,
+    /// When it ends by itself, RFC 3339 UTC; null: only `autoheal resume` ends it.
+    pub until: Option<String>,
+    /// Both unrounded, for the metrics.
+    #[serde(skip)]
+    pub since_unix: Unix,
+    #[serde(skip)]
+    pub until_unix: Option<Unix>,
 }
 
 /// One dep in `status`.
@@ -152,9 +172,15 @@ pub fn status(
                 })
                 .collect();
             let dead = o.and_then(|o| o.alive.as_ref().err());
+            // The plan's state: a pause that ended at `now` is gone from it.
+            let pause = p.state.paused.get(&svc.name);
             ServiceStatus {
                 name: svc.name.clone(),
-                state: state_word(&verdict),
+                state: if pause.is_some() {
+                    "paused"
+                } else {
+                    state_word(&verdict)
+                },
                 alive: o.is_some_and(|o| o.alive.is_ok()),
                 healthy: o.and_then(|o| o.health.as_ref()).map(Result::is_ok),
                 pid: o.and_then(|o| o.alive.clone().ok().flatten()),
@@ -180,10 +206,19 @@ pub fn status(
                         "dead ({}), deps ready: the next tick starts it",
                         dead.cloned().unwrap_or_default()
                     )),
+                    Verdict::Alive => pause.map(|p| words::paused_alive(p, now)),
                     v => reasons
                         .verdict(v)
                         .map(|r| words::Reasons::with_death(v, dead, r)),
                 },
+                paused: pause.map(|p| PauseStatus {
+                    by: p.by.clone(),
+                    reason: p.reason.clone(),
+                    since: rfc3339(p.since),
+                    until: p.until.map(rfc3339),
+                    since_unix: p.since,
+                    until_unix: p.until,
+                }),
             }
         })
         .collect();
@@ -200,6 +235,11 @@ pub fn status(
 pub fn state_word(v: &Verdict) -> &'static str {
     match v {
         Verdict::Alive => "alive",
+        // A paused one's restart is held by its pause, whatever its health.
+        Verdict::Unhealthy {
+            held: Some(Hold::Paused(_)),
+            ..
+        } => "paused",
         Verdict::Unhealthy { .. } => "unhealthy",
         Verdict::Start => "dead",
         Verdict::Restart { .. } => "restart",
@@ -210,6 +250,7 @@ pub fn state_word(v: &Verdict) -> &'static str {
         Verdict::Held(Hold::Starting) => "starting",
         // Only ever the hold of an alive service's restart.
         Verdict::Held(Hold::NotSignalled(_)) => "unhealthy",
+        Verdict::Held(Hold::Paused(_)) => "paused",
     }
 }
 
@@ -235,6 +276,7 @@ pub fn table(r: &StatusReport, now: Unix) -> String {
         };
         let state = match (s.state, s.pid) {
             ("alive", Some(pid)) => format!("alive (pid {pid})"),
+            ("paused", Some(pid)) => format!("paused (pid {pid})"),
             (w, _) => w.to_string(),
         };
         let last = match (&s.last_start, &s.last_result) {

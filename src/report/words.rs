@@ -6,7 +6,8 @@ use crate::config::Config;
 use crate::engine::{Decision, Hold, Note, Refusal, Sick, Unsignallable, Verdict, Wait, WaitOn};
 use crate::event::{Event, StartFailure};
 use crate::fmt::secs;
-use crate::time::Unix;
+use crate::state::Pause;
+use crate::time::{Unix, rfc3339};
 use std::collections::HashMap;
 
 /// "1 failed restart", "3 failed restarts".
@@ -51,6 +52,39 @@ pub fn unsignallable(why: &Unsignallable) -> String {
             }
         }
     }
+}
+
+/// A pause, as every reason and line names it: who, until when, why. With `now`, how long it
+/// has left: `paused by alice until 2026-11-25T14:00:00Z (in 42m): upgrading postgres`. One
+/// until resumed says so loudly, as a forgotten pause keeps a service down for weeks:
+/// `paused by alice since 2026-11-25T13:00:00Z, until resumed (autoheal resume): ...`.
+pub fn pause(p: &Pause, now: Option<Unix>) -> String {
+    let mut text = match p.until {
+        Some(until) => {
+            let left = now
+                .map(|now| format!(" (in {})", secs(until - now)))
+                .unwrap_or_default();
+            format!("paused by {} until {}{left}", p.by, rfc3339(until))
+        }
+        None => format!(
+            "paused by {} since {}, until resumed (`autoheal resume`)",
+            p.by,
+            rfc3339(p.since)
+        ),
+    };
+    if let Some(why) = &p.reason {
+        text.push_str(": ");
+        text.push_str(why);
+    }
+    text
+}
+
+/// The reason `status` gives for a paused service that is alive and well.
+pub fn paused_alive(p: &Pause, now: Unix) -> String {
+    format!(
+        "alive; {}; not restarted or stopped, whatever its health",
+        pause(p, Some(now))
+    )
 }
 
 /// Why an alive service is not well (or is restarted).
@@ -135,7 +169,7 @@ impl<'a> Reasons<'a> {
     pub fn sick_held(&self, why: &Sick, held: Option<&Hold>) -> String {
         match held {
             None => sick(why),
-            Some(h @ Hold::NotSignalled(_)) => {
+            Some(h @ (Hold::NotSignalled(_) | Hold::Paused(_))) => {
                 format!("{}; not restarted: {}", sick(why), self.hold(h))
             }
             Some(h) => format!("{}; its restart is held: {}", sick(why), self.hold(h)),
@@ -161,6 +195,7 @@ impl<'a> Reasons<'a> {
                 failed_restarts(*failures)
             ),
             Hold::NotSignalled(why) => unsignallable(why),
+            Hold::Paused(p) => pause(p, Some(now)),
         }
     }
 
@@ -231,6 +266,7 @@ impl<'a> Reasons<'a> {
             Verdict::Held(h @ Hold::NotSignalled(_)) => {
                 format!("{label} (held: {})", self.hold(h))
             }
+            Verdict::Held(h @ Hold::Paused(_)) => format!("{label} (dead, {})", self.hold(h)),
         }
     }
 
@@ -252,6 +288,7 @@ impl<'a> Reasons<'a> {
                 "start failed: its script exited 0, but it was dead {} later ({dead})",
                 secs(*after)
             ),
+            Note::PauseEnded { pause: p, .. } => pause_ended(p),
         }
     }
 
@@ -259,19 +296,75 @@ impl<'a> Reasons<'a> {
     /// read as if it were coming up).
     pub fn with_death(verdict: &Verdict, dead: Option<&String>, reason: String) -> String {
         match (verdict, dead) {
-            (Verdict::Held(Hold::Grace { .. }), Some(why)) => format!("dead ({why}); {reason}"),
+            (Verdict::Held(Hold::Grace { .. } | Hold::Paused(_)), Some(why)) => {
+                format!("dead ({why}); {reason}")
+            }
             _ => reason,
         }
     }
 }
 
+/// A pause that reached its end.
+fn pause_ended(p: &Pause) -> String {
+    let why = p
+        .reason
+        .as_ref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    format!(
+        "pause ended by itself (paused by {} at {} until {}{why}); autoheal heals it again as \
+         usual",
+        p.by,
+        rfc3339(p.since),
+        p.until.map(rfc3339).unwrap_or_default()
+    )
+}
+
 /// An event's line, without time and name (`<time> <who>: <this>`).
 pub fn event(e: &Event, reasons: Option<&Reasons>) -> String {
     match e {
+        Event::Plan(Note::PauseEnded { pause: p, .. }) => pause_ended(p),
         Event::Plan(n) => match reasons {
             Some(r) => r.note(n),
             None => format!("{n:?}"),
         },
+        Event::Paused {
+            service,
+            pause: p,
+            replaced,
+        } => {
+            let why = p
+                .reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let (lasts, ends) = match p.until {
+                Some(until) => (
+                    format!("for {}, until {}", secs(until - p.since), rfc3339(until)),
+                    format!("before then (`autoheal resume {service}` ends it sooner)"),
+                ),
+                None => (
+                    "until resumed".to_string(),
+                    format!("until `autoheal resume {service}`: nothing else ends this pause"),
+                ),
+            };
+            let instead = replaced
+                .as_ref()
+                .map(|old| format!(" It replaces the pause it had ({}).", pause(old, None)))
+                .unwrap_or_default();
+            format!(
+                "paused by {} {lasts}{why}; autoheal observes it but will not start, restart or \
+                 stop it {ends}.{instead}",
+                p.by
+            )
+        }
+        Event::Resumed { by, pause: p, .. } => format!(
+            "resumed by {by}; it was {}; autoheal heals it again as usual",
+            pause(p, None)
+        ),
+        Event::StillPaused { pause: p, .. } => {
+            format!("still paused: alive, {}", pause(p, None))
+        }
         Event::LuaLog { message, .. } => message.clone(),
         Event::Warning { message } | Event::Trouble { message } => message.clone(),
         Event::StateSetAside { message } => message.clone(),
