@@ -46,8 +46,14 @@ pub const LUA_MEMORY: usize = 64 * 1024 * 1024;
 pub const HTTP_MAX_REDIRECTS: u32 = 5;
 /// At most this many bytes of an http body are read.
 pub const HTTP_MAX_BODY: u64 = 64 * 1024;
-/// At most this many probes run at once.
-pub const PROBE_WORKERS: usize = 32;
+/// At most this many probes run at once, each on a thread of its own (of [`PROBE_STACK`]
+/// bytes of stack) with one socket: one observation of up to this many distinct targets costs
+/// one probe timeout, however many of them are black holes. Fewer when the open-file limit
+/// leaves less room (see `probe::probe_all`).
+pub const PROBE_WORKERS: usize = 1024;
+/// The stack of a probe's thread: an http probe (TLS included) needs far less than the 2 MiB a
+/// thread gets by default, and a thousand of them should not reserve 2 GiB.
+pub const PROBE_STACK: usize = 256 * 1024;
 /// The longest reason a held service is given, in bytes, about: past it the links in the middle
 /// of its chain of deps are left out (`a (dead) ← … ← z 10.0.0.7:80 (connection refused)`), so
 /// that a long chain (or a wide one) of services gives short reasons, not N² bytes of them.

@@ -309,34 +309,73 @@ pub fn http_check(url: &str, opts: &HttpOpts) -> ProbeResult {
     Ok(())
 }
 
-/// Probes every distinct target once, in parallel on at most `workers` threads, so the whole
-/// call takes about as long as the slowest probe. A target listed more than once is probed
-/// once, with the largest of its timeouts.
+/// Probes every distinct target once, in parallel on up to `workers` threads (fewer when the
+/// open-file limit leaves less room: [`fd_room`]), so the whole call takes about as long as the
+/// slowest probe when there are no more targets than threads. A target listed more than once
+/// is probed once, with the largest of its timeouts.
 pub fn probe_all(targets: &[(Target, Duration)], workers: usize) -> HashMap<Target, ProbeResult> {
     let mut distinct: HashMap<&Target, Duration> = HashMap::new();
     for (target, timeout) in targets {
         let t = distinct.entry(target).or_insert(*timeout);
         *t = (*t).max(*timeout);
     }
+    let count = distinct.len();
     let queue = Mutex::new(distinct.into_iter().collect::<Vec<_>>());
-    let workers = workers.clamp(1, queue.lock().map(|q| q.len()).unwrap_or(1).max(1));
+    let (room, before) = fd_room(workers.min(count));
+    let workers = workers.min(count).min(room).max(1);
     let results = Mutex::new(HashMap::new());
+    let work = || {
+        // The queue lock is released as soon as a target is popped. A poisoned lock cannot
+        // happen (nothing panics while holding it) and would only end a worker.
+        let next = || queue.lock().ok().and_then(|mut q| q.pop());
+        while let Some((target, timeout)) = next() {
+            let result = probe(target, timeout);
+            if let Ok(mut r) = results.lock() {
+                r.insert(target.clone(), result);
+            }
+        }
+    };
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| {
-                // The queue lock is released as soon as a target is popped. A poisoned lock
-                // cannot happen (nothing panics while holding it) and would only end a worker.
-                let next = || queue.lock().ok().and_then(|mut q| q.pop());
-                while let Some((target, timeout)) = next() {
-                    let result = probe(target, timeout);
-                    if let Ok(mut r) = results.lock() {
-                        r.insert(target.clone(), result);
-                    }
-                }
-            });
+            let started = std::thread::Builder::new()
+                .name("autoheal-probe".into())
+                .stack_size(crate::defaults::PROBE_STACK)
+                .spawn_scoped(scope, work);
+            // A host out of threads probes with the workers it got (at least this one).
+            if started.is_err() {
+                break;
+            }
         }
+        work();
     });
+    // The scripts started later inherit the limit autoheal was given, not the probes'.
+    if let Some(before) = before {
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, before);
+    }
     results.into_inner().unwrap_or_default()
+}
+
+/// How many probes may hold a socket at once, wanting `want`: the open-file limit less what
+/// is open and a reserve for the rest of the tick (its scripts' logs, the state, Lua). The
+/// soft limit is raised toward the hard one first when it is short (Debian's soft limit is
+/// 1,024); the limit before, if it was raised, to restore.
+fn fd_room(want: usize) -> (usize, Option<rustix::process::Rlimit>) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    const RESERVE: u64 = 128;
+    let open = std::fs::read_dir("/proc/self/fd").map_or(64, |d| d.count()) as u64;
+    let need = open + RESERVE + want as u64;
+    let before = getrlimit(Resource::Nofile);
+    let mut raised = None;
+    if before.current.is_some_and(|soft| soft < need) {
+        let mut more = before.clone();
+        more.current = Some(before.maximum.map_or(need, |hard| hard.min(need)));
+        if setrlimit(Resource::Nofile, more).is_ok() {
+            raised = Some(before);
+        }
+    }
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let room = usize::try_from(soft.saturating_sub(open + RESERVE)).unwrap_or(usize::MAX);
+    (room, raised)
 }
 
 /// One target, with default http options apart from the timeout.

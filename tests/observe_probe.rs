@@ -344,3 +344,28 @@ fn http_unknown_host_has_no_address() {
         "{err}"
     );
 }
+
+/// A thousand distinct targets that never answer (a listener that never accepts) are all
+/// probed in the same observation, each to its own timeout: all timed out, none skipped, and
+/// the open-file limit the probes may have raised is given back for the scripts that follow.
+#[test]
+fn a_thousand_black_holes_are_probed_at_once() {
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let before = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let targets: Vec<(Target, Duration)> = (0..1000)
+        .map(|i| {
+            let url = format!("http://127.0.0.1:{port}/p{i}");
+            (Target::Http { url }, Duration::from_millis(500))
+        })
+        .collect();
+    let results = probe_all(&targets, PROBE_WORKERS);
+    assert_eq!(results.len(), 1000);
+    for (target, result) in &results {
+        let e = result.as_ref().expect_err("a black hole never answers");
+        assert_eq!(e.how, autoheal::probe::How::TimedOut, "{target:?}: {e:?}");
+    }
+    let after = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    assert_eq!(before.current, after.current);
+    drop(hole);
+}
