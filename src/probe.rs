@@ -367,7 +367,7 @@ fn fd_room(want: usize) -> (usize, Option<rustix::process::Rlimit>) {
     let before = getrlimit(Resource::Nofile);
     let mut raised = None;
     if before.current.is_some_and(|soft| soft < need) {
-        let mut more = before.clone();
+        let mut more = before;
         more.current = Some(before.maximum.map_or(need, |hard| hard.min(need)));
         if setrlimit(Resource::Nofile, more).is_ok() {
             raised = Some(before);
