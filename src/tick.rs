@@ -315,12 +315,16 @@ pub fn run(
         }
         // Wait for the next look; a script that returns meanwhile ends the wait: its service
         // may already be up.
-        // Waiting only on this host, it looks again soon: each level of a local chain is
-        // noticed as it comes up, not on the growing schedule meant for remote targets.
-        let wait = if waits_only_on_this_host(config, &p) {
-            local_wait(&p, now).max(look_took)
+        // Waiting only on this host for something coming up, it looks again soon: each level
+        // of a local chain is noticed as it comes up, not on the growing schedule meant for
+        // remote targets (and never spends more than a third of its time looking).
+        let local = waits_only_on_this_host(config, &p);
+        let wait = if local && coming_up(config, &obs, &state, &p, now) {
+            crate::defaults::LOCAL_RECHECK.max(look_took * 2)
         } else {
-            state.remote_wait_since.get_or_insert(now);
+            if !local {
+                state.remote_wait_since.get_or_insert(now);
+            }
             schedule.wait(random_unit())
         };
         if running.settle(wait.min(budget - elapsed), config, dir, &mut state, log)? > 0 {
@@ -416,23 +420,25 @@ fn random_unit() -> f64 {
     (RandomState::new().hash_one(Instant::now()) % 1000) as f64 / 1000.0
 }
 
-/// How long a tick that waits only on this host waits before its next look:
-/// [`crate::defaults::LOCAL_RECHECK`] while anything may change any moment (a local dep, a
-/// health check, a start in grace), else until the first backoff ends.
-fn local_wait(p: &Plan, now: Unix) -> Duration {
-    let soon = crate::defaults::LOCAL_RECHECK;
-    p.decisions
-        .iter()
-        .filter_map(|d| match &d.verdict {
-            Verdict::Alive | Verdict::Held(Hold::GaveUp { .. } | Hold::NotSignalled(_)) => None,
-            Verdict::Held(Hold::Backoff { until, .. }) => {
-                Some(Duration::try_from_secs_f64(until - now).unwrap_or(soon))
+/// Whether a service that is not alive and well is coming up: its start is due or its script
+/// runs, or it was started (by autoheal or not) within its grace. A service unhealthy for
+/// longer, or held by a backoff, is not: the tick looks at it on the growing schedule.
+fn coming_up(config: &Config, obs: &Observation, state: &State, p: &Plan, now: Unix) -> bool {
+    p.decisions.iter().any(|d| {
+        let Some(svc) = config.service(&d.service) else {
+            return false;
+        };
+        let grace = svc.grace.as_secs_f64();
+        let recent = |t: Option<Unix>| t.is_some_and(|t| now < t + grace);
+        match &d.verdict {
+            Verdict::Alive => false,
+            Verdict::Start | Verdict::Restart { .. } | Verdict::Held(Hold::Starting) => true,
+            _ => {
+                recent(state.services.get(&d.service).and_then(|s| s.last_start))
+                    || recent(obs.services.get(&d.service).and_then(|o| o.started))
             }
-            _ => Some(soon),
-        })
-        .min()
-        .unwrap_or(soon)
-        .max(soon)
+        }
+    })
 }
 
 /// Whether all the tick waits on is on this host: local services (by name or at their
@@ -1037,6 +1043,47 @@ mod tests {
             let r = random_unit();
             assert!((0.0..1.0).contains(&r), "{r}");
         }
+    }
+
+    #[test]
+    fn only_a_service_coming_up_makes_a_tick_look_often() {
+        let c = cfg("a:\n  pname: a\n  grace: 30s\n  script: x\n");
+        let now = 1000.0;
+        let sick = Verdict::Unhealthy {
+            why: Sick::Health {
+                error: "warming".into(),
+                count: 1,
+                due: false,
+            },
+            held: None,
+        };
+        let p = plan_of(&[("a", sick)]);
+        let mut st = State::default();
+        let obs = Observation::default();
+        // Unhealthy for long, never started by autoheal: not coming up.
+        assert!(!coming_up(&c, &obs, &st, &p, now));
+        // Started 10 s ago, within its 30 s grace: coming up.
+        st.services.entry("a".into()).or_default().last_start = Some(now - 10.0);
+        assert!(coming_up(&c, &obs, &st, &p, now));
+        assert!(!coming_up(&c, &obs, &st, &p, now + 25.0));
+        let backoff = Verdict::Held(Hold::Backoff {
+            until: now + 60.0,
+            failures: 3,
+        });
+        assert!(!coming_up(
+            &c,
+            &obs,
+            &State::default(),
+            &plan_of(&[("a", backoff)]),
+            now
+        ));
+        assert!(coming_up(
+            &c,
+            &obs,
+            &State::default(),
+            &plan_of(&[("a", Verdict::Start)]),
+            now
+        ));
     }
 
     #[test]
