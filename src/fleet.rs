@@ -484,3 +484,172 @@ pub fn files(args: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use std::path::Path;
+
+    fn cfg(name: &str, yaml: &str) -> Config {
+        load_str(yaml, Path::new(name)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const SVC: &str = "  pname: x\n  script: s\n";
+
+    /// The node each dep of `host`'s `svc` waits on, as `svc@file` or a word.
+    fn waits(f: &Fleet, host: usize, svc: &str) -> Vec<String> {
+        let v = f.node(host, svc).unwrap();
+        f.waits(v)
+            .iter()
+            .map(|w| match w {
+                Wait::Local { to, .. } | Wait::Listening { to, .. } => {
+                    format!("{}@{}", f.service(*to).name, f.host(*to).name())
+                }
+                Wait::External => "external".into(),
+                Wait::Ambiguous(_) => "ambiguous".into(),
+                Wait::Lua => "lua".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deps_match_listen_and_health_ports_at_the_hosts_addresses() {
+        let h1 = cfg(
+            "h1.yaml",
+            &format!(
+                "settings:\n  host: [10.0.0.1, web1.example.com]\n\
+                 web:\n{SVC}  health: {{url: 'http://localhost:8080/health'}}\n  dep:\n    - {{name: api, host: 10.0.0.2, port: 9000}}\n    - {{name: db, host: db.example.com, port: 5432}}\n    - {{name: mail, host: 192.0.2.25, port: 25}}\n    - {{name: own, host: 127.0.0.1, port: 6379}}\n\
+                 cache:\n{SVC}  listen: 6379\n"
+            ),
+        );
+        // h2 has no settings.host: derived from its listen: and health:.
+        let h2 = cfg(
+            "h2.yaml",
+            &format!(
+                "api:\n{SVC}  listen: 10.0.0.2:9000\n  dep:\n    - {{name: web, url: 'http://WEB1.example.com.:8080/'}}\n    - {{name: cache, host: 127.0.0.1, port: 6379}}\n\
+                 db:\n{SVC}  health: {{host: db.example.com, port: 5432}}\n"
+            ),
+        );
+        let configs = [h1, h2];
+        let f = Fleet::new(&configs);
+        assert_eq!(f.hosts[0].from, HostFrom::Declared);
+        assert_eq!(f.hosts[1].from, HostFrom::Derived);
+        assert_eq!(f.hosts[1].addresses, vec!["10.0.0.2", "db.example.com"]);
+        assert_eq!(
+            waits(&f, 0, "web"),
+            vec!["api@h2", "db@h2", "external", "cache@h1"]
+        );
+        // A loopback dep is its own host's: h2 has no cache, so it is external.
+        assert_eq!(waits(&f, 1, "api"), vec!["web@h1", "external"]);
+        assert!(f.cycles().len() == 1 && f.across_hosts(&f.cycles()[0]));
+    }
+
+    #[test]
+    fn a_declared_loopback_address_is_that_hosts_and_127_0_0_1_every_hosts() {
+        let h1 = cfg(
+            "h1.yaml",
+            &format!(
+                "settings:\n  host: 127.0.1.1\na:\n{SVC}  health: {{host: 127.0.0.1, port: 80}}\n"
+            ),
+        );
+        let h2 = cfg(
+            "h2.yaml",
+            &format!(
+                "settings:\n  host: 127.0.1.2\nb:\n{SVC}  dep:\n    - {{name: a, host: 127.0.1.1, port: 80}}\n    - {{name: lo, host: 127.0.0.1, port: 80}}\n    - {{name: l, lua: return true}}\n"
+            ),
+        );
+        let configs = [h1, h2];
+        let f = Fleet::new(&configs);
+        assert_eq!(waits(&f, 1, "b"), vec!["a@h1", "external", "lua"]);
+        assert!(f.cycles().is_empty());
+        assert_eq!((f.level(0), f.level(1)), (0, 1));
+    }
+
+    #[test]
+    fn several_services_at_one_address_match_only_exactly() {
+        let h1 = cfg(
+            "h1.yaml",
+            &format!(
+                "settings:\n  host: 192.0.2.1\nnginx:\n{SVC}  health: {{host: 127.0.0.1, port: 80}}\n\
+                 app1:\n{SVC}  health: {{url: 'http://127.0.0.1/app1/health'}}\n\
+                 app2:\n{SVC}  health: {{url: 'http://127.0.0.1/app2/health'}}\n"
+            ),
+        );
+        let h2 = cfg(
+            "h2.yaml",
+            &format!(
+                "c:\n{SVC}  dep:\n    - {{name: a1, url: 'http://192.0.2.1/app1/health'}}\n    - {{name: front, host: 192.0.2.1, port: 80}}\n    - {{name: x, url: 'http://192.0.2.1/'}}\n"
+            ),
+        );
+        let configs = [h1, h2];
+        let f = Fleet::new(&configs);
+        assert_eq!(f.hosts[1].from, HostFrom::Unknown);
+        assert_eq!(waits(&f, 1, "c"), vec!["app1@h1", "nginx@h1", "ambiguous"]);
+    }
+
+    #[test]
+    fn a_cycle_across_three_hosts_is_found_with_its_hops() {
+        let host = |n: u8, next: u8| {
+            cfg(
+                &format!("h{n}.yaml"),
+                &format!(
+                    "settings:\n  host: 192.0.2.{n}\ns{n}:\n{SVC}  health: {{host: 127.0.0.1, port: 900{n}}}\n  dep:\n    - {{name: next, host: 192.0.2.{next}, port: 900{next}}}\n"
+                ),
+            )
+        };
+        let configs = [host(1, 2), host(2, 3), host(3, 1)];
+        let f = Fleet::new(&configs);
+        assert_eq!(f.cycles().len(), 1);
+        let hops: Vec<usize> = f.cycles()[0]
+            .hops
+            .iter()
+            .map(|h| f.host_index(h.from))
+            .collect();
+        assert_eq!(hops, vec![0, 1, 2]);
+        assert_eq!(f.critical_path(), (Vec::new(), Duration::ZERO));
+    }
+
+    #[test]
+    fn the_critical_path_is_the_longest_chain_of_warmups() {
+        let h1 = cfg(
+            "h1.yaml",
+            &format!(
+                "settings:\n  host: 192.0.2.1\ndb:\n{SVC}  listen: 5432\n  warmup: 20s\n\
+                 fast:\n{SVC}  listen: 80\n  warmup: 1s\n"
+            ),
+        );
+        let h2 = cfg(
+            "h2.yaml",
+            &format!(
+                "settings:\n  host: 192.0.2.2\napp:\n{SVC}  grace: 10s\n  dep:\n    - {{name: db, host: 192.0.2.1, port: 5432}}\n    - {{name: f, host: 192.0.2.1, port: 80}}\n\
+                 web:\n{SVC}  warmup: 2s\n  dep: [{{name: app}}]\n"
+            ),
+        );
+        let configs = [h1, h2];
+        let f = Fleet::new(&configs);
+        let (path, total) = f.critical_path();
+        let names: Vec<&str> = path.iter().map(|&v| f.service(v).name.as_str()).collect();
+        assert_eq!(names, vec!["db", "app", "web"]);
+        assert_eq!(total, Duration::from_secs(32));
+        assert_eq!(
+            f.ready_at(f.node(1, "app").unwrap()),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn files_expand_directories_once_each() {
+        let dir = std::env::temp_dir().join(format!("autoheal-fleet-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in ["b.yaml", "a.yaml", "notes.txt"] {
+            std::fs::write(dir.join(n), "").unwrap();
+        }
+        let got = files(&[dir.clone(), dir.join("a.yaml")]).unwrap();
+        assert_eq!(got, vec![dir.join("a.yaml"), dir.join("b.yaml")]);
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(files(&[empty]).unwrap_err().contains("holds no *.yaml"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
