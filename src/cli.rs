@@ -67,6 +67,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Read every host's own file together and print the fleet: which host each file is, the
+    /// recovery order across hosts, the external deps and the critical path after a power
+    /// cut; a dependency cycle across hosts is an error (exit 2). Probes nothing, starts
+    /// nothing. `-c` is not read.
+    Fleet {
+        /// The hosts' config files; a directory stands for every *.yaml in it.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print the whole fleet as Graphviz DOT instead, one cluster per host.
+        #[arg(long)]
+        dot: bool,
+    },
     /// Forget a service's failures and backoff, so the next tick may start it again (a pause
     /// stays: `resume` ends it).
     Reset {

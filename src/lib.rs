@@ -10,6 +10,7 @@ pub mod defaults;
 pub mod engine;
 pub mod event;
 pub mod exec;
+pub mod fleet;
 pub mod fmt;
 pub mod levers;
 pub mod lua;

@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         Command::Graph { status, state_dir } => {
             with_config(&path, |cfg| graph(cfg, state_dir, *status))
         }
+        Command::Fleet { files, dot } => fleet(files, *dot),
         Command::Run {
             state_dir,
             dry_run,
@@ -107,6 +108,50 @@ fn main() -> ExitCode {
         }),
     };
     ExitCode::from(exit as u8)
+}
+
+/// `autoheal fleet FILE...`: every file loaded as `check` loads it; one that does not load is
+/// an error (exit 2) that names it; a cycle across the files is one too (with `--dot`, the
+/// fleet is still drawn, the cycle in red).
+fn fleet(args: &[PathBuf], dot: bool) -> Exit {
+    let files = match autoheal::fleet::files(args) {
+        Ok(f) => f,
+        Err(why) => {
+            err!("autoheal: fleet: {why}");
+            return Exit::Usage;
+        }
+    };
+    let mut configs = Vec::with_capacity(files.len());
+    let mut bad = Vec::new();
+    for f in &files {
+        match load(f) {
+            Ok(cfg) => configs.push(cfg),
+            Err(_) => bad.push(f.display().to_string()),
+        }
+    }
+    if !bad.is_empty() {
+        err!(
+            "autoheal: fleet: {} of {} files do{} not load: {}; nothing was probed or started \
+             (fix each, `autoheal check -c FILE`)",
+            bad.len(),
+            files.len(),
+            if bad.len() == 1 { "es" } else { "" },
+            bad.join(", ")
+        );
+        return Exit::Usage;
+    }
+    let fleet = autoheal::fleet::Fleet::new(&configs);
+    if dot {
+        out_raw!("{}", report::fleet::dot(&fleet));
+    }
+    if !fleet.cycles().is_empty() {
+        err!("{}", report::fleet::cycles(&fleet));
+        return Exit::Usage;
+    }
+    if !dot {
+        out_raw!("{}", report::fleet::render(&fleet));
+    }
+    Exit::Ok
 }
 
 /// Loads the config, or prints every error and exits 2: nothing is started on a bad file.

@@ -108,6 +108,19 @@ impl Addr {
         (!host.is_empty()).then(|| Addr::new(host, port))
     }
 
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The same host at another port.
+    pub fn with_port(&self, port: u16) -> Addr {
+        Addr {
+            host: self.host.clone(),
+            port,
+        }
+    }
+
     /// Whether it is on this host: a loopback address (127.0.0.0/8, ::1, `localhost`).
     pub fn is_loopback(&self) -> bool {
         matches!(self.host, Host::Ip(ip) if ip.is_loopback())
@@ -244,65 +257,84 @@ impl Graph {
         out
     }
 
-    /// One depth-first walk from every service in file order, with an explicit stack: each
-    /// edge back to a service still on the walk's path is a cycle; the order services finish
-    /// in puts each after what it waits on, and gives the levels.
     fn walk(&mut self) {
-        const NEW: u8 = 0;
-        const ON_PATH: u8 = 1;
-        const DONE: u8 = 2;
-        let n = self.edges.len();
-        let mut color = vec![NEW; n];
-        let mut levels = vec![0usize; n];
-        // (service, how many of its edges were walked); the path is the stack itself.
-        let mut stack: Vec<(usize, usize)> = Vec::new();
-        for root in 0..n {
-            if color[root] != NEW {
+        let w = walk(&self.edges);
+        (self.cycles, self.order, self.levels) = (w.cycles, w.order, w.levels);
+    }
+}
+
+/// What [`walk`] finds: the cycles, the order and the levels of a graph.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    pub cycles: Vec<Cycle>,
+    /// Every node after every node it waits on (with a cycle, a node on it comes before the
+    /// one that closes it).
+    pub order: Vec<usize>,
+    /// 0 for a node that waits on nothing, else one more than the deepest it waits on.
+    pub levels: Vec<usize>,
+}
+
+/// One depth-first walk from every node in index order, with an explicit stack: each edge
+/// back to a node still on the walk's path is a cycle; the order nodes finish in puts each
+/// after what it waits on, and gives the levels. `edges[v]` are node `v`'s edges (each with
+/// `from == v`); the same walk serves one file ([`Graph`]) and a fleet of them.
+pub fn walk(edges: &[Vec<Edge>]) -> Walk {
+    const NEW: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let n = edges.len();
+    let mut out = Walk::default();
+    let mut color = vec![NEW; n];
+    let mut levels = vec![0usize; n];
+    // (service, how many of its edges were walked); the path is the stack itself.
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..n {
+        if color[root] != NEW {
+            continue;
+        }
+        color[root] = ON_PATH;
+        stack.push((root, 0));
+        while let Some(&(v, next)) = stack.last() {
+            let Some(&e) = edges[v].get(next) else {
+                stack.pop();
+                color[v] = DONE;
+                levels[v] = edges[v]
+                    .iter()
+                    .filter(|e| color[e.to] == DONE)
+                    .map(|e| levels[e.to] + 1)
+                    .max()
+                    .unwrap_or(0);
+                out.order.push(v);
+                continue;
+            };
+            stack.last_mut().expect("v is on the stack").1 += 1;
+            // Two deps of one service may reach the same service: one edge is enough.
+            if edges[v][..next].iter().any(|x| x.to == e.to) {
                 continue;
             }
-            color[root] = ON_PATH;
-            stack.push((root, 0));
-            while let Some(&(v, next)) = stack.last() {
-                let Some(&e) = self.edges[v].get(next) else {
-                    stack.pop();
-                    color[v] = DONE;
-                    levels[v] = self.edges[v]
+            match color[e.to] {
+                NEW => {
+                    color[e.to] = ON_PATH;
+                    stack.push((e.to, 0));
+                }
+                ON_PATH => {
+                    let at = stack
                         .iter()
-                        .filter(|e| color[e.to] == DONE)
-                        .map(|e| levels[e.to] + 1)
-                        .max()
-                        .unwrap_or(0);
-                    self.order.push(v);
-                    continue;
-                };
-                stack.last_mut().expect("v is on the stack").1 += 1;
-                // Two deps of one service may reach the same service: one edge is enough.
-                if self.edges[v][..next].iter().any(|x| x.to == e.to) {
-                    continue;
+                        .position(|&(x, _)| x == e.to)
+                        .expect("a service on the path is on the stack");
+                    // Each frame's last walked edge is the hop it took.
+                    let hops = stack[at..]
+                        .iter()
+                        .map(|&(x, walked)| edges[x][walked - 1])
+                        .collect();
+                    out.cycles.push(Cycle { hops });
                 }
-                match color[e.to] {
-                    NEW => {
-                        color[e.to] = ON_PATH;
-                        stack.push((e.to, 0));
-                    }
-                    ON_PATH => {
-                        let at = stack
-                            .iter()
-                            .position(|&(x, _)| x == e.to)
-                            .expect("a service on the path is on the stack");
-                        // Each frame's last walked edge is the hop it took.
-                        let hops = stack[at..]
-                            .iter()
-                            .map(|&(x, walked)| self.edges[x][walked - 1])
-                            .collect();
-                        self.cycles.push(Cycle { hops });
-                    }
-                    _ => {}
-                }
+                _ => {}
             }
         }
-        self.levels = levels;
     }
+    out.levels = levels;
+    out
 }
 
 /// The one local service whose `health:` address a tcp or http dep probes. An address several

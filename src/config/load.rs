@@ -1,9 +1,9 @@
 //! Loading and validating conf.yaml: marked tree → typed [`Config`], every error at once.
 
 use super::diag::{Diagnostic, Diagnostics, Severity};
-use super::graph::{By, Graph};
+use super::graph::{Addr, By, Graph};
 use super::model::Config;
-use super::types::{Dep, Liveness, LuaChunk, Pname, Probe, Service, Settings};
+use super::types::{Dep, Listen, Liveness, LuaChunk, Pname, Probe, Service, Settings};
 use super::yaml::{self, Kind, Node, Pos};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -25,6 +25,8 @@ const SERVICE_KEYS: &[&str] = &[
     "unhealthy_after",
     "restart_on_dep_restart",
     "check_timeout",
+    "listen",
+    "warmup",
 ];
 const HEALTH_KEYS: &[&str] = &["host", "port", "url", "timeout"];
 const DEP_KEYS: &[&str] = &["name", "host", "port", "url", "lua", "timeout"];
@@ -48,6 +50,7 @@ const SETTINGS_KEYS: &[&str] = &[
     "hook_timeout",
     "on_event",
     "recheck_max",
+    "host",
 ];
 
 /// The longest value a kind of duration key may have (named in `crate::defaults`), and why, for
@@ -802,6 +805,7 @@ impl Cx<'_> {
                         s.recheck_max = d;
                     }
                 }
+                "host" => s.host = self.host(v),
                 _ => {
                     let d = match key {
                         "probe_timeout" => self.limit(v, cx, key, &PROBE),
@@ -889,7 +893,8 @@ impl Cx<'_> {
         let mut check_timeout = settings.lua_timeout;
         let (mut health, mut stop, mut follow) = (None, None, false);
         let mut unhealthy_after = settings.unhealthy_after;
-        let mut deps = Vec::new();
+        let (mut deps, mut dep_lines) = (Vec::new(), Vec::new());
+        let (mut listen, mut warmup) = (Vec::new(), None);
         let mut env = Vec::new();
         for (k, v) in entries {
             let kname = k.as_str().unwrap_or_default();
@@ -928,7 +933,9 @@ impl Cx<'_> {
                         );
                     }
                 }
-                "dep" => deps = self.deps(name, v, settings, services),
+                "dep" => (deps, dep_lines) = self.deps(name, v, settings, services),
+                "listen" => listen = self.listen(v, name),
+                "warmup" => warmup = self.duration(v, name, kname, &GRACE),
                 "health" => health = self.health(name, v, settings),
                 "stop" => stop = self.string(v, name, kname),
                 "unhealthy_after" => {
@@ -1054,6 +1061,7 @@ impl Cx<'_> {
             liveness: liveness?,
             check,
             deps,
+            dep_lines,
             script: script?,
             user,
             env,
@@ -1065,7 +1073,128 @@ impl Cx<'_> {
             unhealthy_after,
             restart_on_dep_restart: follow,
             check_timeout,
+            listen,
+            warmup,
         })
+    }
+
+    /// One scalar, or a list of them (`host:`, `listen:`): each node with its text.
+    fn one_or_list<'n>(&mut self, node: &'n Node, cx: &str, key: &str) -> Vec<(&'n Node, String)> {
+        let items: Vec<&Node> = match &node.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![node],
+        };
+        if items.is_empty() {
+            self.error_at(
+                node,
+                cx,
+                &format!("`{key}` is an empty list"),
+                Some(format!("give `{key}` a value or remove the key")),
+            );
+        }
+        items
+            .into_iter()
+            .filter_map(|n| Some((n, self.string(n, cx, key)?.trim().to_string())))
+            .collect()
+    }
+
+    /// `settings.host`: the addresses (names or IP literals, without a port) this host's
+    /// services listen on, one or a list. `127.0.0.1`, `::1` and `localhost` are every host's
+    /// own, so they name none.
+    fn host(&mut self, node: &Node) -> Vec<String> {
+        let cx = "settings";
+        let mut out: Vec<String> = Vec::new();
+        for (n, text) in self.one_or_list(node, cx, "host") {
+            let bare = text
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(&text);
+            let why = if text.chars().any(char::is_whitespace) {
+                Some((
+                    "a host is a name or an address, without spaces".to_string(),
+                    None,
+                ))
+            } else if bare.parse::<std::net::IpAddr>().is_err()
+                && let Some((h, p)) = text.rsplit_once(':')
+                && p.parse::<u16>().is_ok()
+            {
+                Some((
+                    format!("`{text}` has a port"),
+                    Some(format!(
+                        "`host` names addresses, without a port (`host: {h}`); give a service's \
+                         port with its `listen:` or its `health:`"
+                    )),
+                ))
+            } else if Addr::new(&text, 0) == Addr::new("127.0.0.1", 0)
+                || Addr::new(&text, 0) == Addr::new("::1", 0)
+            {
+                Some((
+                    format!("`{text}` is every host's own address"),
+                    Some(
+                        "name the addresses other hosts reach this one at (e.g. `host: \
+                         [10.0.0.5, web1.example.com]`)"
+                            .into(),
+                    ),
+                ))
+            } else {
+                None
+            };
+            match why {
+                Some((msg, help)) => {
+                    let help = help.or(Some("e.g. `host: [10.0.0.5, web1.example.com]`".into()));
+                    self.error_at(n, cx, &msg, help)
+                }
+                None if out.iter().any(|h| Addr::new(h, 0) == Addr::new(&text, 0)) => {
+                    self.error_at(
+                        n,
+                        cx,
+                        &format!("`{text}` is given twice in `host`"),
+                        Some("keep one of them".into()),
+                    );
+                }
+                None => out.push(text),
+            }
+        }
+        out
+    }
+
+    /// `listen:` — where other hosts reach the service: `host:port`, `[v6]:port`, or a port
+    /// alone (`8080`, `:8080`, `*:8080`, `0.0.0.0:8080`) for every address of its host; one or
+    /// a list.
+    fn listen(&mut self, node: &Node, svc: &str) -> Vec<Listen> {
+        let mut out: Vec<Listen> = Vec::new();
+        for (n, text) in self.one_or_list(node, svc, "listen") {
+            match parse_listen(&text) {
+                Ok((host, port)) => {
+                    let l = Listen {
+                        host,
+                        port,
+                        line: n.pos.line,
+                    };
+                    if out.iter().any(|o| o.host == l.host && o.port == l.port) {
+                        self.error_at(
+                            n,
+                            svc,
+                            &format!("`{text}` is given twice in `listen`"),
+                            Some("keep one of them".into()),
+                        );
+                    } else {
+                        out.push(l);
+                    }
+                }
+                Err(why) => self.error_at(
+                    n,
+                    svc,
+                    &format!("bad `listen` address `{text}`: {why}"),
+                    Some(
+                        "write host:port (`10.0.0.5:8080`, `[2001:db8::5]:8080`) or a port \
+                         alone (`8080`: every address of this host)"
+                            .into(),
+                    ),
+                ),
+            }
+        }
+        out
     }
 
     /// `env:` — a mapping of environment variables (`NAME: value`) added to the clean
@@ -1225,9 +1354,9 @@ impl Cx<'_> {
         node: &Node,
         settings: &Settings,
         services: &HashSet<&str>,
-    ) -> Vec<Dep> {
+    ) -> (Vec<Dep>, Vec<usize>) {
         if node.is_null() {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let Kind::Seq(items) = &node.kind else {
             self.error_at(
@@ -1236,9 +1365,10 @@ impl Cx<'_> {
                 &format!("`dep` must be a list, found {}", node.describe()),
                 Some("write each dependency as a list item: `- name: nginx`".into()),
             );
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let mut out: Vec<Dep> = Vec::new();
+        let mut lines = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for item in items {
             let Some(d) = self.dep(svc, item, settings, services) else {
@@ -1254,8 +1384,9 @@ impl Cx<'_> {
                 continue;
             }
             out.push(d);
+            lines.push(item.pos.line);
         }
-        out
+        (out, lines)
     }
 
     fn dep(
@@ -1475,6 +1606,43 @@ impl Cx<'_> {
             );
         }
     }
+}
+
+/// A `listen:` entry: its host (`None`: every address of its host) and its port.
+fn parse_listen(text: &str) -> Result<(Option<String>, u16), String> {
+    let port = |p: &str| match p.parse::<u64>() {
+        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+        Ok(p) => Err(format!("port {p} is out of range (1 to 65535)")),
+        Err(_) if p.is_empty() => Err("no port".to_string()),
+        Err(_) => Err(format!("port `{p}` is not a number")),
+    };
+    if text.chars().any(char::is_whitespace) {
+        return Err("it has a space".into());
+    }
+    if !text.contains(':') {
+        return port(text).map(|p| (None, p));
+    }
+    let (host, p) = if let Some(v6) = text.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("no `]` after the IPv6 address")?;
+        let p = after.strip_prefix(':').ok_or("no port after the address")?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{host}` is not an IPv6 address"));
+        }
+        (host, p)
+    } else {
+        let (host, p) = text.rsplit_once(':').expect("it has a colon");
+        if host.contains(':') {
+            return Err("write an IPv6 address in brackets, as `[2001:db8::5]:8080`".into());
+        }
+        (host, p)
+    };
+    let p = port(p)?;
+    let every = host.is_empty()
+        || host == "*"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+    Ok(((!every).then(|| host.to_string()), p))
 }
 
 /// The value of `key` among a mapping's entries.
@@ -1735,6 +1903,50 @@ mod tests {
         assert!(parse_duration("3 parsecs").is_err());
         assert!(parse_duration("-1").is_err());
     }
+
+    /// `settings.host`, `listen:` and `warmup:` in each of their shapes; the lines of deps.
+    #[test]
+    fn fleet_keys() {
+        let src = "settings:\n  host: 10.0.0.5\nweb:\n  pname: w\n  script: s\n  grace: 4s\n  \
+                   listen: [8080, '*:81', 0.0.0.0:82, '[::]:83', web1.example.com:84, '[2001:db8::5]:85']\n  \
+                   dep:\n    - name: a\n      host: 10.0.0.7\n      port: 1\n\n    - {name: b, url: http://x/}\n\
+                   db:\n  pname: d\n  script: s\n  listen: 10.0.0.5:5432\n  warmup: 0\n";
+        let cfg = load_str(src, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.settings.host, vec!["10.0.0.5"]);
+        let (web, db) = (&cfg.services[0], &cfg.services[1]);
+        let listen: Vec<_> = web
+            .listen
+            .iter()
+            .map(|l| (l.host.as_deref(), l.port))
+            .collect();
+        assert_eq!(
+            listen,
+            vec![
+                (None, 8080),
+                (None, 81),
+                (None, 82),
+                (None, 83),
+                (Some("web1.example.com"), 84),
+                (Some("2001:db8::5"), 85)
+            ]
+        );
+        assert_eq!(web.dep_lines, vec![9, 13]);
+        assert_eq!((web.dep_line(1), web.dep_line(5)), (13, web.line));
+        assert_eq!(web.warmup(), Duration::from_secs(4), "grace when no warmup");
+        assert_eq!(db.warmup(), Duration::ZERO);
+        let two = "settings:\n  host: [10.0.0.5, 'web1.example.com', '[2001:db8::5]']\nw:\n  pname: w\n  script: s\n";
+        let cfg = load_str(two, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.settings.host.len(), 3);
+        assert!(
+            load_str(SVC_ONLY, Path::new("t.yaml"))
+                .unwrap()
+                .settings
+                .host
+                .is_empty()
+        );
+    }
+
+    const SVC_ONLY: &str = "w:\n  pname: w\n  script: s\n";
 
     /// Each duration key takes its bound and refuses a millisecond more, with the bound named
     /// as it could be written back.

@@ -25,4 +25,4 @@ pub use load::{
 };
 
 pub use model::Config;
-pub use types::{Dep, Liveness, LuaChunk, Pname, Probe, Service, Settings};
+pub use types::{Dep, Listen, Liveness, LuaChunk, Pname, Probe, Service, Settings};

@@ -47,6 +47,9 @@ pub struct Settings {
     /// The alert chunk (`on_event:`), run with the event as the global `event`; it may post and
     /// probe, never `restart()` (`lua::run_event_hook`).
     pub on_event: Option<LuaChunk>,
+    /// The addresses (names or IP literals, no port) this host's services listen on
+    /// (`host:`), as written; empty when not given. Only `autoheal fleet` reads it.
+    pub host: Vec<String>,
 }
 
 impl Default for Settings {
@@ -72,6 +75,7 @@ impl Default for Settings {
             hook_timeout: d::HOOK_TIMEOUT,
             recheck_max: d::RECHECK_MAX,
             on_event: None,
+            host: Vec::new(),
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct Service {
     /// Inline Lua health check of the service itself.
     pub check: Option<LuaChunk>,
     pub deps: Vec<Dep>,
+    /// The file line of each of `deps`, in their order (where its list item starts).
+    pub dep_lines: Vec<usize>,
     /// Run with `/bin/sh -c`.
     pub script: String,
     pub user: Option<String>,
@@ -106,14 +112,40 @@ pub struct Service {
     pub restart_on_dep_restart: bool,
     /// Time limit of its `check:` chunk (`check_timeout:`, default `settings.lua_timeout`).
     pub check_timeout: Duration,
+    /// Where other hosts reach it (`listen:`); only `autoheal fleet` reads it.
+    pub listen: Vec<Listen>,
+    /// The time from its start to ready (`warmup:`), for the fleet's critical path; `None`:
+    /// its `grace`. See [`Service::warmup`].
+    pub warmup: Option<Duration>,
 }
 
 impl Service {
+    /// Its `warmup:`, else its `grace`: how long it takes from its start to ready.
+    pub fn warmup(&self) -> Duration {
+        self.warmup.unwrap_or(self.grace)
+    }
+
+    /// The file line of its dep number `dep` (its own line when not known).
+    pub fn dep_line(&self, dep: usize) -> usize {
+        self.dep_lines.get(dep).copied().unwrap_or(self.line)
+    }
+
     /// The account whose processes (besides root's) make it alive and may be signalled for it:
     /// `process_user`, else `user`; `None` means the account autoheal runs as (root).
     pub fn account(&self) -> Option<&str> {
         self.process_user.as_deref().or(self.user.as_deref())
     }
+}
+
+/// One `listen:` entry: where a service can be reached from other hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// The address as written; `None` for every address of its host (`8080`, `:8080`,
+    /// `*:8080`, `0.0.0.0:8080`, `[::]:8080`).
+    pub host: Option<String>,
+    pub port: u16,
+    /// Its line in the file.
+    pub line: usize,
 }
 
 /// A tcp or http probe of a service's own health.

@@ -243,7 +243,7 @@ pub fn quote(s: &str) -> String {
 
 /// `s` as one line ([`one_line`]), with `"` and `\` escaped: inside a DOT string a backslash
 /// starts an escape (`\n`, `\N`, `\G`, a line continuation), so every one is doubled.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let line = one_line(s);
     let mut out = String::with_capacity(line.len() + 2);
     for c in line.chars() {

@@ -1,6 +1,7 @@
 //! What autoheal tells operators: the event log ([`log`]) and `status` (an aligned table, or
 //! JSON with the schema documented in README.md "status --json").
 
+pub mod fleet;
 pub mod graph;
 pub mod log;
 pub mod metrics;
