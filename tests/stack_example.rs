@@ -202,7 +202,7 @@ impl Stack {
     fn main_pids(&self) -> Vec<(&'static str, u32)> {
         [
             ("postgres", "stack/run/pg/data/postmaster.pid"),
-            ("redis", "stack/run/redis.pid"),
+            ("redis", "stack/run/redis/redis.pid"),
             ("app", "stack/run/app.pid"),
             ("nginx", "stack/run/nginx/nginx.pid"),
         ]

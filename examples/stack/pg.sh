@@ -15,7 +15,12 @@ start)
   mkdir -p stack/run/pg
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres stack/run/pg; fi
   if [ ! -f "$data/PG_VERSION" ]; then
-    as "$bin/initdb" -D "$data" -A trust -U postgres --no-sync >stack/run/pg/initdb.log
+    # Everything written in stack/run/pg is written as postgres, never by root through a path
+    # that account controls. A password nobody is told: connections must authenticate
+    # (scram), and a readiness probe needs no password (an authentication request is ready).
+    as sh -c 'umask 077; head -c 18 /dev/urandom | base64 >stack/run/pg/pwfile' &&
+      as sh -c 'exec "$0" "$@" >stack/run/pg/initdb.log 2>&1' "$bin/initdb" -D "$data" \
+        -A scram-sha-256 --pwfile=stack/run/pg/pwfile -U postgres --no-sync
   fi
   # A postmaster.pid naming a zombie is stale: a killed postmaster that no one reaped (in a
   # container whose pid 1 does not reap orphans). postgres would take it for a running
