@@ -57,6 +57,12 @@ pub enum LeverError {
         crate::fmt::duration(crate::defaults::MAX_PAUSE)
     )]
     TooLong { asked: Duration },
+    #[error(
+        "--for {} is shorter than a second: it would be over before a tick saw it; give a \
+         window (e.g. --for 30m), or --for 0 to pause until `autoheal resume`",
+        crate::fmt::duration(*asked)
+    )]
+    TooShort { asked: Duration },
     #[error("{0}")]
     State(#[from] StateError),
 }
@@ -106,6 +112,9 @@ pub fn new_pause(
 ) -> Result<Pause, LeverError> {
     if length > crate::defaults::MAX_PAUSE {
         return Err(LeverError::TooLong { asked: length });
+    }
+    if !length.is_zero() && length < Duration::from_secs(1) {
+        return Err(LeverError::TooShort { asked: length });
     }
     let reason = reason
         .map(|r| r.trim().to_string())
@@ -258,6 +267,10 @@ mod tests {
         assert!(matches!(
             new_pause("a".into(), None, year, 0.0),
             Err(LeverError::TooLong { .. })
+        ));
+        assert!(matches!(
+            new_pause("a".into(), None, Duration::from_micros(1), 0.0),
+            Err(LeverError::TooShort { .. })
         ));
     }
 }

@@ -50,8 +50,17 @@ pub fn due(
         .alerts
         .retain(|name, _| config.service(name).is_some());
     let reasons = crate::report::words::Reasons::new(config, &plan.decisions, now);
+    let paused = held_by_pauses(config, plan);
     for d in &plan.decisions {
         let name = d.service.as_str();
+        // Down by an operator's pause, or waiting only on one: a planned window pages no one,
+        // and `notify_after` counts from its end.
+        if paused.contains(name) {
+            if let Some(ss) = state.services.get_mut(name) {
+                ss.down_since = None;
+            }
+            continue;
+        }
         let ss = state.services.get(name).cloned().unwrap_or_default();
         let mut now_true: Vec<Alert> = emitted
             .iter()
@@ -115,6 +124,35 @@ pub fn due(
     let sent = std::mem::take(&mut state.config_alerts);
     state.config_alerts = fire(&mut out, None, sent, config_alert, config_valid);
     out
+}
+
+/// The services held by a pause: paused themselves, or waiting only on services so held
+/// (their deps' first, so a chain below a paused service is held by it all the way up).
+fn held_by_pauses<'a>(config: &'a Config, plan: &Plan) -> BTreeSet<&'a str> {
+    let verdicts: std::collections::HashMap<&str, &Verdict> = plan
+        .decisions
+        .iter()
+        .map(|d| (d.service.as_str(), &d.verdict))
+        .collect();
+    let mut held = BTreeSet::new();
+    for &i in config.graph.order() {
+        let name = config.services[i].name.as_str();
+        let by_pause = match verdicts.get(name) {
+            Some(Verdict::Held(Hold::Paused(_)))
+            | Some(Verdict::Unhealthy {
+                held: Some(Hold::Paused(_)),
+                ..
+            }) => true,
+            Some(Verdict::Held(Hold::Deps { waits })) => waits.iter().all(|w| {
+                matches!(&w.on, crate::engine::WaitOn::Service { name } if held.contains(name.as_str()))
+            }),
+            _ => false,
+        };
+        if by_pause {
+            held.insert(name);
+        }
+    }
+    held
 }
 
 /// The alerts of a service (`None`: the config itself), given what was `sent` for it: each

@@ -310,7 +310,7 @@ pub fn http_check(url: &str, opts: &HttpOpts) -> ProbeResult {
 }
 
 /// Probes every distinct target once, in parallel on up to `workers` threads (fewer when the
-/// open-file limit leaves less room: [`fd_room`]), so the whole call takes about as long as the
+/// open-file limit leaves less room: [`FdRoom`]), so the whole call takes about as long as the
 /// slowest probe when there are no more targets than threads. A target listed more than once
 /// is probed once, with the largest of its timeouts.
 pub fn probe_all(targets: &[(Target, Duration)], workers: usize) -> HashMap<Target, ProbeResult> {
@@ -321,8 +321,9 @@ pub fn probe_all(targets: &[(Target, Duration)], workers: usize) -> HashMap<Targ
     }
     let count = distinct.len();
     let queue = Mutex::new(distinct.into_iter().collect::<Vec<_>>());
-    let (room, before) = fd_room(workers.min(count));
-    let workers = workers.min(count).min(room).max(1);
+    let room = FdRoom::enter(workers.min(count));
+    // 32 at least, as many as autoheal always ran: a low limit is for the rest of the tick.
+    let workers = workers.min(count).min(room.room.max(32)).max(1);
     let results = Mutex::new(HashMap::new());
     let work = || {
         // The queue lock is released as soon as a target is popped. A poisoned lock cannot
@@ -348,34 +349,58 @@ pub fn probe_all(targets: &[(Target, Duration)], workers: usize) -> HashMap<Targ
         }
         work();
     });
-    // The scripts started later inherit the limit autoheal was given, not the probes'.
-    if let Some(before) = before {
-        let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, before);
-    }
+    drop(room);
     results.into_inner().unwrap_or_default()
 }
 
-/// How many probes may hold a socket at once, wanting `want`: the open-file limit less what
-/// is open and a reserve for the rest of the tick (its scripts' logs, the state, Lua). The
-/// soft limit is raised toward the hard one first when it is short (Debian's soft limit is
-/// 1,024); the limit before, if it was raised, to restore.
-fn fd_room(want: usize) -> (usize, Option<rustix::process::Rlimit>) {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    const RESERVE: u64 = 128;
-    let open = std::fs::read_dir("/proc/self/fd").map_or(64, |d| d.count()) as u64;
-    let need = open + RESERVE + want as u64;
-    let before = getrlimit(Resource::Nofile);
-    let mut raised = None;
-    if before.current.is_some_and(|soft| soft < need) {
-        let mut more = before;
-        more.current = Some(before.maximum.map_or(need, |hard| hard.min(need)));
-        if setrlimit(Resource::Nofile, more).is_ok() {
-            raised = Some(before);
+/// The open-file room of the probes in flight: how many may hold a socket at once. The first
+/// [`probe_all`] of the process raises the soft limit toward the hard one when it is short
+/// (Debian's soft limit is 1,024), and the last one to finish gives it back, so that the
+/// scripts started later inherit the limit autoheal was given (calls overlap: a Lua chunk's
+/// `restart()` probes while the observation's own probes run).
+struct FdRoom {
+    room: usize,
+}
+
+/// How many [`probe_all`] calls run, and the limit they found before the first raised it.
+static FD_USERS: std::sync::Mutex<(usize, Option<rustix::process::Rlimit>)> =
+    std::sync::Mutex::new((0, None));
+
+impl FdRoom {
+    fn enter(want: usize) -> FdRoom {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        // What else the tick may open meanwhile: its scripts' logs, the state, Lua.
+        const RESERVE: u64 = 128;
+        // A poisoned lock cannot happen (nothing panics while holding it); should it, the
+        // probes run within whatever limit there is.
+        let mut users = FD_USERS.lock().unwrap_or_else(|p| p.into_inner());
+        let open = std::fs::read_dir("/proc/self/fd").map_or(64, |d| d.count()) as u64;
+        let need = open + RESERVE + want as u64;
+        let now = getrlimit(Resource::Nofile);
+        if now.current.is_some_and(|soft| soft < need) {
+            let mut more = now;
+            more.current = Some(now.maximum.map_or(need, |hard| hard.min(need)));
+            if setrlimit(Resource::Nofile, more).is_ok() && users.1.is_none() {
+                users.1 = Some(now);
+            }
+        }
+        users.0 += 1;
+        let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+        let room = usize::try_from(soft.saturating_sub(open + RESERVE)).unwrap_or(usize::MAX);
+        FdRoom { room }
+    }
+}
+
+impl Drop for FdRoom {
+    fn drop(&mut self) {
+        let mut users = FD_USERS.lock().unwrap_or_else(|p| p.into_inner());
+        users.0 = users.0.saturating_sub(1);
+        if users.0 == 0
+            && let Some(before) = users.1.take()
+        {
+            let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, before);
         }
     }
-    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    let room = usize::try_from(soft.saturating_sub(open + RESERVE)).unwrap_or(usize::MAX);
-    (room, raised)
 }
 
 /// One target, with default http options apart from the timeout.

@@ -494,3 +494,40 @@ fn on_event_log_lines_are_logged() {
         "{text}"
     );
 }
+
+/// A planned window pages no one: a paused service and the services waiting only on it send
+/// no `held`, and `notify_after` counts from the end of the pause.
+#[test]
+fn a_pause_and_its_dependents_page_no_one() {
+    let f = Fixture::new();
+    f.config(&format!(
+        "settings:\n  converge: 0s\n  notify_after: 1s\n  {}\ndb:\n  pname: '{}'\n  grace: \
+         100ms\n  script: {}\nweb:\n  pname: '{}'\n  grace: 100ms\n  dep: [{{name: db}}]\n  \
+         script: {}\napi:\n  pname: '{}'\n  grace: 100ms\n  dep: [{{name: web}}]\n  script: {}\n",
+        record(&f),
+        f.sleeper_re(1),
+        f.daemon_script("db", 1),
+        f.sleeper_re(2),
+        f.daemon_script("web", 2),
+        f.sleeper_re(3),
+        f.daemon_script("api", 3),
+    ));
+    let pause = f.autoheal(&[
+        "pause",
+        "db",
+        "--reason",
+        "upgrade",
+        "-c",
+        "{dir}/conf.yaml",
+        "--state-dir",
+        "{dir}/state",
+    ]);
+    assert!(pause.status.success(), "{}", stderr(&pause));
+    assert_eq!(f.run().status.code(), Some(1));
+    std::thread::sleep(Duration::from_millis(1200));
+    for _ in 0..2 {
+        assert_eq!(f.run().status.code(), Some(1));
+    }
+    assert!(log(&f).contains("api: still down: waiting on web (dead) ← db (dead, paused by"));
+    assert_eq!(kinds(&f), Vec::<String>::new(), "{}", log(&f));
+}

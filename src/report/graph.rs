@@ -215,6 +215,7 @@ pub fn state_colour(state: &str) -> &'static str {
         "grace" | "starting" => "lightblue",
         "backoff" => "sandybrown",
         "gave_up" => "indianred",
+        "paused" => "plum",
         _ => "lightgrey",
     }
 }
@@ -268,6 +269,13 @@ mod tests {
         // A newline becomes the visible escape `\n`, its backslash doubled: no line break.
         assert_eq!(quote("x\ny"), "\"x\\\\ny\"");
         assert_eq!(quote("end\\"), "\"end\\\\\"");
+    }
+
+    #[test]
+    fn every_state_word_has_its_colour() {
+        for word in crate::report::STATE_WORDS {
+            assert_ne!(state_colour(word), "lightgrey", "{word}");
+        }
     }
 
     #[test]
