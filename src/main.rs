@@ -72,7 +72,7 @@ fn main() -> ExitCode {
             service,
             all,
             state_dir,
-        } => with_config(&path, |cfg| {
+        } => with_config_or_kept(&path, state_dir, |cfg| {
             let target = Target::of(service.as_deref(), *all);
             lever(cfg, state_dir, |dir| levers::reset(cfg, dir, target))
         }),
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             length,
             reason,
             state_dir,
-        } => with_config(&path, |cfg| {
+        } => with_config_or_kept(&path, state_dir, |cfg| {
             let length = length.unwrap_or(autoheal::defaults::PAUSE_FOR);
             let now = autoheal::time::now();
             let pause = match levers::new_pause(levers::operator(), reason.clone(), length, now) {
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
             service,
             all,
             state_dir,
-        } => with_config(&path, |cfg| {
+        } => with_config_or_kept(&path, state_dir, |cfg| {
             let target = Target::of(service.as_deref(), *all);
             let by = levers::operator();
             lever(cfg, state_dir, |dir| levers::resume(cfg, dir, target, &by))
@@ -160,6 +160,45 @@ fn with_config(path: &Path, f: impl FnOnce(&Arc<Config>) -> Exit) -> Exit {
         // Shared, not copied, with the threads that run Lua chunks.
         Ok(cfg) => f(&Arc::new(cfg)),
         Err(exit) => exit,
+    }
+}
+
+/// As [`with_config`], for the levers (`pause`, `resume`, `reset`): a file that does not load
+/// (its errors printed) is acted on through the last version of it that loaded, the one `run`
+/// heals with meanwhile, so that an operator can still hold a service back while fixing a typo.
+fn with_config_or_kept(
+    path: &Path,
+    flag: &Option<PathBuf>,
+    f: impl FnOnce(&Arc<Config>) -> Exit,
+) -> Exit {
+    let exit = match load(path) {
+        Ok(cfg) => return f(&Arc::new(cfg)),
+        Err(exit) => exit,
+    };
+    // A file root may not trust names no state dir of its own.
+    if let Err(LoadError::Refused(_)) = autoheal::load_config(path) {
+        return exit;
+    }
+    let dir = flag
+        .clone()
+        .or_else(|| autoheal::config::state_dir_hint(path))
+        .unwrap_or_else(|| PathBuf::from(autoheal::defaults::STATE_DIR));
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let kept = match state::kept_config(&dir, &absolute) {
+        Ok(Some(Ok((source, _)))) => autoheal::load_kept_config(&source, path),
+        _ => return exit,
+    };
+    match kept {
+        Ok(cfg) => {
+            err!(
+                "autoheal: acting on the last version of {} that loaded (kept in {}), the one \
+                 `run` heals with until the file is fixed",
+                path.display(),
+                dir.join(state::KEPT_CONFIG).display()
+            );
+            f(&Arc::new(cfg))
+        }
+        Err(_) => exit,
     }
 }
 

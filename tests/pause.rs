@@ -321,3 +321,36 @@ slow:
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(f.status_json()["services"][0]["state"], "paused");
 }
+
+/// A typo in the file does not take the levers away: `pause` acts on the last version that
+/// loaded, the one `run` heals with meanwhile, and says so; the next `run` holds the service.
+#[test]
+fn a_broken_file_still_takes_a_pause_through_its_last_good_version() {
+    let f = Fixture::new();
+    stack(&f);
+    assert_eq!(f.run().status.code(), Some(0));
+    let db = f.pid_of("db").unwrap();
+    kill(db as i32);
+    let good = std::fs::read_to_string(f.path("conf.yaml")).unwrap();
+    std::fs::write(f.path("conf.yaml"), good.replace("  script:", "  scrpit:")).unwrap();
+    let out = lever(&f, "alice", &["pause", "db", "--reason", "fixing the file"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("acting on the last version of"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        f.run().status.code(),
+        Some(2),
+        "the file still does not load"
+    );
+    let log = log_of(&f);
+    assert!(log.contains("db: still down: dead"), "{log}");
+    assert!(log.contains("paused by alice"), "{log}");
+    assert_eq!(
+        f.journal(),
+        ["db", "web"],
+        "db was not started again: {log}"
+    );
+}
