@@ -11,6 +11,8 @@ pub mod engine;
 pub mod event;
 pub mod exec;
 pub mod fmt;
+pub mod generate;
+pub mod install;
 pub mod levers;
 pub mod lua;
 pub mod notify;
