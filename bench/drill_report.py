@@ -7,7 +7,7 @@ fixtures' warm-ups (the physical limit), premature and duplicate starts.
     python3 bench/drill_report.py            # 3 runs per mode, about two minutes
     DRILL_RUNS=1 python3 bench/drill_report.py
 
-It builds the release binaries (autoheal, autoheal-fixture) and runs the ignored test
+It builds the release binary and the example autoheal-fixture, and runs the ignored test
 `drill_report`, which uses them.
 """
 import os

@@ -124,6 +124,43 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Print the cron.d file that runs a tick every minute and at boot, as root, with this
+    /// binary's path; with --install, write it to /etc/cron.d/autoheal. For a system without
+    /// the package (which ships its own).
+    Cron {
+        /// Write the file (atomically, mode 0644); a file that this command did not write is
+        /// never replaced.
+        #[arg(long)]
+        install: bool,
+        /// The directory to write it in [default: /etc/cron.d]
+        #[arg(long, value_name = "DIR", requires = "install")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the systemd service and timer (a tick every minute and at boot: the alternative to
+    /// cron) with this binary's path; with --install, write them to /etc/systemd/system. Enables
+    /// nothing: then run `systemctl daemon-reload && systemctl enable --now autoheal.timer`.
+    Systemd {
+        /// Write the files (atomically, mode 0644); files that this command did not write are
+        /// never replaced.
+        #[arg(long)]
+        install: bool,
+        /// The directory to write them in [default: /etc/systemd/system]
+        #[arg(long, value_name = "DIR", requires = "install")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the completion script of a shell (the package installs bash's, zsh's and fish's).
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (autoheal.1 and one per command) into DIR: for packaging.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them (made if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// A duration as the config writes them (`500ms`, `2m`, `1h 30m`, a bare number of seconds).

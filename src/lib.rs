@@ -12,6 +12,8 @@ pub mod event;
 pub mod exec;
 pub mod fleet;
 pub mod fmt;
+pub mod generate;
+pub mod install;
 pub mod levers;
 pub mod lua;
 pub mod notify;

@@ -3,11 +3,12 @@
 use autoheal::cli::{Cli, Command};
 use autoheal::config::Config;
 use autoheal::event::Event;
+use autoheal::install::{self, Kind, Written};
 use autoheal::levers::{self, Target};
 use autoheal::observe::{Ctx, Restarts, Scope, observe};
 use autoheal::report::{self, log::Log};
 use autoheal::tick::{self, TickOptions, TickOutcome};
-use autoheal::{Exit, LoadError, engine, state};
+use autoheal::{Exit, LoadError, engine, generate, state};
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -106,6 +107,15 @@ fn main() -> ExitCode {
             let by = levers::operator();
             lever(cfg, state_dir, |dir| levers::resume(cfg, dir, target, &by))
         }),
+        Command::Cron { install, dir } => install_files(Kind::Cron, *install, dir),
+        Command::Systemd { install, dir } => install_files(Kind::Systemd, *install, dir),
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            generate::completions(*shell, &mut text);
+            out_raw!("{}", String::from_utf8_lossy(&text));
+            Exit::Ok
+        }
+        Command::Man { dir } => man_pages(dir),
     };
     ExitCode::from(exit as u8)
 }
@@ -546,4 +556,68 @@ fn check(path: &Path) -> Exit {
         cfg.dep_count()
     );
     Exit::Ok
+}
+
+/// `autoheal cron` / `autoheal systemd`: print the files for this binary, or with `--install`
+/// write them (into `dir`, else the system's directory), never over a file they did not write.
+fn install_files(kind: Kind, write: bool, dir: &Option<PathBuf>) -> Exit {
+    let files = install::current_exe().and_then(|exe| {
+        if write {
+            let dir = dir.as_deref().unwrap_or(kind.default_dir());
+            install::install(kind, dir, &exe).map(|w| (w, Vec::new()))
+        } else {
+            install::render(kind, &exe).map(|f| (Vec::new(), f))
+        }
+    });
+    let (written, shown) = match files {
+        Ok(files) => files,
+        Err(e) => {
+            err!("autoheal: {e}");
+            return Exit::Usage;
+        }
+    };
+    for (i, (name, text)) in shown.iter().enumerate() {
+        if shown.len() > 1 {
+            out!("{}# --- {name}", if i > 0 { "\n" } else { "" });
+        }
+        out_raw!("{text}");
+    }
+    for w in &written {
+        match w {
+            Written::Wrote(p) => out!("wrote {}", p.display()),
+            Written::Unchanged(p) => out!("{} is up to date", p.display()),
+        }
+    }
+    if write {
+        match kind {
+            Kind::Cron => out!(
+                "cron runs a tick every minute and at boot; its events go to \
+                 /var/lib/autoheal/autoheal.log (run `autoheal check` first)"
+            ),
+            Kind::Systemd => out!(
+                "to start the timer: systemctl daemon-reload && systemctl enable --now \
+                 autoheal.timer (and comment out any cron lines that run autoheal)"
+            ),
+        }
+    }
+    Exit::Ok
+}
+
+/// `autoheal man DIR` (hidden): the man pages, for the package.
+fn man_pages(dir: &Path) -> Exit {
+    match generate::man_pages(dir) {
+        Ok(paths) => {
+            for p in paths {
+                out!("wrote {}", p.display());
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            err!(
+                "autoheal: cannot write the man pages into {}: {e}",
+                dir.display()
+            );
+            Exit::Usage
+        }
+    }
 }

@@ -892,3 +892,32 @@ fn every_example_probes_only_loopback() {
     }
     assert!(seen > 20, "the examples name {seen} hosts");
 }
+
+/// The packaged /etc/autoheal/conf.yaml heals nothing until edited, yet is valid (a file with
+/// `settings:` and no service is a placeholder, with a warning; one with neither is an error),
+/// and its commented example, uncommented, is valid too.
+#[test]
+fn the_packaged_config_is_a_valid_placeholder_and_its_example_is_valid() {
+    let path = root().join("packaging/etc/autoheal/conf.yaml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let cfg = config::load_str(&src, &path).expect("the packaged config loads");
+    assert!(cfg.services.is_empty());
+    let heads: Vec<String> = cfg.warnings.iter().map(|w| w.headline()).collect();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(
+        heads[0].ends_with("warning: the file has no services: it heals nothing"),
+        "{heads:?}"
+    );
+    let example: String = src
+        .lines()
+        .skip_while(|l| !l.starts_with("# app:"))
+        .map(|l| l.strip_prefix("# ").or(l.strip_prefix('#')).unwrap_or(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cfg = config::load_str(&example, Path::new("example.yaml"))
+        .unwrap_or_else(|e| panic!("the commented example loads:\n{example}\n{e:?}"));
+    assert_eq!(cfg.services.len(), 2);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let nothing = config::load_str("# nothing\n", Path::new("n.yaml")).unwrap_err();
+    assert!(format!("{nothing:?}").contains("the file has no services"));
+}

@@ -374,7 +374,7 @@ fn boot_early(d: &Drill, names: &[&'static str]) -> Vec<Early> {
             let s = svc(d, name);
             let after_a_tick = (1..=3).any(|h| d.root().join(format!("h{h}/state")).exists());
             let at = unix_now();
-            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_autoheal-fixture"));
+            let mut c = std::process::Command::new(fixture_bin());
             c.args(["--name", name, "--listen", &addr_of(d, name)])
                 .args(["--warmup", &s.warmup.to_string(), "--mode", s.mode]);
             for dep in s.deps {
@@ -564,7 +564,7 @@ fn drill_dependents_follow_a_restarted_dep() {
         y += &format!(
             "  script: \"{} --name {name} --listen {ip}:{port} --warmup 0.5 --mode strict --dep {} \
              --pid-file {} --journal {} >> {} 2>&1 &\"\n",
-            env!("CARGO_BIN_EXE_autoheal-fixture"),
+            fixture_bin(),
             addr_of(&d, "api"),
             pid_path(&d, name).display(),
             d.root().join("journal").display(),

@@ -8,12 +8,20 @@ use std::net::TcpListener;
 use support::*;
 
 /// The binary, copied where no `lua/` directory is: what an install on another machine has.
-fn installed(f: &Fixture) -> std::path::PathBuf {
-    let bin = f.path("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let exe = bin.join("autoheal");
-    std::fs::copy(env!("CARGO_BIN_EXE_autoheal"), &exe).unwrap();
-    exe
+/// Copied once for the tests of this file, before any of them starts a process: a copy still
+/// open for writing (in a child forked meanwhile) could not be executed ("text file busy").
+fn installed(_f: &Fixture) -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("bin").join("autoheal");
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_autoheal"), &exe).unwrap();
+        (dir, exe)
+    })
+    .1
+    .clone()
 }
 
 fn closed_port() -> u16 {

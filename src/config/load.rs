@@ -687,6 +687,7 @@ impl Cx<'_> {
         // Pass 1: names, so that deps can name services defined further down.
         let mut names: HashMap<String, usize> = HashMap::new();
         let mut settings_node = None;
+        let mut settings_key = None;
         let mut service_nodes = Vec::new();
         for (k, v) in top {
             let Some(name) = k.as_str().map(str::to_string) else {
@@ -706,6 +707,7 @@ impl Cx<'_> {
             names.insert(name.clone(), k.pos.line);
             if name == "settings" {
                 settings_node = Some(v);
+                settings_key = Some(k.pos);
             } else if looks_like_settings(&name, v) {
                 // `setting:` is meant as `settings`: one error, not four about a service.
                 self.error_at(
@@ -741,8 +743,23 @@ impl Cx<'_> {
                 services.push(s);
             }
         }
-        if service_nodes.is_empty() {
-            self.error(Pos { line: 1, col: 0 }, "", "the file has no services", 0, Some("describe each service as `name:` with pname or pid_file, dep and script; see examples/conf.yaml".into()));
+        // A file with `settings:` and no service is a placeholder that heals nothing (the
+        // packaged /etc/autoheal/conf.yaml, before it is edited): valid, with a warning. One
+        // with neither is more likely a truncated or wrong file: an error.
+        match (service_nodes.is_empty(), settings_key) {
+            (false, _) => {}
+            (true, None) => self.error(Pos { line: 1, col: 0 }, "", "the file has no services", 0, Some("describe each service as `name:` with pname or pid_file, dep and script; see examples/conf.yaml".into())),
+            (true, Some(pos)) => {
+                let d = self.diag(
+                    Severity::Warning,
+                    pos,
+                    "",
+                    "the file has no services: it heals nothing",
+                    "settings".len(),
+                    Some("describe each service as `name:` with pname or pid_file, dep and script; see examples/conf.yaml".into()),
+                );
+                self.warnings.push(d);
+            }
         }
         let graph = Graph::new(&services);
         self.cycles(&graph, &services, &service_nodes);

@@ -232,8 +232,49 @@ pub struct Drill {
     pub spec: DrillSpec,
 }
 
-fn fixture_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_autoheal-fixture")
+/// The drills' service, `autoheal-fixture` (tests/fixture/service.rs): an example, so that
+/// neither `cargo install` nor the package installs it. `cargo test` builds the examples beside
+/// the test binaries (`target/<profile>/examples/`, the test being in `target/<profile>/deps/`);
+/// a test binary built alone (`cargo test --test drill`) finds it missing or older than its
+/// source, and builds it then, once per process.
+pub fn fixture_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary is in target/<profile>/deps");
+        let bin = profile_dir.join("examples/autoheal-fixture");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture/service.rs");
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if !matches!((mtime(&bin), mtime(&src)), (Some(b), Some(s)) if b >= s) {
+            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => "dev",
+                Some(other) => other,
+            };
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "--example",
+                    "autoheal-fixture",
+                    "--profile",
+                ])
+                .arg(profile)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build --example autoheal-fixture");
+            assert!(
+                status.success(),
+                "cargo build --example autoheal-fixture failed"
+            );
+        }
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin.into_os_string()
+            .into_string()
+            .expect("a UTF-8 target path")
+    })
 }
 
 /// A free port on `ip` (bound, then released).
