@@ -430,16 +430,18 @@ impl ProcTable {
     }
 
     /// The processes `pname` may match: not zombies, not kernel threads, not our own tree.
-    /// Those the snapshot's one pass found for this pattern, confirmed by `re` itself (the set
-    /// knows the pattern by its text only); for another pattern, every command line.
+    /// Those the snapshot's one pass found for this pattern (the set knows a pattern by its
+    /// text, compiled as `Regex::new` compiles it: so does every `pname` of autoheal's); for
+    /// another pattern, every command line it matches.
     fn matching<'a>(&'a self, re: &'a regex::Regex) -> impl Iterator<Item = (u32, Match<'a>)> {
-        let pids: Box<dyn Iterator<Item = u32> + 'a> = match self.matched.get(re.as_str()) {
-            Some(pids) => Box::new(pids.iter().copied()),
-            None => Box::new(self.procs.keys().copied()),
-        };
+        let (pids, matched): (Box<dyn Iterator<Item = u32> + 'a>, bool) =
+            match self.matched.get(re.as_str()) {
+                Some(pids) => (Box::new(pids.iter().copied()), true),
+                None => (Box::new(self.procs.keys().copied()), false),
+            };
         pids.filter_map(move |pid| {
             let cmdline = self.procs.get(&pid)?.cmdline.as_str();
-            if cmdline.is_empty() || !re.is_match(cmdline) {
+            if cmdline.is_empty() || !(matched || re.is_match(cmdline)) {
                 return None;
             }
             let facts = self.facts(pid)?;
