@@ -38,7 +38,6 @@ use signal::Meta;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,7 +47,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const PID_FILE_SLACK: Duration = Duration::from_secs(1);
 
 /// At most this many bytes of a pid file are read; a pid is a handful of digits.
-const PID_FILE_MAX: u64 = 4096;
+const PID_FILE_MAX: usize = 4096;
 
 /// The bytes read of a command line at once: one `read` for any command line up to this long
 /// (the kernel hands over the whole of it in one call); a longer one takes more reads.
@@ -1061,10 +1060,17 @@ fn read_pid_file(path: &Path) -> Result<(String, Option<SystemTime>, Meta), PidF
     if !meta.is_file() {
         return Err(PidFileError::NotRegular);
     }
-    let mut buf = Vec::new();
-    file.take(PID_FILE_MAX).read_to_end(&mut buf)?;
+    // One read: a regular file hands over all it has up to the size asked, short only at its
+    // end (or when a signal interrupts it, which is retried).
+    let mut buf = [0u8; PID_FILE_MAX];
+    let n = loop {
+        match rustix::io::read(&file, &mut buf[..]) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => break other.map_err(std::io::Error::from)?,
+        }
+    };
     Ok((
-        String::from_utf8_lossy(&buf).into_owned(),
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
         meta.modified().ok(),
         Meta {
             uid: meta.uid(),
