@@ -498,11 +498,15 @@ def main():
             print(f"\ntarget (issue 12): the 500-service run within 1.2x of the floor: "
                   f"{runs[500][6]}x")
         if len(runs) > 1:
-            lo, hi = min(runs), max(runs)
+            lo, hi = min((n for n in runs if n >= 100), default=min(runs)), max(runs)
             per = lambda n: float(runs[n][3]) / n
+            # Linear: each service costs the same more, whatever N (a fixed cost stays).
+            steps = sorted(n for n in runs if n >= lo)
+            more = [f"{(float(runs[b][3]) - float(runs[a][3])) / (b - a) * 1000:.0f} us"
+                    for a, b in zip(steps, steps[1:])]
             print(f"linear from {lo} to {hi}: {hi / lo:.0f}x the services, "
-                  f"{float(runs[hi][3]) / float(runs[lo][3]):.1f}x the time "
-                  f"({per(lo) * 1000:.0f} us and {per(hi) * 1000:.0f} us a service)")
+                  f"{float(runs[hi][3]) / float(runs[lo][3]):.1f}x the time; each service more "
+                  f"costs, from one N to the next: {', '.join(more)}")
 
         if not opts["dead"]:
             return
