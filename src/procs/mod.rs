@@ -4,9 +4,25 @@
 //! Why `/proc` directly and not sysinfo: measured on the 2-core dev machine with 300
 //! processes (`cargo test --release --test observe_bench -- --ignored --nocapture`, median of
 //! 50, three runs), one snapshot took 4.4–4.6 ms reading /proc here against 9.4–11.0 ms with
-//! sysinfo refreshing only cmd (+ the start time it always reads): about 2x faster. We need
-//! four fields per process; two small reads per pid (`stat`, `cmdline`) give them exactly,
-//! including the zombie state, with no extra machinery.
+//! sysinfo refreshing only cmd (+ the start time it always reads): about 2x faster.
+//!
+//! What a snapshot reads is what a decision needs, and nothing else per process (README,
+//! "Benchmarks": the tick against `cat` of every `cmdline` and `stat`):
+//! - every `cmdline` (any process may be the one a `pname` matches), with one `openat` (from an
+//!   open `/proc`) and one `read` into one reused 64 KiB buffer: a `/proc` file hands over all
+//!   it has that fits, so no size is asked first and no growing read is made;
+//! - all the `pname`s of the observation matched at once, one [`regex::RegexSet`] pass over
+//!   each command line (the set built once and kept while the patterns stay the same); a
+//!   pattern is known by its text, and one not in the set is matched line by line when asked;
+//! - `stat` (parent, session, state, start) of the processes a pattern matches, right after;
+//!   of any other only when a question needs it: the pid of a pid file, and the parents on the
+//!   own-tree walk below;
+//! - `status` (the real uid, for the account rules) of the processes a question matches.
+//!
+//! A field read on first need is of the process there at that moment, milliseconds after its
+//! command line was read; a pid cannot be handed out again that fast in practice, and a signal
+//! goes only to the process whose start ticks were checked again through a pidfd
+//! ([`signal`]).
 //!
 //! Our own tree is never matched by `pname`: autoheal itself, its descendants (the scripts it
 //! runs, until they daemonize and leave the tree) and those of its ancestors that share its
@@ -16,6 +32,13 @@
 //! sshd, a terminal emulator, init. With `pname: cron` the cron daemon that runs autoheal is
 //! alive, not hidden. The walk up stops at the first ancestor outside our session, since the
 //! session's members above us form one unbroken chain up to its leader.
+//!
+//! That rule needs no `stat` of every process. Our ancestors are walked up from us (a handful
+//! of reads). Whether a candidate descends from us is found the other way round: its parents,
+//! walked up from it through the table, reach our pid or not. Each process met is remembered,
+//! so the next candidate's walk ends at the first known one (their common parent, most often:
+//! a service's master, init): about one more `stat` per distinct parent. A ppid loop (pids
+//! reused while the table was read) ends a walk as it ended the old descent from us.
 //!
 //! When our session leader lives outside our pid namespace (a `docker exec` without a tty, CI
 //! containers), the session id reads 0 for us and for every process of that session, so sessions
