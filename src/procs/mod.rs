@@ -911,7 +911,7 @@ struct Match<'a> {
 struct PatternSet {
     sources: Vec<String>,
     /// `None` without patterns, or when the set cannot be built (past regex's size limit):
-    /// then each pattern is matched on its own, when asked.
+    /// then each pattern is matched on its own, when asked, as any pattern not in the set.
     set: Option<regex::RegexSet>,
 }
 
@@ -921,6 +921,10 @@ impl PatternSet {
     /// thousands of them costs milliseconds.
     fn of(mut sources: Vec<&str>) -> Arc<PatternSet> {
         static LAST: Mutex<Option<Arc<PatternSet>>> = Mutex::new(None);
+        // A snapshot for no pattern (a Lua `alive{}`) leaves the tick's set where it is.
+        if sources.is_empty() {
+            return Arc::default();
+        }
         sources.sort_unstable();
         sources.dedup();
         let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
@@ -934,9 +938,7 @@ impl PatternSet {
             return set.clone();
         }
         let set = Arc::new(PatternSet {
-            set: (!sources.is_empty())
-                .then(|| regex::RegexSet::new(&sources).ok())
-                .flatten(),
+            set: regex::RegexSet::new(&sources).ok(),
             sources: sources.into_iter().map(str::to_string).collect(),
         });
         *last = Some(set.clone());
@@ -1135,6 +1137,16 @@ mod tests {
         );
         assert_eq!(join_cmdline(b""), "");
         assert_eq!(join_cmdline(b"caf\xe9\0-x\0"), "caf\u{fffd} -x");
+    }
+
+    #[test]
+    fn a_pattern_set_has_each_pattern_once_and_none_for_no_pattern() {
+        let set = PatternSet::of(vec!["^b$", "^a$", "^b$"]);
+        assert_eq!(set.sources, ["^a$", "^b$"]);
+        let matched: Vec<usize> = set.set.as_ref().unwrap().matches("b").iter().collect();
+        assert_eq!(matched, [1]);
+        let none = PatternSet::of(Vec::new());
+        assert!(none.set.is_none() && none.sources.is_empty());
     }
 
     #[test]
