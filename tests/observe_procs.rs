@@ -204,8 +204,13 @@ fn a_pid_file_confirmed_by_pname_is_not_stale_whatever_its_time() {
     let _guard = KillOnDrop(child.id());
     let path = pid_file(dir.path(), &child.id().to_string());
     written_an_hour_ago(&path);
-    let table = ProcTable::snapshot();
     let mine = regex::Regex::new(&format!("sleep {}$", regex::escape(&arg))).unwrap();
+    // spawn() returns once the child is in execve, maybe before its new command line is set
+    // up (it reads empty for that moment).
+    eventually("child to have exec'd sleep", |t| {
+        t.cmdline(child.id()).is_some_and(|c| mine.is_match(c))
+    });
+    let table = ProcTable::snapshot();
     assert!(matches!(
         table.check_pid_file_as(&path, Some(&mine), None),
         Liveness::Alive { pid, .. } if pid == child.id()
