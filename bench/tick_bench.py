@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
 """One autoheal tick versus the original tool's bash approach, on a real workload.
 
-Usage: python3 bench/tick_bench.py      (builds the release binary first; about 2 minutes)
+Usage: python3 bench/tick_bench.py [--sizes 10,100,500,2000] [--runs 15] [--no-bash] [--no-dead]
+       (builds the release binary first; about 4 minutes, 1 without the bash runs)
 
 Needs bash, curl, nc (netcat-openbsd), pgrep and ps (procps) on the PATH; Python 3 standard
 library only. Everything runs on 127.0.0.1, and everything started is stopped at the end (by pid).
 
-1. An all-healthy tick for N = 10, 100, 500 services. Each service is a live `sleep` with a
-   unique command line, checked by `pname` (a regex over that command line) or, for one in
-   five, by `pid_file` (written after the process started), and has two deps: a tcp dep on one
-   of 10 loopback listeners and an http dep on `/health` of one of 10 small HTTP servers (both
-   run in threads of this script). Measured:
+1. An all-healthy tick for N = 10, 100, 500, 2,000 services. Each service is a live `sleep`
+   with a unique command line, checked by `pname` (a regex over that command line) or, for one
+   in five, by `pid_file` (written after the process started), and has two deps: a tcp dep on
+   one of 10 loopback listeners and an http dep on `/health` of one of 10 small HTTP servers
+   (both run in threads of this script). The sleeps are started as each N needs them, so the
+   process table holds N of them and the machine's own (some 70 here). Measured, interleaved
+   (one run of each command in turn, each round in a rotated order), on the same table:
+   - the floor of reading that table: `cat /proc/[0-9]*/cmdline /proc/[0-9]*/stat >/dev/null`
+     run by `sh -c` (what any tool that reads every process's command line and state pays);
    - `autoheal run` (probes only the deps of dead services: none here) and
      `autoheal status --json` (probes every distinct dep target once, in parallel);
    - the bash script the original generator would emit for the same config, run with bash:
      per service `nc -z -w 3`, `curl -sf -m 3`, then `pgrep -f` or `ps -p $(cat pidfile)`.
    Bash does every probe, so `status --json` is the like-for-like comparison; `run` is what cron
-   actually runs every minute.
+   actually runs every minute. Bash runs only up to N = 500 (at 2,000 a run takes minutes).
 2. One tick with 20 dead services whose http dep never answers (a loopback listener that never
    accepts: the TCP handshake completes through the backlog, the request gets no reply), 1 s
    timeout each, `converge: 0`: `autoheal run` (exits 1, as it should) versus the original
@@ -40,9 +45,10 @@ BINARY = os.path.join(ROOT, "target", "release", "autoheal")
 # Another build to measure beside this one on the same workload, in the same run (an earlier
 # commit's `target/release/autoheal`): AUTOHEAL_BASELINE=/path/to/autoheal.
 BASELINE = os.environ.get("AUTOHEAL_BASELINE")
-SIZES = (10, 100, 500)
+SIZES = (10, 100, 500, 2000)
 AH_WARMUP, AH_RUNS = 2, 15                     # autoheal: warm-ups, measured runs
 BASH_RUNS = {10: 5, 100: 3, 500: 3}            # the bash approach takes seconds at N=500
+FLOOR = "cat /proc/[0-9]*/cmdline /proc/[0-9]*/stat >/dev/null 2>&1"
 LISTENERS = 10                                 # tcp listeners, and as many HTTP servers
 DEAD, DEAD_TIMEOUT, DEAD_RUNS = 20, 1, 5
 DEAD_BASH_RUNS, DEAD_BASH_ALL_RUNS = 3, 1      # the non-aborting variant takes ~20 s a run
@@ -195,13 +201,13 @@ def wait_listening(tcp_ports, http_urls):
             time.sleep(0.05)
 
 
-def start_sleeps(n, tmp):
-    """n live processes with unique command lines; returns per-service liveness specs."""
+def start_sleeps(n, tmp, specs):
+    """Tops specs up to n live processes with unique command lines (per-service liveness
+    specs)."""
     os.makedirs(os.path.join(tmp, "pids"), exist_ok=True)
     sleep = shutil.which("sleep") or die("no sleep on the PATH")
     devnull = os.open(os.devnull, os.O_RDWR)
-    specs = []
-    for i in range(n):
+    for i in range(len(specs), n):
         arg = f"3600.{TAG}{i:04d}"  # gone in an hour even if this script is SIGKILLed
         pid = os.posix_spawn(sleep, ["sleep", arg], os.environ, file_actions=[
             (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
@@ -215,7 +221,6 @@ def start_sleeps(n, tmp):
         else:
             specs.append(("pname", f"^sleep {re.escape(arg)}$"))
     os.close(devnull)
-    return specs
 
 
 def stop_all():
@@ -342,17 +347,25 @@ def table(header, rows):
 
 # -------------------------------------------------------------------------------------- main
 
-def bench_autoheal(argv, want, what, tmp):
-    """Wall times of AH_RUNS runs after AH_WARMUP warm-ups, and the peak RSS over them."""
+def bench_interleaved(variants, tmp):
+    """variants: (argv, expected exit code or None for any, what). Runs each once in turn,
+    AH_WARMUP rounds unmeasured then AH_RUNS measured, each round starting one further along
+    (so that no command always runs right after the same one). Returns, per variant, its wall
+    times and its peak RSS over the measured runs."""
     out = os.path.join(tmp, "out.txt")
-    walls, peak = [], 0
-    for i in range(AH_WARMUP + AH_RUNS):
-        wall, code, rss = spawn_clean(argv, out)
-        expect(code, want, what, out)
-        if i >= AH_WARMUP:
-            walls.append(wall)
-            peak = max(peak, rss)
-    return walls, peak
+    walls = [[] for _ in variants]
+    peaks = [0 for _ in variants]
+    for r in range(AH_WARMUP + AH_RUNS):
+        for k in range(len(variants)):
+            i = (k + r) % len(variants)
+            argv, want, what = variants[i]
+            wall, code, rss = spawn_clean(argv, out)
+            if want is not None:
+                expect(code, want, what, out)
+            if r >= AH_WARMUP:
+                walls[i].append(wall)
+                peaks[i] = max(peaks[i], rss)
+    return list(zip(walls, peaks))
 
 
 def bench_bash(script, runs, want, what, tmp, quiet=True):
@@ -387,7 +400,25 @@ def verify_healthy(conf, n, tmp):
     die(f"workload for N={n} is not healthy (status exit {code}):\n" + "\n".join(bad[:20]))
 
 
+def parse_args():
+    global SIZES, AH_RUNS
+    args = sys.argv[1:]
+    opts = {"bash": True, "dead": True}
+    while args:
+        a = args.pop(0)
+        if a == "--sizes" and args:
+            SIZES = tuple(sorted(int(n) for n in args.pop(0).split(",")))
+        elif a == "--runs" and args:
+            AH_RUNS = int(args.pop(0))
+        elif a in ("--no-bash", "--no-dead"):
+            opts[a[5:]] = False
+        else:
+            die(f"unknown argument {a!r}; see the docstring for usage")
+    return opts
+
+
 def main():
+    opts = parse_args()
     for tool in ("bash", "curl", "nc", "pgrep", "ps"):
         if not shutil.which(tool):
             die(f"`{tool}` is not on the PATH (nc: apt-get install netcat-openbsd)")
@@ -405,57 +436,80 @@ def main():
         tcp_ports = [s.getsockname()[1] for s in socks[:LISTENERS]]
         http_urls = [f"http://127.0.0.1:{s.server_address[1]}/health" for s in servers]
         wait_listening(tcp_ports, http_urls)
-        specs = start_sleeps(max(SIZES), tmp)
+        specs = []
 
         # 1. All healthy.
         rows = []
         for n in SIZES:
+            start_sleeps(n, tmp, specs)
             conf = write(os.path.join(tmp, f"conf-{n}.yaml"),
                          healthy_conf(n, specs, tcp_ports, http_urls, tmp))
-            script = write(os.path.join(tmp, f"original-{n}.sh"),
-                           healthy_bash(n, specs, tcp_ports, http_urls))
             verify_healthy(conf, n, tmp)
-            bash_walls, bash_peak = bench_bash(script, BASH_RUNS[n], 0, f"bash N={n}", tmp)
-            bash_med = statistics.median(bash_walls)
+            nprocs = sum(1 for d in os.listdir("/proc") if d.isdigit())
+            bash_med = bash_peak = None
+            if opts["bash"] and n in BASH_RUNS:
+                script = write(os.path.join(tmp, f"original-{n}.sh"),
+                               healthy_bash(n, specs, tcp_ports, http_urls))
+                bash_walls, bash_peak = bench_bash(script, BASH_RUNS[n], 0, f"bash N={n}", tmp)
+                bash_med = statistics.median(bash_walls)
             builds = [("autoheal", BINARY)] + ([("baseline", BASELINE)] if BASELINE else [])
             # `run` also with the Prometheus textfile written (this build's --metrics; the
             # baseline may not have it), to see what the sink costs.
             metrics = ["--metrics", os.path.join(tmp, f"textfile-{n}", "autoheal.prom")]
             os.makedirs(os.path.dirname(metrics[1]), exist_ok=True)
+            labels = [(f"floor: sh -c '{FLOOR.split(' >')[0]}'", ["/bin/sh", "-c", FLOOR], None,
+                       False)]
             for cmd in (["run"], ["status", "--json"], ["check"]):
                 runs = [(label, binary, []) for label, binary in builds]
                 if cmd == ["run"]:
                     runs.insert(1, ("autoheal", BINARY, metrics))
                 for label, binary, extra in runs:
-                    argv = [binary, *cmd, "-c", conf, *extra]
                     cmd_shown = cmd + (["--metrics"] if extra else [])
-                    walls, peak = bench_autoheal(argv, 0,
-                                                 f"{label} {' '.join(cmd_shown)} N={n}", tmp)
-                    if extra and not os.path.isfile(metrics[1]):
-                        die(f"{label} run --metrics N={n} wrote no {metrics[1]}")
-                    med = statistics.median(walls)
-                    compare = cmd[0] != "check"  # check is a reference: parsing only, no probing
-                    rows.append([n, label + " " + " ".join(cmd_shown), ms(med), ms(min(walls)),
-                                 mib(peak), ms(bash_med) if compare else "-",
-                                 mib(bash_peak) if compare else "-",
-                                 f"{bash_med / med:.0f}x" if compare else "-"])
+                    # check is a reference: parsing only, no probing
+                    labels.append((label + " " + " ".join(cmd_shown),
+                                   [binary, *cmd, "-c", conf, *extra], 0, cmd[0] != "check"))
+            results = bench_interleaved([(argv, want, f"{label} N={n}")
+                                         for label, argv, want, _ in labels], tmp)
+            if not os.path.isfile(metrics[1]):
+                die(f"run --metrics N={n} wrote no {metrics[1]}")
+            floor = statistics.median(results[0][0])
+            for (label, _, _, compare), (walls, peak) in zip(labels, results):
+                med = statistics.median(walls)
+                bash = compare and bash_med is not None
+                rows.append([n, nprocs, label, ms(med), ms(min(walls)), mib(peak),
+                             f"{med / floor:.2f}", ms(bash_med) if bash else "-",
+                             mib(bash_peak) if bash else "-",
+                             f"{bash_med / med:.0f}x" if bash else "-"])
         print(f"\n1. All-healthy tick: N live services, each with a liveness check (pname, or "
               f"pid_file for 1 in {PID_FILE_EVERY})\n   and 2 deps (tcp + http) on "
-              f"{LISTENERS} + {LISTENERS} loopback listeners. autoheal: median of {AH_RUNS} "
-              f"runs after {AH_WARMUP} warm-ups;\n   bash (original approach): median of "
-              f"{'/'.join(str(BASH_RUNS[n]) for n in SIZES)} runs for N = "
-              f"{'/'.join(str(n) for n in SIZES)}. Peak RSS: largest single process of the "
+              f"{LISTENERS} + {LISTENERS} loopback listeners; procs: the processes in /proc. "
+              f"Every command: median and\n   min of {AH_RUNS} interleaved runs after "
+              f"{AH_WARMUP} warm-ups; x floor: its median over the floor's. Bash (original "
+              f"approach):\n   median of "
+              f"{'/'.join(str(v) for v in BASH_RUNS.values())} runs for N = "
+              f"{'/'.join(str(k) for k in BASH_RUNS)}. Peak RSS: largest single process of the "
               f"tree.\n")
-        table(["N", "command", "median ms", "min ms", "peak MiB", "bash median ms",
-               "bash peak MiB", "bash/autoheal"], rows)
+        table(["N", "procs", "command", "median ms", "min ms", "peak MiB", "x floor",
+               "bash median ms", "bash peak MiB", "bash/autoheal"], rows)
         if BASELINE:
             print(f"\nbaseline: {BASELINE}")
-        big = [r for r in rows if r[0] == max(SIZES) and r[1].startswith("autoheal ")
-               and r[1] != "autoheal check" and "--metrics" not in r[1]]
-        print(f"\ntargets (issue 3): {max(SIZES)} services under 50 ms: "
-              + ", ".join(f"{r[1]} {r[2]} ms" for r in big)
-              + "; at least 100x faster than bash: " + ", ".join(r[7] for r in big))
+        runs = {r[0]: r for r in rows if r[2] == "autoheal run"}
+        if 500 in runs:
+            print(f"\ntarget (issue 12): the 500-service run within 1.2x of the floor: "
+                  f"{runs[500][6]}x")
+        if len(runs) > 1:
+            lo, hi = min((n for n in runs if n >= 100), default=min(runs)), max(runs)
+            per = lambda n: float(runs[n][3]) / n
+            # Linear: each service costs the same more, whatever N (a fixed cost stays).
+            steps = sorted(n for n in runs if n >= lo)
+            more = [f"{(float(runs[b][3]) - float(runs[a][3])) / (b - a) * 1000:.0f} us"
+                    for a, b in zip(steps, steps[1:])]
+            print(f"linear from {lo} to {hi}: {hi / lo:.0f}x the services, "
+                  f"{float(runs[hi][3]) / float(runs[lo][3]):.1f}x the time; each service more "
+                  f"costs, from one N to the next: {', '.join(more)}")
 
+        if not opts["dead"]:
+            return
         # 2. Dead services whose deps never answer.
         port = hole.getsockname()[1]
         urls = [f"http://127.0.0.1:{port}/dead{i}" for i in range(DEAD)]  # distinct targets

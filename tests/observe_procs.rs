@@ -204,8 +204,13 @@ fn a_pid_file_confirmed_by_pname_is_not_stale_whatever_its_time() {
     let _guard = KillOnDrop(child.id());
     let path = pid_file(dir.path(), &child.id().to_string());
     written_an_hour_ago(&path);
-    let table = ProcTable::snapshot();
     let mine = regex::Regex::new(&format!("sleep {}$", regex::escape(&arg))).unwrap();
+    // spawn() returns once the child is in execve, maybe before its new command line is set
+    // up (it reads empty for that moment).
+    eventually("child to have exec'd sleep", |t| {
+        t.cmdline(child.id()).is_some_and(|c| mine.is_match(c))
+    });
+    let table = ProcTable::snapshot();
     assert!(matches!(
         table.check_pid_file_as(&path, Some(&mine), None),
         Liveness::Alive { pid, .. } if pid == child.id()
@@ -564,4 +569,62 @@ fn a_start_time_is_read_to_a_fraction_of_a_second() {
     }
     // Clock ticks are 10 ms; allow for a busy machine, not for a whole second.
     assert!(worst < 0.3, "start times off by up to {worst:.3}s");
+}
+
+#[test]
+fn a_snapshot_for_its_pnames_finds_what_each_pname_alone_finds() {
+    // Two daemons, one with a command line longer than the snapshot's first read (64 KiB),
+    // which only a pattern anchored at its end tells apart; our own child, hidden whatever the
+    // pattern; and patterns that match nothing, several processes, or are not in the set.
+    let arg = unique_sleep_arg();
+    // sleep(1) sums its arguments: 100,000 zeros are a valid 0, and the 1 after them is what
+    // only a whole read of the command line sees.
+    let long = "0".repeat(100_000);
+    let short = daemon(&format!("sleep {arg}"));
+    let _g1 = KillOnDrop(short);
+    let tail = daemon(&format!("sleep {arg} {long} 1"));
+    let _g2 = KillOnDrop(tail);
+    let mut child = sleep_child(&arg);
+    let _g3 = KillOnDrop(child.id());
+    let patterns: Vec<Regex> = [
+        format!("^sleep {arg}$"),
+        format!("^sleep {arg} 0+ 1$"),
+        format!("{arg} 0+ 1$"),
+        format!("sleep {arg}"),
+        format!("^no such {arg}$"),
+    ]
+    .iter()
+    .map(|p| Regex::new(p).unwrap())
+    .collect();
+    eventually("both daemons to have exec'd", |t| {
+        t.cmdline(tail).is_some_and(|c| c.len() > 100_000)
+            && t.cmdline(short) == Some(format!("sleep {arg}").as_str())
+    });
+    let set = ProcTable::snapshot_for(&patterns);
+    let alone = ProcTable::snapshot();
+    assert!(set.is_own_tree(child.id()));
+    // The pid found, or why not (the start times of two snapshots may differ by a few ms:
+    // each reads the boot time anew).
+    let seen = |t: &ProcTable, re: &Regex| match t.find_pname(re) {
+        Liveness::Alive { pid, .. } => Ok(pid),
+        Liveness::Dead { reason } => Err(reason),
+    };
+    for re in &patterns {
+        assert_eq!(seen(&set, re), seen(&alone, re), "{re}");
+        assert_eq!(set.stop_target(re), alone.stop_target(re), "{re}");
+    }
+    let found = |re: &Regex| seen(&set, re).ok();
+    assert_eq!(found(&patterns[0]), Some(short));
+    assert_eq!(found(&patterns[1]), Some(tail));
+    assert_eq!(found(&patterns[2]), Some(tail));
+    assert!(
+        set.stop_target(&patterns[3]).is_err(),
+        "two unrelated matches"
+    );
+    assert_eq!(found(&patterns[4]), None);
+    // A pattern the set was not built for is matched on its own.
+    let other = Regex::new(&format!("^sleep {arg} 0")).unwrap();
+    assert_eq!(found(&other), Some(tail));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -48,7 +48,8 @@ pub const LUA_WORKERS: usize = 16;
 /// One observation: one process-table snapshot, then every needed probe, Lua dep and health
 /// check in parallel, each bounded by its own timeout.
 pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation {
-    let table = ProcTable::snapshot();
+    let pnames = config.services.iter().filter_map(|s| s.liveness.pname());
+    let table = ProcTable::snapshot_for(pnames.map(|p| &p.regex));
     let mut alive = Vec::new();
     let mut started = Vec::new();
     let mut extra = Vec::new();

@@ -4,11 +4,27 @@
 //! Why `/proc` directly and not sysinfo: measured on the 2-core dev machine with 300
 //! processes (`cargo test --release --test observe_bench -- --ignored --nocapture`, median of
 //! 50, three runs), one snapshot took 4.4–4.6 ms reading /proc here against 9.4–11.0 ms with
-//! sysinfo refreshing only cmd (+ the start time it always reads): about 2x faster. We need
-//! four fields per process; two small reads per pid (`stat`, `cmdline`) give them exactly,
-//! including the zombie state, with no extra machinery. (sysinfo is no longer a dependency: the
-//! benchmark now sets the snapshot against the reads of a general process library, `stat`,
-//! `status` and `cmdline` per pid, made with std.)
+//! sysinfo refreshing only cmd (+ the start time it always reads): about 2x faster. (sysinfo
+//! is no longer a dependency: the benchmark now sets the snapshot against the reads of a
+//! general process library, `stat`, `status` and `cmdline` per pid, made with std.)
+//!
+//! What a snapshot reads is what a decision needs, and nothing else per process (README,
+//! "Benchmarks": the tick against `cat` of every `cmdline` and `stat`):
+//! - every `cmdline` (any process may be the one a `pname` matches), with one `openat` (from an
+//!   open `/proc`) and one `read` into one reused 64 KiB buffer: a `/proc` file hands over all
+//!   it has that fits, so no size is asked first and no growing read is made;
+//! - all the `pname`s of the observation matched at once, one [`regex::RegexSet`] pass over
+//!   each command line (the set built once and kept while the patterns stay the same); a
+//!   pattern is known by its text, and one not in the set is matched line by line when asked;
+//! - `stat` (parent, session, state, start) of the processes a pattern matches, right after;
+//!   of any other only when a question needs it: the pid of a pid file, and the parents on the
+//!   own-tree walk below;
+//! - `status` (the real uid, for the account rules) of the processes a question matches.
+//!
+//! A field read on first need is of the process there at that moment, milliseconds after its
+//! command line was read; a pid cannot be handed out again that fast in practice, and a signal
+//! goes only to the process whose start ticks were checked again through a pidfd
+//! ([`signal`]).
 //!
 //! Our own tree is never matched by `pname`: autoheal itself, its descendants (the scripts it
 //! runs, until they daemonize and leave the tree) and those of its ancestors that share its
@@ -18,6 +34,13 @@
 //! sshd, a terminal emulator, init. With `pname: cron` the cron daemon that runs autoheal is
 //! alive, not hidden. The walk up stops at the first ancestor outside our session, since the
 //! session's members above us form one unbroken chain up to its leader.
+//!
+//! That rule needs no `stat` of every process. Our ancestors are walked up from us (a handful
+//! of reads). Whether a candidate descends from us is found the other way round: its parents,
+//! walked up from it through the table, reach our pid or not. Each process met is remembered,
+//! so the next candidate's walk ends at the first known one (their common parent, most often:
+//! a service's master, init): about one more `stat` per distinct parent. A ppid loop (pids
+//! reused while the table was read) ends a walk as it ended the old descent from us.
 //!
 //! When our session leader lives outside our pid namespace (a `docker exec` without a tty, CI
 //! containers), the session id reads 0 for us and for every process of that session, so sessions
@@ -34,12 +57,14 @@ pub mod signal;
 
 use crate::fmt::io_reason;
 use crate::state::ProcId;
+use rustix::fd::AsFd;
+use rustix::fs::{Mode, OFlags};
 use signal::Meta;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A pid file may be written up to this long before its process's recorded start time and still
@@ -47,24 +72,45 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const PID_FILE_SLACK: Duration = Duration::from_secs(1);
 
 /// At most this many bytes of a pid file are read; a pid is a handful of digits.
-const PID_FILE_MAX: u64 = 4096;
+const PID_FILE_MAX: usize = 4096;
 
-/// What one snapshot knows about one process.
-#[derive(Debug, Clone)]
+/// The bytes read of a command line at once: one `read` for any command line up to this long
+/// (the kernel hands over the whole of it in one call); a longer one takes more reads.
+const CMDLINE_BUF: usize = 64 * 1024;
+
+/// The bytes read of `/proc/PID/stat` or `status` at once: both fit, with room to spare (a
+/// `stat` is some 300 bytes, and the `Uid:` line is within the first 1 KiB of `status`).
+const SMALL_BUF: usize = 1024;
+
+/// What one snapshot knows about one process: its command line, read for every process (a
+/// `pname` may match any), and what else a question needs, read on first need.
+#[derive(Debug, Clone, Default)]
 struct Proc {
+    /// Arguments joined by spaces, as `pgrep -f` sees them; empty for kernel threads (and for
+    /// zombies, whose memory is gone).
+    cmdline: String,
+    /// From `/proc/PID/stat`: read with the command line when a `pname` matches it, else on
+    /// first need (a pid from a pid file, an ancestor on the own-tree walk); `None` if the
+    /// process is gone by then.
+    facts: OnceLock<Option<Facts>>,
+    /// Its real uid, read on first need (only processes a question matches are asked: reading
+    /// one more file for every process would slow every snapshot).
+    uid: OnceLock<Option<u32>>,
+    /// Whether it descends from autoheal, found on first need by walking up its parents.
+    below_us: OnceLock<bool>,
+}
+
+/// The fields of `/proc/PID/stat` that liveness needs.
+#[derive(Debug, Clone)]
+struct Facts {
     ppid: u32,
     /// Session id (field 6 of `/proc/PID/stat`); 0 if the session leader is outside our pid
     /// namespace.
     session: u32,
-    /// Arguments joined by spaces, as `pgrep -f` sees them; empty for kernel threads.
-    cmdline: String,
     started: Option<SystemTime>,
     /// Start in clock ticks since boot (field 22): unlike `started`, no clock step moves it.
     start_ticks: u64,
     zombie: bool,
-    /// Its real uid, read on first need (only processes a question matches are asked: reading
-    /// one more file for every process would slow every snapshot).
-    uid: OnceLock<Option<u32>>,
 }
 
 /// Whose processes may be a service's: root's and one account's (`process_user`, else the
@@ -131,13 +177,20 @@ impl Liveness {
 pub struct ProcTable {
     /// Ordered by pid so that lookups are deterministic.
     procs: BTreeMap<u32, Proc>,
-    /// autoheal's own tree: itself, its descendants and its ancestors in its own session.
-    /// Never matched by `pname`.
-    own_tree: HashSet<u32>,
+    /// For each `pname` the snapshot was taken for (by its text): the pids whose command line
+    /// it matches, found in one pass of all the patterns over each command line. A pattern not
+    /// here is matched against every command line when asked.
+    matched: HashMap<String, Vec<u32>>,
+    /// autoheal itself and its ancestors in its own session: with its descendants
+    /// ([`Proc::below_us`]), its own tree, never matched by `pname`.
+    own_tree_up: HashSet<u32>,
     /// This boot's id (`sys/kernel/random/boot_id`), for [`ProcId`]s.
     boot_id: Option<String>,
-    /// Where it was read from (`/proc`), for the uids read later.
+    /// Where it was read from (`/proc`), for what is read later.
     root: PathBuf,
+    /// Boot time and clock ticks per second, to turn a start in ticks into a time.
+    boot: Option<SystemTime>,
+    ticks: u64,
     /// autoheal's own pid.
     own_pid: u32,
     /// Every ancestor of autoheal, in any session, up to init: never signalled.
@@ -145,46 +198,114 @@ pub struct ProcTable {
 }
 
 impl ProcTable {
-    /// One read of /proc. Processes in autoheal's own tree are excluded from pname matching:
-    /// our own pid, our ancestors in our own session (the cron job's shell, an interactive
-    /// shell; not the cron daemon or sshd) and all our descendants (scripts we run, until they
-    /// daemonize and leave our tree). See the module doc for a session id that reads 0.
+    /// One read of /proc, for no `pname` in particular (see [`snapshot_for`](Self::snapshot_for)).
+    pub fn snapshot() -> ProcTable {
+        Self::snapshot_for(std::iter::empty())
+    }
+
+    /// One read of /proc, for the `pname`s that will be asked of it: every command line is
+    /// read and matched against all of them in one pass, and the rest of a process (its
+    /// `stat`) only when one matches. Any other pattern may still be asked; it is then matched
+    /// against every command line in turn. Processes in autoheal's own tree are excluded from
+    /// pname matching: our own pid, our ancestors in our own session (the cron job's shell, an
+    /// interactive shell; not the cron daemon or sshd) and all our descendants (scripts we run,
+    /// until they daemonize and leave our tree). See the module doc for a session id that
+    /// reads 0.
     ///
     /// Processes that vanish while being read are left out; a `/proc` that cannot be read at all
     /// gives an empty table, in which every service is dead.
-    pub fn snapshot() -> ProcTable {
-        Self::read(Path::new("/proc"), std::process::id())
+    pub fn snapshot_for<'a>(pnames: impl IntoIterator<Item = &'a regex::Regex>) -> ProcTable {
+        let patterns = PatternSet::of(pnames.into_iter().map(regex::Regex::as_str).collect());
+        Self::read(Path::new("/proc"), std::process::id(), &patterns)
     }
 
-    fn read(proc_root: &Path, own_pid: u32) -> ProcTable {
+    fn read(proc_root: &Path, own_pid: u32, patterns: &PatternSet) -> ProcTable {
         let boot = boot_time(proc_root);
         let ticks = clock_ticks(proc_root);
         let mut procs = BTreeMap::new();
-        if let Ok(dir) = fs::read_dir(proc_root) {
-            for entry in dir.flatten() {
-                let Some(pid) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|s| s.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                if let Some(p) = read_proc(&entry.path(), boot, ticks) {
-                    procs.insert(pid, p);
+        let mut matched: Vec<Vec<u32>> = vec![Vec::new(); patterns.sources.len()];
+        let mut buf = vec![0u8; CMDLINE_BUF];
+        let mut small = vec![0u8; SMALL_BUF];
+        let mut path = String::new();
+        let root = rustix::fs::open(
+            proc_root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok();
+        let entries = root
+            .as_ref()
+            .and_then(|fd| rustix::fs::Dir::read_from(fd).ok());
+        for entry in entries.into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            path.clear();
+            let _ = write!(path, "{pid}/cmdline");
+            // Unreadable (gone meanwhile): kept with no command line, as a kernel thread is; its
+            // stat, if ever asked, says whether it is still there.
+            let raw = root.as_ref().and_then(|fd| read_at(fd, &path, &mut buf));
+            let p = Proc {
+                cmdline: raw.map(join_cmdline).unwrap_or_default(),
+                ..Proc::default()
+            };
+            if let Some(set) = &patterns.set
+                && !p.cmdline.is_empty()
+                && set.is_match(&p.cmdline)
+            {
+                for i in set.matches(&p.cmdline).iter() {
+                    matched[i].push(pid);
                 }
+                // Its stat now, as close to its command line as can be.
+                path.clear();
+                let _ = write!(path, "{pid}/stat");
+                let stat = root.as_ref().and_then(|fd| read_at(fd, &path, &mut small));
+                let _ = p.facts.set(stat.and_then(|s| parse_facts(s, boot, ticks)));
             }
+            procs.insert(pid, p);
         }
-        let own_tree = own_tree(&procs, own_pid);
-        let ancestors = ancestors(&procs, own_pid);
-        let boot_id = boot_id(proc_root);
-        ProcTable {
+        let mut table = ProcTable {
             procs,
-            own_tree,
-            boot_id,
+            matched: patterns.sources.iter().cloned().zip(matched).collect(),
+            boot_id: boot_id(proc_root),
             root: proc_root.to_path_buf(),
-            own_pid,
-            ancestors,
-        }
+            boot,
+            ticks,
+            ..ProcTable::default()
+        };
+        table.find_our_place(own_pid);
+        table
+    }
+
+    /// Sets our own pid, and finds our ancestors (in our session, and in any) from it.
+    fn find_our_place(&mut self, own_pid: u32) {
+        self.own_pid = own_pid;
+        self.own_tree_up = self.session_ancestors();
+        self.ancestors = self.all_ancestors();
+    }
+
+    /// The facts of `pid` from its `stat`, read now if not yet; `None` if it is not in the
+    /// table or is gone.
+    fn facts(&self, pid: u32) -> Option<&Facts> {
+        let p = self.procs.get(&pid)?;
+        p.facts
+            .get_or_init(|| {
+                let mut buf = vec![0u8; SMALL_BUF];
+                let path = self.root.join(pid.to_string()).join("stat");
+                let stat = read_at(rustix::fs::CWD, &path, &mut buf)?;
+                parse_facts(stat, self.boot, self.ticks)
+            })
+            .as_ref()
+    }
+
+    /// The process `pid`, with its facts, if both could be read.
+    fn proc(&self, pid: u32) -> Option<(&Proc, &Facts)> {
+        Some((self.procs.get(&pid)?, self.facts(pid)?))
     }
 
     /// The real uid of `pid` (the `Uid:` line of `/proc/PID/status`), read once per snapshot,
@@ -202,7 +323,7 @@ impl ProcTable {
 
     /// The start of `pid` in clock ticks since boot, if it is in the table.
     pub fn start_ticks(&self, pid: u32) -> Option<u64> {
-        self.procs.get(&pid).map(|p| p.start_ticks)
+        self.facts(pid).map(|f| f.start_ticks)
     }
 
     /// pgrep -f semantics: the first non-excluded, non-zombie process whose full command line
@@ -219,11 +340,11 @@ impl ProcTable {
         let (matching, skipped) = self.matching_as(re, account);
         let found = matching
             .iter()
-            .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), **pid));
+            .min_by_key(|(pid, m)| (m.facts.started.unwrap_or(UNIX_EPOCH), **pid));
         match found {
-            Some((&pid, p)) => Liveness::Alive {
+            Some((&pid, m)) => Liveness::Alive {
                 pid,
-                started: p.started,
+                started: m.facts.started,
             },
             None => Liveness::dead(self.no_match_as(re, account, &skipped)),
         }
@@ -243,7 +364,7 @@ impl ProcTable {
     ///   a `stop:` command or a `pid_file` so that autoheal knows which process to stop. Nothing
     ///   should be signalled then.
     pub fn stop_target(&self, re: &regex::Regex) -> Result<u32, String> {
-        let matching: BTreeMap<u32, &Proc> = self.matching(re).collect();
+        let matching: BTreeMap<u32, Match<'_>> = self.matching(re).collect();
         top_of(re, &matching)
     }
 
@@ -264,7 +385,7 @@ impl ProcTable {
         let (matching, skipped) = self.matching_as(re, account);
         let oldest = matching
             .iter()
-            .min_by_key(|(pid, p)| (p.started.unwrap_or(UNIX_EPOCH), **pid));
+            .min_by_key(|(pid, m)| (m.facts.started.unwrap_or(UNIX_EPOCH), **pid));
         let Some((&oldest, _)) = oldest else {
             let why = self.no_match_as(re, account, &skipped);
             return (Liveness::dead(why), None);
@@ -275,7 +396,7 @@ impl ProcTable {
         };
         let alive = Liveness::Alive {
             pid,
-            started: matching[&pid].started,
+            started: matching[&pid].facts.started,
         };
         (alive, ambiguous)
     }
@@ -287,17 +408,17 @@ impl ProcTable {
         &'a self,
         re: &'a regex::Regex,
         account: Option<&Account>,
-    ) -> (BTreeMap<u32, &'a Proc>, Vec<(u32, u32)>) {
+    ) -> (BTreeMap<u32, Match<'a>>, Vec<(u32, u32)>) {
         let mut skipped = Vec::new();
         let mut matching = BTreeMap::new();
-        for (pid, p) in self.matching(re) {
+        for (pid, m) in self.matching(re) {
             let Some(account) = account else {
-                matching.insert(pid, p);
+                matching.insert(pid, m);
                 continue;
             };
             match self.real_uid(pid) {
                 Some(uid) if account.admits(uid) => {
-                    matching.insert(pid, p);
+                    matching.insert(pid, m);
                 }
                 Some(uid) => skipped.push((pid, uid)),
                 // Gone since the snapshot.
@@ -333,16 +454,23 @@ impl ProcTable {
     }
 
     /// The processes `pname` may match: not zombies, not kernel threads, not our own tree.
-    fn matching<'a>(&'a self, re: &'a regex::Regex) -> impl Iterator<Item = (u32, &'a Proc)> {
-        self.procs
-            .iter()
-            .filter(|(pid, p)| {
-                !p.zombie
-                    && !p.cmdline.is_empty()
-                    && !self.own_tree.contains(pid)
-                    && re.is_match(&p.cmdline)
-            })
-            .map(|(&pid, p)| (pid, p))
+    /// Those the snapshot's one pass found for this pattern (the set knows a pattern by its
+    /// text, compiled as `Regex::new` compiles it: so does every `pname` of autoheal's); for
+    /// another pattern, every command line it matches.
+    fn matching<'a>(&'a self, re: &'a regex::Regex) -> impl Iterator<Item = (u32, Match<'a>)> {
+        let (pids, matched): (Box<dyn Iterator<Item = u32> + 'a>, bool) =
+            match self.matched.get(re.as_str()) {
+                Some(pids) => (Box::new(pids.iter().copied()), true),
+                None => (Box::new(self.procs.keys().copied()), false),
+            };
+        pids.filter_map(move |pid| {
+            let cmdline = self.procs.get(&pid)?.cmdline.as_str();
+            if cmdline.is_empty() || !(matched || re.is_match(cmdline)) {
+                return None;
+            }
+            let facts = self.facts(pid)?;
+            (!facts.zombie && !self.is_own_tree(pid)).then_some((pid, Match { cmdline, facts }))
+        })
     }
 
     /// Alive iff the file holds a pid of a live, non-zombie process that started no later than
@@ -360,7 +488,7 @@ impl ProcTable {
         Some(ProcId {
             boot: self.boot_id.clone()?,
             pid,
-            ticks: self.procs.get(&pid)?.start_ticks,
+            ticks: self.facts(pid)?.start_ticks,
         })
     }
 
@@ -429,16 +557,16 @@ impl ProcTable {
         if pid == self.own_pid {
             return dead(format!("pid file {shown} names pid {pid}, autoheal itself"));
         }
-        if self.ancestors.contains(&pid) && self.own_tree.contains(&pid) {
+        if self.ancestors.contains(&pid) && self.own_tree_up.contains(&pid) {
             return dead(format!(
                 "pid file {shown} names pid {pid} (`{}`), which runs autoheal itself",
                 shorten(self.cmdline(pid).unwrap_or_default(), 60)
             ));
         }
-        let Some(p) = self.procs.get(&pid) else {
+        let Some((p, facts)) = self.proc(pid) else {
             return dead(format!("pid {pid} not running"));
         };
-        if p.zombie {
+        if facts.zombie {
             return dead(format!("pid {pid} is a zombie"));
         }
         if let Some(account) = account {
@@ -462,7 +590,7 @@ impl ProcTable {
         }
         let confirmed = pname.is_some_and(|re| re.is_match(&p.cmdline))
             || known.is_some_and(|k| self.proc_id(pid).as_ref() == Some(k));
-        if let (Some(started), Some(mtime), false) = (p.started, mtime, confirmed)
+        if let (Some(started), Some(mtime), false) = (facts.started, mtime, confirmed)
             && started > mtime + PID_FILE_SLACK
         {
             return dead(format!(
@@ -471,14 +599,14 @@ impl ProcTable {
         }
         let alive = Liveness::Alive {
             pid,
-            started: p.started,
+            started: facts.started,
         };
         (alive, Some(meta))
     }
 
     /// When the process started, if it is in the table and its start time could be read.
     pub fn start_time(&self, pid: u32) -> Option<SystemTime> {
-        self.procs.get(&pid).and_then(|p| p.started)
+        self.facts(pid).and_then(|f| f.started)
     }
 
     /// The command line as pname matching sees it (arguments joined by spaces).
@@ -489,7 +617,37 @@ impl ProcTable {
     /// True if `pid` is autoheal itself, one of its descendants or one of its ancestors in its
     /// own session: the processes `pname` never matches.
     pub fn is_own_tree(&self, pid: u32) -> bool {
-        self.own_tree.contains(&pid)
+        self.own_tree_up.contains(&pid) || self.below_us(pid)
+    }
+
+    /// Whether `pid` descends from autoheal: its parents, walked up from it, reach our pid
+    /// through processes of the table. Each process on the way is remembered, so the walk of
+    /// the next one stops where it meets a known one (their common parent, most often).
+    fn below_us(&self, pid: u32) -> bool {
+        let mut chain = Vec::new();
+        let mut at = pid;
+        let found = loop {
+            let Some(p) = self.procs.get(&at) else {
+                break false;
+            };
+            if let Some(&known) = p.below_us.get() {
+                break known;
+            }
+            // A pid seen on this walk means a ppid loop (pids reused while /proc was read).
+            if chain.contains(&at) {
+                break false;
+            }
+            chain.push(at);
+            match self.facts(at) {
+                Some(f) if f.ppid == self.own_pid => break true,
+                Some(f) if f.ppid != 0 => at = f.ppid,
+                _ => break false,
+            }
+        };
+        for pid in chain {
+            let _ = self.procs[&pid].below_us.set(found);
+        }
+        found
     }
 
     /// Number of processes in the snapshot.
@@ -506,12 +664,10 @@ impl ProcTable {
 /// The marks of process `pid` that no clock step changes ([`ProcId`]), read from `/proc` now;
 /// `None` when it is gone.
 pub fn proc_id(pid: u32) -> Option<ProcId> {
-    let proc_root = Path::new("/proc");
-    let stat = fs::read(proc_root.join(pid.to_string()).join("stat")).ok()?;
     Some(ProcId {
-        boot: boot_id(proc_root)?,
+        ticks: stat_now(pid)?.start_ticks,
+        boot: current_boot_id()?,
         pid,
-        ticks: parse_stat(&String::from_utf8_lossy(&stat))?.start_ticks,
     })
 }
 
@@ -522,9 +678,7 @@ pub fn proc_id(pid: u32) -> Option<ProcId> {
 /// with its own `setsid` is never a member.
 pub fn session_members(leader: &ProcId) -> Vec<u32> {
     let proc_root = Path::new("/proc");
-    let leader_stat = fs::read(proc_root.join(leader.pid.to_string()).join("stat"))
-        .ok()
-        .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)));
+    let leader_stat = stat_now(leader.pid);
     // A zombie leader has returned: only a parent that never reaps it (a container's init)
     // keeps its entry.
     let same = leader_stat
@@ -545,10 +699,7 @@ pub fn session_members(leader: &ProcId) -> Vec<u32> {
         else {
             continue;
         };
-        let Some(stat) = fs::read(entry.path().join("stat"))
-            .ok()
-            .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)))
-        else {
+        let Some(stat) = stat_now(pid) else {
             continue;
         };
         if pid != leader.pid && stat.session == leader.pid && !matches!(stat.state, 'Z' | 'X') {
@@ -568,8 +719,7 @@ pub fn workers_of(pid: u32) -> Vec<(u32, u64)> {
     dir.flatten()
         .filter_map(|entry| {
             let p = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            let stat = fs::read(entry.path().join("stat")).ok()?;
-            let stat = parse_stat(&String::from_utf8_lossy(&stat))?;
+            let stat = stat_now(p)?;
             let mine = stat.ppid == pid || stat.session == pid;
             (p != pid && mine && !matches!(stat.state, 'Z' | 'X')).then_some((p, stat.start_ticks))
         })
@@ -597,8 +747,18 @@ pub fn user_name(uid: u32) -> String {
 /// The start of `pid` in clock ticks since boot, read now from `/proc/PID/stat`: with the pid,
 /// it tells a process from a later one that reused its pid.
 pub fn read_start_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&String::from_utf8_lossy(&stat)).map(|s| s.start_ticks)
+    stat_now(pid).map(|s| s.start_ticks)
+}
+
+/// `/proc/PID/stat` read now (one open, one read), or `None` if `pid` is gone.
+fn stat_now(pid: u32) -> Option<Stat> {
+    let mut buf = vec![0u8; SMALL_BUF];
+    let stat = read_at(
+        rustix::fs::CWD,
+        format!("/proc/{pid}/stat").as_str(),
+        &mut buf,
+    )?;
+    parse_stat(&String::from_utf8_lossy(stat))
 }
 
 /// The real uid of `pid` from `<root>/PID/status`: one open and one read (the `Uid:` line is
@@ -631,20 +791,6 @@ fn parse_real_uid(status: &str) -> Option<u32> {
         .ok()
 }
 
-/// Every ancestor of `own_pid` up to the top of the table, in any session.
-fn ancestors(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
-    let mut found = HashSet::new();
-    let mut pid = own_pid;
-    while let Some(p) = procs.get(&pid) {
-        // A pid already seen means a ppid loop (pids reused while /proc was read).
-        if p.ppid == 0 || p.ppid == own_pid || !found.insert(p.ppid) {
-            break;
-        }
-        pid = p.ppid;
-    }
-    found
-}
-
 /// "; if that is the service, set process_user: NAME" when `uid` has a name (`process_user`
 /// takes a name); else nothing: there is no account to name.
 fn process_user_hint(uid: u32) -> String {
@@ -667,28 +813,55 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// Reads `/proc/PID/stat` and `/proc/PID/cmdline`; `None` if the process vanished meanwhile.
-fn read_proc(dir: &Path, boot: Option<SystemTime>, ticks: u64) -> Option<Proc> {
-    let stat = fs::read(dir.join("stat")).ok()?;
-    let stat = String::from_utf8_lossy(&stat);
+/// The facts of a process from the text of its `/proc/PID/stat`.
+fn parse_facts(stat: &[u8], boot: Option<SystemTime>, ticks: u64) -> Option<Facts> {
     let Stat {
         state,
         ppid,
         session,
         start_ticks,
-    } = parse_stat(&stat)?;
-    let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
-    let started = boot.map(|b| b + Duration::from_millis(start_ticks.saturating_mul(1000) / ticks));
-    Some(Proc {
+    } = parse_stat(&String::from_utf8_lossy(stat))?;
+    let ms = start_ticks.saturating_mul(1000) / ticks.max(1);
+    Some(Facts {
         ppid,
         session,
-        cmdline: join_cmdline(&cmdline),
-        started,
+        started: boot.map(|b| b + Duration::from_millis(ms)),
         start_ticks,
         // X (dead) is only seen for an instant, but it is no more alive than a zombie.
         zombie: matches!(state, 'Z' | 'X'),
-        uid: OnceLock::new(),
     })
+}
+
+/// The content of the file `path` (relative to `dir`), read into `buf` with one `read` when
+/// it fits (a `/proc` file hands over all it has that fits in one call, so a short read is the
+/// whole file), else with more reads into `buf` grown to fit; `None` if it cannot be opened or
+/// read (the process is gone).
+fn read_at<P: rustix::path::Arg>(dir: impl AsFd, path: P, buf: &mut Vec<u8>) -> Option<&[u8]> {
+    let fd = rustix::fs::openat(
+        dir,
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize((2 * buf.len()).max(SMALL_BUF), 0);
+        }
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
+    Some(&buf[..len])
 }
 
 /// The fields of `/proc/PID/stat` that a snapshot keeps.
@@ -719,18 +892,74 @@ fn parse_stat(stat: &str) -> Option<Stat> {
 /// NUL-separated arguments → one string joined by spaces, as pgrep -f matches it.
 fn join_cmdline(raw: &[u8]) -> String {
     let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
-    let joined: Vec<u8> = raw.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
-    String::from_utf8_lossy(&joined).into_owned()
+    match std::str::from_utf8(raw) {
+        Ok(text) => text.replace('\0', " "),
+        Err(_) => {
+            let joined: Vec<u8> = raw.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
+            String::from_utf8_lossy(&joined).into_owned()
+        }
+    }
 }
 
-/// The pids of our own tree: ourselves, every descendant, and the ancestors in our own session
-/// (up to the first one that is not; see the module doc).
-fn own_tree(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
-    let mut tree = HashSet::from([own_pid]);
-    if let Some(session) = procs.get(&own_pid).map(|p| p.session) {
+/// A process `pname` matches, as matching sees it.
+#[derive(Debug, Clone, Copy)]
+struct Match<'a> {
+    cmdline: &'a str,
+    facts: &'a Facts,
+}
+
+/// The `pname` patterns a snapshot is taken for, compiled into one [`regex::RegexSet`].
+#[derive(Debug, Default)]
+struct PatternSet {
+    sources: Vec<String>,
+    /// `None` without patterns, or when the set cannot be built (past regex's size limit):
+    /// then each pattern is matched on its own, when asked, as any pattern not in the set.
+    set: Option<regex::RegexSet>,
+}
+
+impl PatternSet {
+    /// The set of `sources` (duplicates once). The last set built is kept: the observations of
+    /// one tick (every 50 ms while it waits) ask for the same patterns, and building a set of
+    /// thousands of them costs milliseconds.
+    fn of(mut sources: Vec<&str>) -> Arc<PatternSet> {
+        static LAST: Mutex<Option<Arc<PatternSet>>> = Mutex::new(None);
+        // A snapshot for no pattern (a Lua `alive{}`) leaves the tick's set where it is.
+        if sources.is_empty() {
+            return Arc::default();
+        }
+        sources.sort_unstable();
+        sources.dedup();
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = last.as_ref()
+            && set
+                .sources
+                .iter()
+                .map(String::as_str)
+                .eq(sources.iter().copied())
+        {
+            return set.clone();
+        }
+        let set = Arc::new(PatternSet {
+            set: regex::RegexSet::new(&sources).ok(),
+            sources: sources.into_iter().map(str::to_string).collect(),
+        });
+        *last = Some(set.clone());
+        set
+    }
+}
+
+impl ProcTable {
+    /// Ourselves and our ancestors in our own session, walked up from us until the first that
+    /// is not (see the module doc).
+    fn session_ancestors(&self) -> HashSet<u32> {
+        let own_pid = self.own_pid;
+        let mut tree = HashSet::from([own_pid]);
+        let Some(session) = self.facts(own_pid).map(|f| f.session) else {
+            return tree;
+        };
         let mut pid = own_pid;
-        while let Some(p) = procs.get(&pid) {
-            let Some(parent) = procs.get(&p.ppid) else {
+        while let Some(p) = self.facts(pid) {
+            let Some(parent) = self.facts(p.ppid) else {
                 break;
             };
             // A pid already in the tree means a ppid loop (pids reused while /proc was read).
@@ -739,31 +968,32 @@ fn own_tree(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
             }
             pid = p.ppid;
         }
+        tree
     }
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for (&pid, p) in procs {
-        children.entry(p.ppid).or_default().push(pid);
-    }
-    let mut todo = vec![own_pid];
-    let mut seen = HashSet::from([own_pid]);
-    while let Some(pid) = todo.pop() {
-        for &child in children.get(&pid).into_iter().flatten() {
-            if seen.insert(child) {
-                tree.insert(child);
-                todo.push(child);
+
+    /// Every ancestor of ours up to the top of the table, in any session.
+    fn all_ancestors(&self) -> HashSet<u32> {
+        let own_pid = self.own_pid;
+        let mut found = HashSet::new();
+        let mut pid = own_pid;
+        while let Some(p) = self.facts(pid) {
+            // A pid already seen means a ppid loop (pids reused while /proc was read).
+            if p.ppid == 0 || p.ppid == own_pid || !found.insert(p.ppid) {
+                break;
             }
+            pid = p.ppid;
         }
+        found
     }
-    tree
 }
 
 /// The one topmost process among `matching` (none whose parent also matches), or why not.
-fn top_of(re: &regex::Regex, matching: &BTreeMap<u32, &Proc>) -> Result<u32, String> {
+fn top_of(re: &regex::Regex, matching: &BTreeMap<u32, Match<'_>>) -> Result<u32, String> {
     const SHOWN: usize = 5;
-    let tops: Vec<(u32, &Proc)> = matching
+    let tops: Vec<(u32, Match<'_>)> = matching
         .iter()
-        .filter(|(_, p)| !matching.contains_key(&p.ppid))
-        .map(|(&pid, &p)| (pid, p))
+        .filter(|(_, m)| !matching.contains_key(&m.facts.ppid))
+        .map(|(&pid, &m)| (pid, m))
         .collect();
     match tops.as_slice() {
         [] => Err(no_match(re)),
@@ -772,7 +1002,7 @@ fn top_of(re: &regex::Regex, matching: &BTreeMap<u32, &Proc>) -> Result<u32, Str
             let mut listed: Vec<String> = tops
                 .iter()
                 .take(SHOWN)
-                .map(|(pid, p)| format!("{pid} ({})", shorten(&p.cmdline, 60)))
+                .map(|(pid, p)| format!("{pid} ({})", shorten(p.cmdline, 60)))
                 .collect();
             if tops.len() > SHOWN {
                 listed.push(format!("and {} more", tops.len() - SHOWN));
@@ -857,10 +1087,17 @@ fn read_pid_file(path: &Path) -> Result<(String, Option<SystemTime>, Meta), PidF
     if !meta.is_file() {
         return Err(PidFileError::NotRegular);
     }
-    let mut buf = Vec::new();
-    file.take(PID_FILE_MAX).read_to_end(&mut buf)?;
+    // One read: a regular file hands over all it has up to the size asked, short only at its
+    // end (or when a signal interrupts it, which is retried).
+    let mut buf = [0u8; PID_FILE_MAX];
+    let n = loop {
+        match rustix::io::read(&file, &mut buf[..]) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => break other.map_err(std::io::Error::from)?,
+        }
+    };
     Ok((
-        String::from_utf8_lossy(&buf).into_owned(),
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
         meta.modified().ok(),
         Meta {
             uid: meta.uid(),
@@ -901,18 +1138,70 @@ mod tests {
             "nginx: master process"
         );
         assert_eq!(join_cmdline(b""), "");
+        assert_eq!(join_cmdline(b"caf\xe9\0-x\0"), "caf\u{fffd} -x");
+    }
+
+    #[test]
+    fn a_pattern_set_has_each_pattern_once_and_none_for_no_pattern() {
+        let set = PatternSet::of(vec!["^b$", "^a$", "^b$"]);
+        assert_eq!(set.sources, ["^a$", "^b$"]);
+        let matched: Vec<usize> = set.set.as_ref().unwrap().matches("b").iter().collect();
+        assert_eq!(matched, [1]);
+        let none = PatternSet::of(Vec::new());
+        assert!(none.set.is_none() && none.sources.is_empty());
+    }
+
+    #[test]
+    fn a_file_longer_than_the_buffer_is_read_whole() {
+        let dir = std::env::temp_dir().join(format!("autoheal-read-at-{}", std::process::id()));
+        let text: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        fs::write(&dir, &text).unwrap();
+        let mut buf = vec![0u8; SMALL_BUF];
+        let read = read_at(rustix::fs::CWD, &dir, &mut buf).map(<[u8]>::to_vec);
+        let _ = fs::remove_file(&dir);
+        assert_eq!(read.as_deref(), Some(&text[..]));
+        assert!(read_at(rustix::fs::CWD, "/nonexistent/x", &mut buf).is_none());
     }
 
     fn p(ppid: u32, session: u32) -> Proc {
-        Proc {
-            ppid,
-            session,
+        started(ppid, session, None)
+    }
+
+    fn started(ppid: u32, session: u32, started: Option<SystemTime>) -> Proc {
+        let p = Proc {
             cmdline: "x".into(),
-            started: None,
-            start_ticks: 0,
-            zombie: false,
-            uid: OnceLock::new(),
-        }
+            ..Proc::default()
+        };
+        p.facts
+            .set(Some(Facts {
+                ppid,
+                session,
+                started,
+                start_ticks: 0,
+                zombie: false,
+            }))
+            .unwrap();
+        p
+    }
+
+    /// The table of `procs`, as seen by `own_pid`.
+    fn table_of(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> ProcTable {
+        let mut t = ProcTable {
+            procs: procs.clone(),
+            ..ProcTable::default()
+        };
+        t.find_our_place(own_pid);
+        t
+    }
+
+    fn own_tree(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
+        let t = table_of(procs, own_pid);
+        let pids = procs.keys().copied().chain([own_pid]);
+        pids.filter(|&pid| t.is_own_tree(pid)).collect()
+    }
+
+    fn ancestors(procs: &BTreeMap<u32, Proc>, own_pid: u32) -> HashSet<u32> {
+        table_of(procs, own_pid).ancestors
     }
 
     fn sorted(tree: HashSet<u32>) -> Vec<u32> {
@@ -977,10 +1266,9 @@ mod tests {
 
     #[test]
     fn stop_target_is_the_master_not_its_workers_nor_a_tail_of_its_log() {
-        let named = |ppid, cmdline: &str, started| Proc {
+        let named = |ppid, cmdline: &str, at| Proc {
             cmdline: cmdline.into(),
-            started: Some(UNIX_EPOCH + Duration::from_secs(started)),
-            ..p(ppid, 1)
+            ..started(ppid, 1, Some(UNIX_EPOCH + Duration::from_secs(at)))
         };
         let mut procs = BTreeMap::from([
             (1, named(0, "/sbin/init", 0)),
@@ -996,11 +1284,7 @@ mod tests {
             (9, named(8, "autoheal run -c /etc/nginx-heal.yaml", 30)),
         ]);
         let re = regex::Regex::new("nginx").unwrap();
-        let table = |procs: &BTreeMap<u32, Proc>| ProcTable {
-            own_tree: own_tree(procs, 9),
-            procs: procs.clone(),
-            ..ProcTable::default()
-        };
+        let table = |procs: &BTreeMap<u32, Proc>| table_of(procs, 9);
         assert_eq!(table(&procs).stop_target(&re), Ok(100));
 
         // An operator's tail of the error log, older than the master: liveness reports it, but
@@ -1052,11 +1336,7 @@ mod tests {
                 ..p(0, 1)
             },
         );
-        let t = ProcTable {
-            own_tree: own_tree(&procs, 999),
-            procs,
-            ..ProcTable::default()
-        };
+        let t = table_of(&procs, 999);
         let err = t
             .stop_target(&regex::Regex::new("^worker").unwrap())
             .unwrap_err();
@@ -1097,11 +1377,10 @@ mod tests {
 
     #[test]
     fn pname_skips_processes_of_other_accounts_and_says_so() {
-        let of = |uid: u32, cmdline: &str, started: u64| {
+        let of = |uid: u32, cmdline: &str, at: u64| {
             let p = Proc {
                 cmdline: cmdline.into(),
-                started: Some(UNIX_EPOCH + Duration::from_secs(started)),
-                ..p(1, 1)
+                ..started(1, 1, Some(UNIX_EPOCH + Duration::from_secs(at)))
             };
             p.uid.set(Some(uid)).unwrap();
             p
@@ -1110,11 +1389,7 @@ mod tests {
             (4242, of(3_999_999_995, "python3 /home/t/app.py", 10)),
             (4300, of(3_999_999_996, "python3 /home/u/app.py", 11)),
         ]);
-        let t = ProcTable {
-            own_tree: own_tree(&procs, 999),
-            procs,
-            ..ProcTable::default()
-        };
+        let t = table_of(&procs, 999);
         let re = regex::Regex::new("app.py").unwrap();
         let root = Account {
             name: "root".into(),
