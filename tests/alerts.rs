@@ -282,7 +282,7 @@ fn a_dry_run_fires_nothing() {
 fn a_start_whose_daemon_dies_at_once_is_a_failed_start() {
     let f = Fixture::new();
     f.config(&format!(
-        "settings:\n  converge: 3s\n  backoff: 10s\n  {}\nweb:\n  pname: '{}'\n  grace: \
+        "settings:\n  converge: 30s\n  backoff: 5m\n  {}\nweb:\n  pname: '{}'\n  grace: \
          300ms\n  script: 'echo starting; ({} & echo $! > {{dir}}/web.pid; sleep 0.05; kill \
          $(cat {{dir}}/web.pid))'\n",
         record(&f),
