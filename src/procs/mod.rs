@@ -254,13 +254,18 @@ impl ProcTable {
                 cmdline: raw.map(join_cmdline).unwrap_or_default(),
                 ..Proc::default()
             };
-            if let Some(set) = &patterns.set
-                && !p.cmdline.is_empty()
-                && set.is_match(&p.cmdline)
-            {
-                for i in set.matches(&p.cmdline).iter() {
-                    matched[i].push(pid);
+            let mut hit = false;
+            if !p.cmdline.is_empty() {
+                for (at, set) in &patterns.sets {
+                    if set.is_match(&p.cmdline) {
+                        hit = true;
+                        for i in set.matches(&p.cmdline).iter() {
+                            matched[at + i].push(pid);
+                        }
+                    }
                 }
+            }
+            if hit {
                 // Its stat now, as close to its command line as can be.
                 path.clear();
                 let _ = write!(path, "{pid}/stat");
@@ -271,7 +276,16 @@ impl ProcTable {
         }
         let mut table = ProcTable {
             procs,
-            matched: patterns.sources.iter().cloned().zip(matched).collect(),
+            // Only the patterns a set covers: the others are matched line by line when asked.
+            matched: patterns
+                .sources
+                .iter()
+                .cloned()
+                .zip(matched)
+                .zip(&patterns.covered)
+                .filter(|(_, covered)| **covered)
+                .map(|(m, _)| m)
+                .collect(),
             boot_id: boot_id(proc_root),
             root: proc_root.to_path_buf(),
             boot,
@@ -912,9 +926,27 @@ struct Match<'a> {
 #[derive(Debug, Default)]
 struct PatternSet {
     sources: Vec<String>,
-    /// `None` without patterns, or when the set cannot be built (past regex's size limit):
-    /// then each pattern is matched on its own, when asked, as any pattern not in the set.
-    set: Option<regex::RegexSet>,
+    /// Sets of consecutive `sources`, each with the index of its first: one set when they fit
+    /// in one (regex's size limit), else as many as they need.
+    sets: Vec<(usize, regex::RegexSet)>,
+    /// Whether each source is in one of `sets`. One that fits in no set, even alone, is
+    /// matched on its own, when asked, as any pattern not in the set; the table records no
+    /// match for it, which would read as "no process matches".
+    covered: Vec<bool>,
+}
+
+/// Sets of `sources` (`at` the index of the first), halved until each fits.
+fn sets_of(sources: &[&str], at: usize) -> Vec<(usize, regex::RegexSet)> {
+    match regex::RegexSet::new(sources) {
+        Ok(set) => vec![(at, set)],
+        Err(_) if sources.len() > 1 => {
+            let half = sources.len() / 2;
+            let mut sets = sets_of(&sources[..half], at);
+            sets.extend(sets_of(&sources[half..], at + half));
+            sets
+        }
+        Err(_) => Vec::new(),
+    }
 }
 
 impl PatternSet {
@@ -939,8 +971,14 @@ impl PatternSet {
         {
             return set.clone();
         }
+        let sets = sets_of(&sources, 0);
+        let mut covered = vec![false; sources.len()];
+        for (at, set) in &sets {
+            covered[*at..*at + set.len()].fill(true);
+        }
         let set = Arc::new(PatternSet {
-            set: regex::RegexSet::new(&sources).ok(),
+            sets,
+            covered,
             sources: sources.into_iter().map(str::to_string).collect(),
         });
         *last = Some(set.clone());
@@ -1145,10 +1183,36 @@ mod tests {
     fn a_pattern_set_has_each_pattern_once_and_none_for_no_pattern() {
         let set = PatternSet::of(vec!["^b$", "^a$", "^b$"]);
         assert_eq!(set.sources, ["^a$", "^b$"]);
-        let matched: Vec<usize> = set.set.as_ref().unwrap().matches("b").iter().collect();
+        assert_eq!(set.sets.len(), 1);
+        let matched: Vec<usize> = set.sets[0].1.matches("b").iter().collect();
         assert_eq!(matched, [1]);
         let none = PatternSet::of(Vec::new());
-        assert!(none.set.is_none() && none.sources.is_empty());
+        assert!(none.sets.is_empty() && none.sources.is_empty());
+    }
+
+    /// Patterns that each compile but do not fit in one set together are split into sets that
+    /// fit, and a process each matches is still found.
+    #[test]
+    fn patterns_past_the_size_limit_of_one_set_are_still_matched() {
+        let big: Vec<String> = (0..4)
+            .map(|i| format!(r"^p{i} \w{{120}} [\w.-]+ --port \d+ --name \w{{3,16}}$"))
+            .collect();
+        let refs: Vec<&str> = big.iter().map(String::as_str).collect();
+        assert!(
+            regex::RegexSet::new(&refs).is_err(),
+            "the patterns must not fit in one set"
+        );
+        let set = PatternSet::of(refs.clone());
+        assert!(set.sets.len() > 1, "{} sets", set.sets.len());
+        assert!(set.covered.iter().all(|c| *c));
+        let line = format!("p2 {} a.py --port 80 --name web", "x".repeat(120));
+        let hits: Vec<&str> = set
+            .sets
+            .iter()
+            .flat_map(|(at, s)| s.matches(&line).into_iter().map(move |i| at + i))
+            .map(|i| set.sources[i].as_str())
+            .collect();
+        assert_eq!(hits, [big[2].as_str()]);
     }
 
     #[test]
