@@ -83,6 +83,18 @@ pub enum InstallError {
     /// A file is there that this command did not write.
     #[error("refusing to replace {}: {why}", path.display())]
     Foreign { path: PathBuf, why: String },
+    /// As root: the binary, or the directory written to, is one another account could change
+    /// (or swap for another through a directory on its path): what it names would run as root
+    /// every minute, or root's write would go where that account points it.
+    #[error(
+        "refusing to {what}: {why}; {fix}",
+        why = untrusted,
+    )]
+    Untrusted {
+        what: &'static str,
+        untrusted: crate::trust::Untrusted,
+        fix: &'static str,
+    },
     /// Reading, writing or renaming failed.
     #[error("cannot write {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
@@ -140,6 +152,27 @@ pub fn current_exe() -> Result<PathBuf, InstallError> {
 /// Every file already there is judged first: if one lacks the marker line, nothing is written.
 pub fn install(kind: Kind, dir: &Path, exe: &Path) -> Result<Vec<Written>, InstallError> {
     let files = render(kind, exe)?;
+    // As root, both must be root's alone, every directory on their way too: then no other
+    // account can replace the binary cron will run, nor turn a directory of the path into a
+    // link elsewhere between the checks and the rename below.
+    crate::trust::check_if_root(exe).map_err(|untrusted| InstallError::Untrusted {
+        what: "schedule this binary as root",
+        untrusted,
+        fix: "install it where only root can write first (install -m 0755 target/release/autoheal \
+              /usr/local/bin/autoheal), and run that one",
+    })?;
+    // A missing directory is said below, as such.
+    match crate::trust::check_if_root(dir) {
+        Err(untrusted) if !untrusted.is_missing() => {
+            return Err(InstallError::Untrusted {
+                what: "write there",
+                untrusted,
+                fix: "give a directory only root can write (the default is where cron or \
+                      systemd reads)",
+            });
+        }
+        _ => {}
+    }
     let mut plan = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);

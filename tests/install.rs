@@ -241,3 +241,42 @@ fn man_pages_and_completions_come_from_the_command_line() {
     let parsed = Command::new("bash").arg("-n").arg(&file).status().unwrap();
     assert!(parsed.success());
 }
+
+/// As root, a binary another account could replace is never scheduled, and a directory that
+/// another account could write (or turn into a link elsewhere) is never written to.
+#[test]
+fn as_root_what_another_account_controls_is_refused() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("note: the trust rules apply as root only; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The binary, copied into a directory anyone may write.
+    let open = dir.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let copy = open.join("autoheal");
+    fs::copy(env!("CARGO_BIN_EXE_autoheal"), &copy).unwrap();
+    let target = dir.path().join("crond");
+    fs::create_dir(&target).unwrap();
+    let o = Command::new(&copy)
+        .args(["cron", "--install", "--dir", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("refusing to schedule this binary as root"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(names(&target), Vec::<String>::new());
+    // This binary, into a directory anyone may write.
+    let o = autoheal(&["cron", "--install", "--dir", open.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("refusing to write there"), "{}", text(&o));
+    assert_eq!(
+        names(&open),
+        ["autoheal"],
+        "nothing written beside the copy"
+    );
+}
