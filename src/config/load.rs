@@ -1421,6 +1421,19 @@ impl Cx<'_> {
         }
         let get = |key: &str| lookup(&entries, key);
         let name = get("name").and_then(|n| self.string(n, svc, "name"));
+        // A dep's name is shown in every line about what waits on it: one line, always.
+        if let (Some(n), Some(node)) = (&name, get("name"))
+            && n.chars()
+                .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
+            self.error_at(
+                node,
+                svc,
+                "a dep's name may not contain a control character (a newline, a tab, an escape)",
+                Some("name it with letters, digits and `_.-`".into()),
+            );
+            return None;
+        }
         let host = get("host").and_then(|n| self.string(n, svc, "host"));
         let url = get("url").and_then(|n| self.url(n, svc));
         let port = get("port").and_then(|n| self.port(n, svc));
