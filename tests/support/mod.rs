@@ -57,10 +57,16 @@ impl Fixture {
         format!("sleep 1000\\.{}{k}$", self.tag)
     }
 
-    /// A script that starts sleeper `k` as a daemon and records its pid as `<name>.pid`.
+    /// A script that starts sleeper `k` as a daemon, records its pid as `<name>.pid` and
+    /// returns once the daemon runs, as a real start script (`pg_ctl -w`, `nginx`) does: the
+    /// forked shell may otherwise not have exec'd `sleep` yet when the script exits, and on a
+    /// loaded machine a tick's last look would find the service still starting. The wait is
+    /// bounded (5 s); a daemon that never runs leaves the script to return anyway.
     pub fn daemon_script(&self, name: &str, k: u32) -> String {
         format!(
-            "{} >/dev/null 2>&1 & echo $! > {}/{name}.pid; echo {name} >> {}/journal",
+            "{} >/dev/null 2>&1 & p=$!; echo $p > {}/{name}.pid; echo {name} >> {}/journal; \
+             i=0; while [ $i -lt 500 ]; do case $(readlink /proc/$p/exe) in *sleep) break;; esac; \
+             i=$((i+1)); sleep 0.01; done",
             self.sleeper(k),
             self.dir.path().display(),
             self.dir.path().display()
