@@ -19,7 +19,9 @@
 //! - `stat` (parent, session, state, start) of the processes a pattern matches, right after;
 //!   of any other only when a question needs it: the pid of a pid file, and the parents on the
 //!   own-tree walk below;
-//! - `status` (the real uid, for the account rules) of the processes a question matches.
+//! - the real uid (for the account rules) of the processes a question matches: from the kernel
+//!   through a pidfd (`PIDFD_GET_INFO`, Linux 6.13), else from `status`, which the kernel
+//!   formats in full for every read and which cost more than every other read of a healthy tick.
 //!
 //! A field read on first need is of the process there at that moment, milliseconds after its
 //! command line was read; a pid cannot be handed out again that fast in practice, and a signal
@@ -775,14 +777,20 @@ fn stat_now(pid: u32) -> Option<Stat> {
     parse_stat(&String::from_utf8_lossy(stat))
 }
 
-/// The real uid of `pid` from `<root>/PID/status`: one open and one read (the `Uid:` line is
-/// among its first lines, and a read of a /proc file returns what fits, from its start). This
-/// runs for every process a `pname` matches, so it costs three system calls, not the dozen of a
-/// growing `read_to_string`. The pid is the snapshot's of a moment ago; it cannot have been
-/// reused since by another process in practice (the kernel hands out every other pid first),
-/// and a signal is sent only after the process's start is checked again through a pidfd.
+/// The real uid of `pid`, asked of the kernel through a pidfd where it can answer
+/// ([`pidfd_real_uid`]), else from `<root>/PID/status`: one open and one read (the `Uid:` line
+/// is among its first lines, and a read of a /proc file returns what fits, from its start).
+/// This runs for every process a `pname` matches. The pid is the snapshot's of a moment ago; it
+/// cannot have been reused since by another process in practice (the kernel hands out every
+/// other pid first), and a signal is sent only after the process's start is checked again
+/// through a pidfd.
 fn read_real_uid(root: &Path, pid: u32) -> Option<u32> {
     use rustix::fs::{Mode, OFlags, open};
+    if root == Path::new("/proc")
+        && let Ok(uid) = pidfd_real_uid(pid)
+    {
+        return uid;
+    }
     let fd = open(
         root.join(pid.to_string()).join("status"),
         OFlags::RDONLY | OFlags::CLOEXEC,
@@ -792,6 +800,82 @@ fn read_real_uid(root: &Path, pid: u32) -> Option<u32> {
     let mut buf = [0u8; 1024];
     let n = rustix::io::read(&fd, &mut buf).ok()?;
     parse_real_uid(&String::from_utf8_lossy(&buf[..n]))
+}
+
+/// The kernel cannot answer through a pidfd (before Linux 6.13, or no descriptor left): the
+/// caller reads `status` instead.
+struct Unanswered;
+
+/// Set once a kernel has said it has no `PIDFD_GET_INFO`, so that no other pid asks again.
+static NO_PIDFD_INFO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `struct pidfd_info` of `<linux/pidfd.h>` as first published (Linux 6.13, 64 bytes); a later
+/// kernel fills the fields of this size and no more.
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    exit_code: i32,
+}
+
+const PIDFD_INFO_CREDS: u64 = 1 << 1;
+
+/// The real uid of `pid` from `ioctl(pidfd, PIDFD_GET_INFO)`: the credentials as the kernel
+/// holds them, with no text made and parsed. `status` is formatted in full for every read
+/// (memory counters, signal masks, CPU lists), which made it the largest part of a healthy
+/// tick's look at the process table (README, "Benchmarks"). `Ok(None)` when the process is
+/// gone.
+fn pidfd_real_uid(pid: u32) -> Result<Option<u32>, Unanswered> {
+    use rustix::io::Errno;
+    use rustix::ioctl::{Opcode, Updater, ioctl, opcode};
+    use rustix::process::{Pid, PidfdFlags, pidfd_open};
+    use std::sync::atomic::Ordering;
+    const PIDFD_GET_INFO: Opcode = opcode::read_write::<PidfdInfo>(0xFF, 11);
+    if NO_PIDFD_INFO.load(Ordering::Relaxed) {
+        return Err(Unanswered);
+    }
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return Ok(None);
+    };
+    let fd = match pidfd_open(p, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::SRCH) => return Ok(None),
+        Err(Errno::NOSYS) => {
+            NO_PIDFD_INFO.store(true, Ordering::Relaxed);
+            return Err(Unanswered);
+        }
+        Err(_) => return Err(Unanswered),
+    };
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_CREDS,
+        ..PidfdInfo::default()
+    };
+    // SAFETY: PIDFD_GET_INFO reads and writes one `struct pidfd_info` of the size its opcode
+    // encodes, which is `PidfdInfo`'s, and `info` lives across the call.
+    let asked = unsafe { ioctl(&fd, Updater::<PIDFD_GET_INFO, PidfdInfo>::new(&mut info)) };
+    match asked {
+        Ok(()) if info.mask & PIDFD_INFO_CREDS != 0 => Ok(Some(info.ruid)),
+        Ok(()) => Err(Unanswered),
+        // Reaped since it was opened.
+        Err(Errno::SRCH) => Ok(None),
+        Err(Errno::NOTTY | Errno::INVAL) => {
+            NO_PIDFD_INFO.store(true, Ordering::Relaxed);
+            Err(Unanswered)
+        }
+        Err(_) => Err(Unanswered),
+    }
 }
 
 /// The real uid: the first field of the `Uid:` line of `/proc/PID/status`.
@@ -1147,6 +1231,7 @@ fn read_pid_file(path: &Path) -> Result<(String, Option<SystemTime>, Meta), PidF
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn stat_comm_with_spaces_and_parens() {
@@ -1437,6 +1522,46 @@ mod tests {
         let status = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nGid:\t5\t5\t5\t5\n";
         assert_eq!(parse_real_uid(status), Some(1000));
         assert_eq!(parse_real_uid("Name:\tx\n"), None);
+    }
+
+    /// The uid of `pid` as `status` says it, read by hand.
+    fn status_uid(pid: u32) -> Option<u32> {
+        parse_real_uid(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+    }
+
+    /// The pidfd route gives the real uid (not the effective one) that `status` gives, and
+    /// `None` for a process that is gone; where the kernel cannot answer, `status` is read.
+    #[test]
+    fn the_real_uid_through_a_pidfd_is_the_one_status_gives() {
+        let me = std::process::id();
+        assert_eq!(read_real_uid(Path::new("/proc"), me), status_uid(me));
+        if let Ok(uid) = pidfd_real_uid(me) {
+            assert_eq!(uid, status_uid(me));
+        }
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        gone.wait().unwrap();
+        assert_eq!(read_real_uid(Path::new("/proc"), pid), None);
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        // Real uid 65534, effective uid root: a setuid-root program run by a user looks so.
+        let mut child = std::process::Command::new("setpriv")
+            .args(["--ruid=65534", "--euid=0", "sleep", "30"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let exec = Instant::now() + Duration::from_secs(10);
+        while fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default() != b"sleep\x0030\x00"
+            && Instant::now() < exec
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (by_status, by_pidfd) = (status_uid(pid), read_real_uid(Path::new("/proc"), pid));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(by_status, Some(65534));
+        assert_eq!(by_pidfd, Some(65534));
     }
 
     #[test]
