@@ -18,6 +18,7 @@ pub mod levers;
 pub mod lua;
 pub mod notify;
 pub mod observe;
+pub mod pattern;
 pub mod probe;
 pub mod procs;
 pub mod report;

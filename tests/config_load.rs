@@ -2,6 +2,7 @@
 //! exactly the errors written at its end (`# expect: {file}:line:col: service: message`).
 
 use autoheal::config::{self, Dep, Liveness};
+use autoheal::pattern::Pattern;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ fn original_config_loads_with_its_meaning() {
     match &nginx.liveness {
         Liveness::Pname(p) => {
             assert_eq!(p.source, "nginx");
-            assert!(p.regex.is_match("nginx: master process /usr/sbin/nginx"));
+            assert!(p.regex().is_match("nginx: master process /usr/sbin/nginx"));
         }
         other => panic!("nginx is alive by process name, got {other:?}"),
     }

@@ -134,7 +134,7 @@ fn observation_of_n_pnames_against_the_floor() {
             let table = ProcTable::snapshot_for(&patterns);
             let alive = patterns
                 .iter()
-                .filter(|re| matches!(table.find_pname_as(re, account), Liveness::Alive { .. }))
+                .filter(|re| matches!(table.find_pname_as(*re, account), Liveness::Alive { .. }))
                 .count();
             assert_eq!(alive, n, "every daemon found");
             t.elapsed()

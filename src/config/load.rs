@@ -5,8 +5,10 @@ use super::graph::{Addr, By, Graph};
 use super::model::Config;
 use super::types::{Dep, Listen, Liveness, LuaChunk, Pname, Probe, Service, Settings};
 use super::yaml::{self, Kind, Node, Pos};
+use crate::pattern::PatternSet;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 const SERVICE_KEYS: &[&str] = &[
@@ -763,6 +765,7 @@ impl Cx<'_> {
         }
         let graph = Graph::new(&services);
         self.cycles(&graph, &services, &service_nodes);
+        let pnames = self.compile_pnames(&mut services, &service_nodes);
         Some(Config {
             path: path.to_path_buf(),
             source: self.source.clone(),
@@ -770,7 +773,52 @@ impl Cx<'_> {
             services,
             warnings: Vec::new(),
             graph,
+            pnames: Arc::new(pnames),
         })
+    }
+
+    /// Every `pname` of the file compiled together, as the snapshots of a tick match them
+    /// (`procs`): the compile that proves each one valid. A pattern that fits in no set, even
+    /// alone, is compiled alone for its error (regex's size limit), at its line.
+    fn compile_pnames(
+        &mut self,
+        services: &mut [Service],
+        nodes: &[(String, &Node, &Node)],
+    ) -> PatternSet {
+        let set = PatternSet::new(
+            services
+                .iter()
+                .filter_map(|s| Some(s.liveness.pname()?.source.as_str())),
+        );
+        for s in services.iter_mut() {
+            let Some(p) = s.liveness.pname() else {
+                continue;
+            };
+            if set.covers(&p.source) {
+                continue;
+            }
+            match regex::Regex::new(&p.source) {
+                Ok(regex) => s.liveness.set_pname(Pname::compiled(regex)),
+                Err(e) => {
+                    let at = nodes.iter().find(|(n, _, _)| *n == s.name);
+                    let node = at
+                        .and_then(|(_, _, v)| node_of(v, "pname"))
+                        .or(at.map(|(_, k, _)| *k));
+                    if let Some(node) = node {
+                        self.error_at(
+                            node,
+                            &s.name.clone(),
+                            &format!(
+                                "`pname` is not a valid regular expression: {}",
+                                regex_reason(&e)
+                            ),
+                            Some(PNAME_HELP.into()),
+                        );
+                    }
+                }
+            }
+        }
+        set
     }
 
     fn settings(&mut self, node: &Node) -> Settings {
@@ -918,9 +966,19 @@ impl Cx<'_> {
             match kname {
                 "pname" => {
                     if let Some(src) = self.string(v, name, kname) {
-                        match regex::Regex::new(&src) {
-                            Ok(regex) => pname = Some(Pname { source: src, regex }),
-                            Err(e) => self.error_at(v, name, &format!("`pname` is not a valid regular expression: {}", regex_reason(&e)), Some("pname is a regex over the full command line, as `pgrep -f`; escape special characters with \\".into())),
+                        // The syntax only: the file's patterns are compiled together, once
+                        // every service is read (`Cx::compile_pnames`).
+                        match crate::pattern::syntax_error(&src) {
+                            None => pname = Some(Pname::checked(src)),
+                            Some(e) => self.error_at(
+                                v,
+                                name,
+                                &format!(
+                                    "`pname` is not a valid regular expression: {}",
+                                    last_line(&e)
+                                ),
+                                Some(PNAME_HELP.into()),
+                            ),
                         }
                     }
                 }
@@ -1783,11 +1841,18 @@ fn bad_name(name: &str) -> Option<String> {
 }
 
 fn regex_reason(e: &regex::Error) -> String {
-    // The regex crate's message is several lines with its own caret; keep the last line.
-    let s = e.to_string();
-    let last = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(&s);
+    last_line(&e.to_string())
+}
+
+/// The last line of a regex error: the message is several lines with its own caret.
+fn last_line(s: &str) -> String {
+    let last = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s);
     last.trim().trim_start_matches("error: ").to_string()
 }
+
+/// The help of a `pname` that is not a valid regex.
+const PNAME_HELP: &str =
+    "pname is a regex over the full command line, as `pgrep -f`; escape special characters with \\";
 
 /// The closest known word, if it is close enough to be what was meant.
 fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {

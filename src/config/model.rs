@@ -3,7 +3,9 @@
 use super::diag::Diagnostic;
 use super::graph::{By, Graph};
 use super::types::{Dep, Service, Settings};
+use crate::pattern::PatternSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A loaded, valid configuration.
 #[derive(Debug, Clone)]
@@ -20,6 +22,10 @@ pub struct Config {
     pub warnings: Vec<Diagnostic>,
     /// Who waits on whom among `services`; without cycles (`load` rejects them).
     pub graph: Graph,
+    /// Every `pname` of `services`, compiled together: what each process-table snapshot
+    /// matches command lines against, in one pass. Every one is covered (`load` refuses a
+    /// pattern that fits in no set).
+    pub pnames: Arc<PatternSet>,
 }
 
 impl Config {

@@ -4,6 +4,7 @@
 
 use regex::Regex;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The `settings:` block; every key has a default (see `crate::defaults`).
@@ -177,6 +178,13 @@ impl Liveness {
             Liveness::PidFile(_) => None,
         }
     }
+    /// Puts `pname` in place of the pattern (the same source, compiled: `load`).
+    pub(crate) fn set_pname(&mut self, pname: Pname) {
+        if let Liveness::Pname(p) | Liveness::Both { pname: p, .. } = self {
+            *p = pname;
+        }
+    }
+
     pub fn pid_file(&self) -> Option<&PathBuf> {
         match self {
             Liveness::PidFile(p) | Liveness::Both { pid_file: p, .. } => Some(p),
@@ -185,11 +193,52 @@ impl Liveness {
     }
 }
 
-/// A `pname` regex, with its source for messages.
+/// A `pname` regex, known by its source. It is compiled with every other pattern of the file
+/// when the file loads ([`Config::pnames`](super::Config::pnames)), and alone only when a
+/// question needs it alone ([`crate::pattern`]).
 #[derive(Debug, Clone)]
 pub struct Pname {
     pub source: String,
-    pub regex: Regex,
+    alone: OnceLock<Regex>,
+}
+
+impl Pname {
+    /// A pattern whose syntax is checked ([`crate::pattern::syntax_error`]); `load` proves it
+    /// compiles by compiling the file's patterns together, and refuses one that does not.
+    pub(crate) fn checked(source: String) -> Pname {
+        Pname {
+            source,
+            alone: OnceLock::new(),
+        }
+    }
+
+    /// A pattern compiled now (`load`, for one that fits in no set of the file's patterns).
+    pub(crate) fn compiled(regex: Regex) -> Pname {
+        Pname {
+            source: regex.as_str().to_string(),
+            alone: OnceLock::from(regex),
+        }
+    }
+}
+
+impl crate::pattern::Pattern for Pname {
+    fn text(&self) -> &str {
+        &self.source
+    }
+
+    fn regex(&self) -> &Regex {
+        self.alone.get_or_init(|| {
+            // `load` compiled it in a set, which holds only patterns that compile alone
+            // (the set's program is larger than each one's, and the syntax is the same), or
+            // compiled it alone (`compiled`); so this compile succeeds.
+            Regex::new(&self.source).unwrap_or_else(|e| {
+                unreachable!(
+                    "pname {:?} was compiled when the file loaded: {e}",
+                    self.source
+                )
+            })
+        })
+    }
 }
 
 /// A direct dependency. The kind is decided by its keys: `host`+`port`, `url`, `lua`, or a

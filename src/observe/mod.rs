@@ -20,6 +20,7 @@ pub use ctx::{Ctx, Restarts};
 use crate::config::{Config, Dep, Liveness, LuaChunk, Service};
 use crate::engine::{DepObs, Observation, ServiceObs, StopTarget, Unsignallable};
 use crate::lua::Failure;
+use crate::pattern::Pattern;
 use crate::probe::{self, Target};
 use crate::procs::signal::{self, Candidate, FromFile, Meta, Writers};
 use crate::procs::{self, Account, ProcTable};
@@ -48,8 +49,7 @@ pub const LUA_WORKERS: usize = 16;
 /// One observation: one process-table snapshot, then every needed probe, Lua dep and health
 /// check in parallel, each bounded by its own timeout.
 pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation {
-    let pnames = config.services.iter().filter_map(|s| s.liveness.pname());
-    let table = ProcTable::snapshot_for(pnames.map(|p| &p.regex));
+    let table = ProcTable::snapshot_with(&config.pnames);
     let mut alive = Vec::new();
     let mut started = Vec::new();
     let mut extra = Vec::new();
@@ -512,7 +512,7 @@ fn liveness(
 ) -> (Result<Option<u32>, String>, Option<f64>, Extra) {
     let mut found = None;
     let mut ambiguous = None;
-    let pname = l.pname().map(|p| &p.regex);
+    let pname = l.pname().map(|p| p as &dyn Pattern);
     let by_pname = pname.map(|re| match (l, restartable) {
         (Liveness::Pname(_), true) => {
             let (alive, why) = table.find_pname_to_stop_as(re, Some(account));

@@ -14,8 +14,8 @@
 //!   open `/proc`) and one `read` into one reused 64 KiB buffer: a `/proc` file hands over all
 //!   it has that fits, so no size is asked first and no growing read is made;
 //! - all the `pname`s of the observation matched at once, one [`regex::RegexSet`] pass over
-//!   each command line (the set built once and kept while the patterns stay the same); a
-//!   pattern is known by its text, and one not in the set is matched line by line when asked;
+//!   each command line (the config's [`PatternSet`], compiled once when it loaded); a pattern
+//!   is known by its text, and one not in the set is compiled and matched alone when asked;
 //! - `stat` (parent, session, state, start) of the processes a pattern matches, right after;
 //!   of any other only when a question needs it: the pid of a pid file, and the parents on the
 //!   own-tree walk below;
@@ -58,6 +58,7 @@
 pub mod signal;
 
 use crate::fmt::io_reason;
+use crate::pattern::{Pattern, PatternSet};
 use crate::state::ProcId;
 use rustix::fd::AsFd;
 use rustix::fs::{Mode, OFlags};
@@ -66,7 +67,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A pid file may be written up to this long before its process's recorded start time and still
@@ -217,8 +218,16 @@ impl ProcTable {
     /// Processes that vanish while being read are left out; a `/proc` that cannot be read at all
     /// gives an empty table, in which every service is dead.
     pub fn snapshot_for<'a>(pnames: impl IntoIterator<Item = &'a regex::Regex>) -> ProcTable {
-        let patterns = PatternSet::of(pnames.into_iter().map(regex::Regex::as_str).collect());
-        Self::read(Path::new("/proc"), std::process::id(), &patterns)
+        Self::snapshot_with(&PatternSet::new(
+            pnames.into_iter().map(regex::Regex::as_str),
+        ))
+    }
+
+    /// As [`snapshot_for`](Self::snapshot_for), for patterns compiled together already (a
+    /// config's, [`crate::config::Config::pnames`]: compiled once when it loaded, for every
+    /// observation of the tick).
+    pub fn snapshot_with(patterns: &PatternSet) -> ProcTable {
+        Self::read(Path::new("/proc"), std::process::id(), patterns)
     }
 
     fn read(proc_root: &Path, own_pid: u32, patterns: &PatternSet) -> ProcTable {
@@ -345,14 +354,14 @@ impl ProcTable {
     /// pgrep -f semantics: the first non-excluded, non-zombie process whose full command line
     /// matches `re`. "First" is the earliest started (then lowest pid): for a service with a
     /// master and workers that is the master.
-    pub fn find_pname(&self, re: &regex::Regex) -> Liveness {
+    pub fn find_pname(&self, re: &dyn Pattern) -> Liveness {
         self.find_pname_as(re, None)
     }
 
     /// As [`find_pname`](Self::find_pname), among the processes of `account` (and root's) when
     /// one is given: a process of another account that matches is skipped, and when that is
     /// why nothing is found the dead reason names it and how to accept it (`process_user`).
-    pub fn find_pname_as(&self, re: &regex::Regex, account: Option<&Account>) -> Liveness {
+    pub fn find_pname_as(&self, re: &dyn Pattern, account: Option<&Account>) -> Liveness {
         let (matching, skipped) = self.matching_as(re, account);
         let found = matching
             .iter()
@@ -379,7 +388,7 @@ impl ProcTable {
     ///   line)` (up to five, command lines cut at 60 characters) and saying to give the service
     ///   a `stop:` command or a `pid_file` so that autoheal knows which process to stop. Nothing
     ///   should be signalled then.
-    pub fn stop_target(&self, re: &regex::Regex) -> Result<u32, String> {
+    pub fn stop_target(&self, re: &dyn Pattern) -> Result<u32, String> {
         let matching: BTreeMap<u32, Match<'_>> = self.matching(re).collect();
         top_of(re, &matching)
     }
@@ -387,7 +396,7 @@ impl ProcTable {
     /// [`find_pname`](Self::find_pname) and [`stop_target`](Self::stop_target) in one scan of
     /// the table, for a service that may be restarted while alive: alive with the pid a restart
     /// would stop, or with the oldest match and why the one to stop is ambiguous.
-    pub fn find_pname_to_stop(&self, re: &regex::Regex) -> (Liveness, Option<String>) {
+    pub fn find_pname_to_stop(&self, re: &dyn Pattern) -> (Liveness, Option<String>) {
         self.find_pname_to_stop_as(re, None)
     }
 
@@ -395,7 +404,7 @@ impl ProcTable {
     /// root (see [`find_pname_as`](Self::find_pname_as)).
     pub fn find_pname_to_stop_as(
         &self,
-        re: &regex::Regex,
+        re: &dyn Pattern,
         account: Option<&Account>,
     ) -> (Liveness, Option<String>) {
         let (matching, skipped) = self.matching_as(re, account);
@@ -422,7 +431,7 @@ impl ProcTable {
     /// matching processes only.
     fn matching_as<'a>(
         &'a self,
-        re: &'a regex::Regex,
+        re: &'a dyn Pattern,
         account: Option<&Account>,
     ) -> (BTreeMap<u32, Match<'a>>, Vec<(u32, u32)>) {
         let mut skipped = Vec::new();
@@ -449,7 +458,7 @@ impl ProcTable {
     /// service.
     fn no_match_as(
         &self,
-        re: &regex::Regex,
+        re: &dyn Pattern,
         account: Option<&Account>,
         skipped: &[(u32, u32)],
     ) -> String {
@@ -464,7 +473,7 @@ impl ProcTable {
         format!(
             "no process of {} matches \"{}\" (pid {pid} matches but runs as {user}{more}{})",
             account.describe(),
-            re.as_str(),
+            re.text(),
             process_user_hint(uid)
         )
     }
@@ -473,15 +482,15 @@ impl ProcTable {
     /// Those the snapshot's one pass found for this pattern (the set knows a pattern by its
     /// text, compiled as `Regex::new` compiles it: so does every `pname` of autoheal's); for
     /// another pattern, every command line it matches.
-    fn matching<'a>(&'a self, re: &'a regex::Regex) -> impl Iterator<Item = (u32, Match<'a>)> {
+    fn matching<'a>(&'a self, re: &'a dyn Pattern) -> impl Iterator<Item = (u32, Match<'a>)> {
         let (pids, matched): (Box<dyn Iterator<Item = u32> + 'a>, bool) =
-            match self.matched.get(re.as_str()) {
+            match self.matched.get(re.text()) {
                 Some(pids) => (Box::new(pids.iter().copied()), true),
                 None => (Box::new(self.procs.keys().copied()), false),
             };
         pids.filter_map(move |pid| {
             let cmdline = self.procs.get(&pid)?.cmdline.as_str();
-            if cmdline.is_empty() || !(matched || re.is_match(cmdline)) {
+            if cmdline.is_empty() || !(matched || re.regex().is_match(cmdline)) {
                 return None;
             }
             let facts = self.facts(pid)?;
@@ -516,7 +525,7 @@ impl ProcTable {
     pub fn check_pid_file_as(
         &self,
         path: &Path,
-        pname: Option<&regex::Regex>,
+        pname: Option<&dyn Pattern>,
         known: Option<&ProcId>,
     ) -> Liveness {
         self.look_at_pid_file(path, pname, known, None).liveness
@@ -529,7 +538,7 @@ impl ProcTable {
     pub fn look_at_pid_file(
         &self,
         path: &Path,
-        pname: Option<&regex::Regex>,
+        pname: Option<&dyn Pattern>,
         known: Option<&ProcId>,
         account: Option<&Account>,
     ) -> PidFileSeen {
@@ -540,7 +549,7 @@ impl ProcTable {
     fn pid_file_liveness(
         &self,
         path: &Path,
-        pname: Option<&regex::Regex>,
+        pname: Option<&dyn Pattern>,
         known: Option<&ProcId>,
         account: Option<&Account>,
     ) -> (Liveness, Option<Meta>) {
@@ -604,7 +613,7 @@ impl ProcTable {
                 None => return dead(format!("pid {pid} not running")),
             }
         }
-        let confirmed = pname.is_some_and(|re| re.is_match(&p.cmdline))
+        let confirmed = pname.is_some_and(|re| self.matches(re, pid, &p.cmdline))
             || known.is_some_and(|k| self.proc_id(pid).as_ref() == Some(k));
         if let (Some(started), Some(mtime), false) = (facts.started, mtime, confirmed)
             && started > mtime + PID_FILE_SLACK
@@ -618,6 +627,15 @@ impl ProcTable {
             started: facts.started,
         };
         (alive, Some(meta))
+    }
+
+    /// Whether `re` matches the command line `cmdline` of `pid`: as the snapshot's one pass
+    /// found it, for a pattern it was taken for; else by the pattern alone.
+    fn matches(&self, re: &dyn Pattern, pid: u32, cmdline: &str) -> bool {
+        match self.matched.get(re.text()) {
+            Some(pids) => pids.contains(&pid),
+            None => re.regex().is_match(cmdline),
+        }
     }
 
     /// When the process started, if it is in the table and its start time could be read.
@@ -899,8 +917,8 @@ fn process_user_hint(uid: u32) -> String {
 }
 
 /// The dead reason of a pname that matches nothing.
-fn no_match(re: &regex::Regex) -> String {
-    format!("no process matches \"{}\"", re.as_str())
+fn no_match(re: &dyn Pattern) -> String {
+    format!("no process matches \"{}\"", re.text())
 }
 
 /// At most `max` characters of `s`, with "…" in place of the rest.
@@ -1006,70 +1024,6 @@ struct Match<'a> {
     facts: &'a Facts,
 }
 
-/// The `pname` patterns a snapshot is taken for, compiled into one [`regex::RegexSet`].
-#[derive(Debug, Default)]
-struct PatternSet {
-    sources: Vec<String>,
-    /// Sets of consecutive `sources`, each with the index of its first: one set when they fit
-    /// in one (regex's size limit), else as many as they need.
-    sets: Vec<(usize, regex::RegexSet)>,
-    /// Whether each source is in one of `sets`. One that fits in no set, even alone, is
-    /// matched on its own, when asked, as any pattern not in the set; the table records no
-    /// match for it, which would read as "no process matches".
-    covered: Vec<bool>,
-}
-
-/// Sets of `sources` (`at` the index of the first), halved until each fits.
-fn sets_of(sources: &[&str], at: usize) -> Vec<(usize, regex::RegexSet)> {
-    match regex::RegexSet::new(sources) {
-        Ok(set) => vec![(at, set)],
-        Err(_) if sources.len() > 1 => {
-            let half = sources.len() / 2;
-            let mut sets = sets_of(&sources[..half], at);
-            sets.extend(sets_of(&sources[half..], at + half));
-            sets
-        }
-        Err(_) => Vec::new(),
-    }
-}
-
-impl PatternSet {
-    /// The set of `sources` (duplicates once). The last set built is kept: the observations of
-    /// one tick (every 50 ms while it waits) ask for the same patterns, and building a set of
-    /// thousands of them costs milliseconds.
-    fn of(mut sources: Vec<&str>) -> Arc<PatternSet> {
-        static LAST: Mutex<Option<Arc<PatternSet>>> = Mutex::new(None);
-        // A snapshot for no pattern (a Lua `alive{}`) leaves the tick's set where it is.
-        if sources.is_empty() {
-            return Arc::default();
-        }
-        sources.sort_unstable();
-        sources.dedup();
-        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(set) = last.as_ref()
-            && set
-                .sources
-                .iter()
-                .map(String::as_str)
-                .eq(sources.iter().copied())
-        {
-            return set.clone();
-        }
-        let sets = sets_of(&sources, 0);
-        let mut covered = vec![false; sources.len()];
-        for (at, set) in &sets {
-            covered[*at..*at + set.len()].fill(true);
-        }
-        let set = Arc::new(PatternSet {
-            sets,
-            covered,
-            sources: sources.into_iter().map(str::to_string).collect(),
-        });
-        *last = Some(set.clone());
-        set
-    }
-}
-
 impl ProcTable {
     /// Ourselves and our ancestors in our own session, walked up from us until the first that
     /// is not (see the module doc).
@@ -1110,7 +1064,7 @@ impl ProcTable {
 }
 
 /// The one topmost process among `matching` (none whose parent also matches), or why not.
-fn top_of(re: &regex::Regex, matching: &BTreeMap<u32, Match<'_>>) -> Result<u32, String> {
+fn top_of(re: &dyn Pattern, matching: &BTreeMap<u32, Match<'_>>) -> Result<u32, String> {
     const SHOWN: usize = 5;
     let tops: Vec<(u32, Match<'_>)> = matching
         .iter()
@@ -1132,7 +1086,7 @@ fn top_of(re: &regex::Regex, matching: &BTreeMap<u32, Match<'_>>) -> Result<u32,
             Err(format!(
                 "pname \"{}\" matches {} unrelated processes: {}; give the service a `stop:` \
                  command or a `pid_file` so that autoheal knows which process to stop",
-                re.as_str(),
+                re.text(),
                 tops.len(),
                 listed.join(", ")
             ))
@@ -1266,12 +1220,12 @@ mod tests {
 
     #[test]
     fn a_pattern_set_has_each_pattern_once_and_none_for_no_pattern() {
-        let set = PatternSet::of(vec!["^b$", "^a$", "^b$"]);
+        let set = PatternSet::new(["^b$", "^a$", "^b$"]);
         assert_eq!(set.sources, ["^a$", "^b$"]);
         assert_eq!(set.sets.len(), 1);
         let matched: Vec<usize> = set.sets[0].1.matches("b").iter().collect();
         assert_eq!(matched, [1]);
-        let none = PatternSet::of(Vec::new());
+        let none = PatternSet::new([]);
         assert!(none.sets.is_empty() && none.sources.is_empty());
     }
 
@@ -1287,7 +1241,7 @@ mod tests {
             regex::RegexSet::new(&refs).is_err(),
             "the patterns must not fit in one set"
         );
-        let set = PatternSet::of(refs.clone());
+        let set = PatternSet::new(refs.iter().copied());
         assert!(set.sets.len() > 1, "{} sets", set.sets.len());
         assert!(set.covered.iter().all(|c| *c));
         let line = format!("p2 {} a.py --port 80 --name web", "x".repeat(120));

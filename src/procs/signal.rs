@@ -17,6 +17,7 @@
 //! and the tick re-checks the process right before it signals it.
 
 use crate::engine::{ForeignPid, Mismatch, Unsignallable};
+use crate::pattern::Pattern;
 use std::path::{Path, PathBuf};
 
 /// Owner and mode (permission bits and the sticky bit) of a file or directory.
@@ -105,7 +106,7 @@ pub struct Candidate<'a> {
     /// `None` when `pname` found it (so it matches); else the pid file it was read from.
     pub from_file: Option<FromFile>,
     /// The service's `pname`, if it has one.
-    pub pname: Option<&'a regex::Regex>,
+    pub pname: Option<&'a dyn Pattern>,
 }
 
 /// Whether autoheal may signal `c` (see the module doc); `name` gives an account's name for
@@ -124,9 +125,9 @@ pub fn judge(c: &Candidate<'_>, name: &dyn Fn(u32) -> String) -> Result<(), Unsi
         return Ok(());
     };
     let mismatch = match (c.pname, &file.writers) {
-        (Some(re), _) if re.is_match(c.cmdline) => return Ok(()),
+        (Some(re), _) if re.regex().is_match(c.cmdline) => return Ok(()),
         (Some(re), _) => Mismatch::Pname {
-            pname: re.as_str().to_string(),
+            pname: re.text().to_string(),
         },
         (None, Writers::Root) => return Ok(()),
         (None, Writers::One(u)) if c.uid == Some(*u) => return Ok(()),
