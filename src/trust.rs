@@ -117,19 +117,42 @@ pub fn check(path: &Path, trusted_uid: u32) -> Result<(), Untrusted> {
 /// Every entry the walk of `path` meets (see [`check`]), in order: each directory on the way
 /// (from `/`), each symlink, and last the target, with its `lstat`. For a question other than
 /// "may root read it": who could have written a pid file (`observe`).
-pub fn entries(path: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata, Role)>, Untrusted> {
+/// The directories on the way are taken from `dirs` when an earlier walk of the same
+/// observation met them (and added to it when not); the target is always read anew.
+pub fn entries_with(
+    path: &Path,
+    dirs: &Dirs,
+) -> Result<Vec<(PathBuf, std::fs::Metadata, Role)>, Untrusted> {
     let mut met = Vec::new();
-    walk(path, 0, |_, at, meta, role| {
+    walk_with(path, 0, Some(dirs), |_, at, meta, role| {
         met.push((at.to_path_buf(), meta.clone(), role));
         Ok(())
     })?;
     Ok(met)
 }
 
+/// The directories that the walks of one observation have met, with their `lstat`: the pid
+/// files of a host's services sit in a few directories, and each walk from `/` would otherwise
+/// read the same ones again (five of the six `lstat`s of `/run/app/web/x.pid`). Kept for one
+/// observation only, a few milliseconds: what a directory is may change between two
+/// observations, and is read again then.
+#[derive(Debug, Default)]
+pub struct Dirs(std::cell::RefCell<std::collections::HashMap<PathBuf, std::fs::Metadata>>);
+
 /// The walk itself: `visit` is called for every entry met (see [`entries`]).
 fn walk(
     path: &Path,
     trusted_uid: u32,
+    visit: impl FnMut(&Walk<'_>, &Path, &std::fs::Metadata, Role) -> Result<(), Untrusted>,
+) -> Result<(), Untrusted> {
+    walk_with(path, trusted_uid, None, visit)
+}
+
+/// [`walk`], the directories on the way from `dirs` when given (see [`Dirs`]).
+fn walk_with(
+    path: &Path,
+    trusted_uid: u32,
+    dirs: Option<&Dirs>,
     mut visit: impl FnMut(&Walk<'_>, &Path, &std::fs::Metadata, Role) -> Result<(), Untrusted>,
 ) -> Result<(), Untrusted> {
     let whole = if path.is_absolute() {
@@ -146,12 +169,13 @@ fn walk(
         path,
         whole: &whole,
         trusted_uid,
+        dirs,
     };
     // What is left to walk, next component last. A symlink's target is pushed on top of it.
     let mut todo: Vec<OsString> = Vec::new();
     push(&mut todo, &whole);
     let mut cur = PathBuf::from("/");
-    let root = walk.lstat(&cur)?;
+    let root = walk.lstat_on_the_way(&cur)?;
     visit(&walk, &cur, &root, Role::Dir)?;
     // Whether `cur` was judged as the target; `..` as the last step leaves a directory that was
     // judged only as one on the way.
@@ -165,7 +189,11 @@ fn walk(
             continue;
         }
         let next = cur.join(&name);
-        let meta = walk.lstat(&next)?;
+        let meta = if todo.is_empty() {
+            walk.lstat(&next)?
+        } else {
+            walk.lstat_on_the_way(&next)?
+        };
         if meta.file_type().is_symlink() {
             // Its mode means nothing; its owner does (in a sticky directory, the owner can
             // replace it). Where it sits was judged with `cur`.
@@ -220,6 +248,7 @@ struct Walk<'a> {
     path: &'a Path,
     whole: &'a Path,
     trusted_uid: u32,
+    dirs: Option<&'a Dirs>,
 }
 
 impl Walk<'_> {
@@ -233,6 +262,22 @@ impl Walk<'_> {
 
     fn lstat(&self, at: &Path) -> Result<std::fs::Metadata, Untrusted> {
         std::fs::symlink_metadata(at).map_err(|e| self.unreadable(at, e))
+    }
+
+    /// The `lstat` of an entry on the way to the target: from [`Dirs`] when a walk of this
+    /// observation met that directory already. Only directories are kept.
+    fn lstat_on_the_way(&self, at: &Path) -> Result<std::fs::Metadata, Untrusted> {
+        let Some(dirs) = self.dirs else {
+            return self.lstat(at);
+        };
+        if let Some(meta) = dirs.0.borrow().get(at) {
+            return Ok(meta.clone());
+        }
+        let meta = self.lstat(at)?;
+        if meta.is_dir() {
+            dirs.0.borrow_mut().insert(at.to_path_buf(), meta.clone());
+        }
+        Ok(meta)
     }
 
     /// The rules for one entry (see the module doc).
@@ -422,6 +467,30 @@ mod tests {
             Err(Untrusted::Unsafe { fault, .. }) => fault,
             other => panic!("expected a fault, got {other:?}"),
         }
+    }
+
+    /// Walks that share their directories see what walks of their own see, and the target
+    /// of each is read anew: a pid file chmod'ed between two walks shows its new mode.
+    #[test]
+    fn walks_that_share_directories_read_each_target_anew() {
+        let t = tmp();
+        let d = dir(&t.path().join("run"), 0o755);
+        let (a, b) = (file(&d.join("a.pid"), 0o644), file(&d.join("b.pid"), 0o644));
+        let shown = |met: Vec<(PathBuf, std::fs::Metadata, Role)>| -> Vec<(PathBuf, u32, Role)> {
+            met.into_iter()
+                .map(|(p, m, r)| (p, m.mode() & 0o7777, r))
+                .collect()
+        };
+        let dirs = Dirs::default();
+        let first = shown(entries_with(&a, &dirs).unwrap());
+        assert_eq!(first, shown(entries_with(&a, &Dirs::default()).unwrap()));
+        assert_eq!(first.last().unwrap(), &(a.clone(), 0o644, Role::Target));
+        assert!(dirs.0.borrow().contains_key(&d));
+        chmod(&a, 0o666);
+        let again = shown(entries_with(&a, &dirs).unwrap());
+        assert_eq!(again.last().unwrap(), &(a.clone(), 0o666, Role::Target));
+        let other = shown(entries_with(&b, &dirs).unwrap());
+        assert_eq!(other, shown(entries_with(&b, &Dirs::default()).unwrap()));
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation
         .iter()
         .any(|s| s.check.is_some() || s.deps.iter().any(|d| matches!(d, Dep::Lua { .. })));
     let mut accounts: HashMap<Option<&str>, Account> = HashMap::new();
+    let dirs = crate::trust::Dirs::default();
     for s in &config.services {
         let restartable =
             any_lua || s.health.is_some() || s.check.is_some() || s.restart_on_dep_restart;
@@ -71,7 +72,7 @@ pub fn observe(config: &Arc<Config>, scope: Scope, ctx: &Ctx<'_>) -> Observation
         let account = accounts
             .entry(s.account())
             .or_insert_with(|| account(s.account()));
-        let (a, t, x) = liveness(&table, &s.liveness, restartable, known, account);
+        let (a, t, x) = liveness(&table, &s.liveness, restartable, known, account, &dirs);
         alive.push(a);
         started.push(t);
         extra.push(x);
@@ -509,6 +510,7 @@ fn liveness(
     restartable: bool,
     known: Option<&ProcId>,
     account: &Account,
+    dirs: &crate::trust::Dirs,
 ) -> (Result<Option<u32>, String>, Option<f64>, Extra) {
     let mut found = None;
     let mut ambiguous = None;
@@ -531,7 +533,7 @@ fn liveness(
             // the service's only if it runs as the one other who could: else anyone able to
             // write the file could keep a dead service "alive" with any root process's pid.
             (procs::Liveness::Alive { pid, started }, Some(meta)) if pname.is_none() => {
-                let writers = pid_file_writers(f, meta);
+                let writers = pid_file_writers(f, meta, dirs);
                 let verdict = file_pid_alive(table, f, pid, &writers);
                 file_writers = Some(writers);
                 match verdict {
@@ -563,7 +565,7 @@ fn liveness(
                 meta,
                 writers: file_writers
                     .take()
-                    .unwrap_or_else(|| pid_file_writers(path, meta)),
+                    .unwrap_or_else(|| pid_file_writers(path, meta, dirs)),
             });
             let candidate = Candidate {
                 pid,
@@ -625,13 +627,13 @@ fn file_pid_alive(
 }
 
 /// Who could have written the pid file `path` (whose own owner and mode, read from the open
-/// file, are `meta`): from the walk root's trust check makes ([`crate::trust::entries`]),
+/// file, are `meta`): from the walk root's trust check makes ([`crate::trust::entries_with`]),
 /// every directory met on the way (from `/`, through every symlink), the owner of every
 /// symlink met (in a sticky directory its owner may point it anywhere), and the file. A file
 /// with more than one hard link could be a link someone made to a file of root's: anyone.
-fn pid_file_writers(path: &Path, meta: Meta) -> Writers {
+fn pid_file_writers(path: &Path, meta: Meta, dirs: &crate::trust::Dirs) -> Writers {
     use std::os::unix::fs::MetadataExt;
-    let met = match crate::trust::entries(path) {
+    let met = match crate::trust::entries_with(path, dirs) {
         Ok(met) => met,
         Err(e) => return Writers::Unknown(e.to_string()),
     };
