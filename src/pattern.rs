@@ -16,16 +16,20 @@ use regex::{Regex, RegexSet};
 pub trait Pattern: std::fmt::Debug {
     /// The pattern's source, as written.
     fn text(&self) -> &str;
-    /// The pattern compiled alone (on first need, for a pattern that is not yet).
-    fn regex(&self) -> &Regex;
+    /// The pattern compiled alone (on first need, for a pattern that is not yet); `None` if it
+    /// does not compile alone. A set compiles its patterns without their capture groups, so a
+    /// pattern that fits in a set may not fit alone; the config compiles a pattern with groups
+    /// alone when it loads, so this is `None` only past the very edge of regex's size limit.
+    /// Who asks must then not take the pattern as matching.
+    fn regex(&self) -> Option<&Regex>;
 }
 
 impl Pattern for Regex {
     fn text(&self) -> &str {
         self.as_str()
     }
-    fn regex(&self) -> &Regex {
-        self
+    fn regex(&self) -> Option<&Regex> {
+        Some(self)
     }
 }
 
@@ -84,13 +88,22 @@ fn sets_of(sources: &[&str], at: usize) -> Vec<(usize, RegexSet)> {
     }
 }
 
-/// Why `source` is not a valid pattern, from the parse alone (no compile): the syntax errors
-/// `Regex::new` gives, with the same words.
-pub fn syntax_error(source: &str) -> Option<String> {
-    regex_syntax::Parser::new()
+/// What the parse of a pattern (no compile) says of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parsed {
+    /// It has capture groups: compiled alone, it is larger than in a set, which drops them.
+    pub groups: bool,
+}
+
+/// Parses `source` (no compile): why it is not a valid pattern, with the words of the syntax
+/// errors `Regex::new` gives; else what the parse says of it.
+pub fn parse(source: &str) -> Result<Parsed, String> {
+    let hir = regex_syntax::Parser::new()
         .parse(source)
-        .err()
-        .map(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(Parsed {
+        groups: hir.properties().explicit_captures_len() > 0,
+    })
 }
 
 #[cfg(test)]
@@ -109,10 +122,22 @@ mod tests {
     #[test]
     fn syntax_errors_are_the_ones_regex_gives() {
         for bad in ["(web", "[a-", "a{2,1}", r"\p{Nope}"] {
-            let ours = syntax_error(bad).unwrap();
+            let ours = parse(bad).unwrap_err();
             let theirs = Regex::new(bad).unwrap_err().to_string();
             assert_eq!(ours.lines().last(), theirs.lines().last(), "{bad}");
         }
-        assert_eq!(syntax_error("^python3 .*app\\.py$"), None);
+        assert_eq!(parse("^python3 .*app\\.py$"), Ok(Parsed { groups: false }));
+        assert_eq!(parse("^(python3|ruby) app"), Ok(Parsed { groups: true }));
+        assert_eq!(parse("^(?:python3|ruby) app"), Ok(Parsed { groups: false }));
+    }
+
+    /// Why a pattern with groups is compiled alone when its file loads: a set drops the groups,
+    /// and this one fits in a set but not alone.
+    #[test]
+    fn a_pattern_with_groups_may_fit_in_a_set_and_not_alone() {
+        let p = "^sleep 4242$|(?:(a)){150000}";
+        assert!(RegexSet::new([p]).is_ok());
+        assert!(Regex::new(p).is_err());
+        assert_eq!(parse(p), Ok(Parsed { groups: true }));
     }
 }

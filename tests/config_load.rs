@@ -20,7 +20,11 @@ fn original_config_loads_with_its_meaning() {
     match &nginx.liveness {
         Liveness::Pname(p) => {
             assert_eq!(p.source, "nginx");
-            assert!(p.regex().is_match("nginx: master process /usr/sbin/nginx"));
+            assert!(
+                p.regex()
+                    .unwrap()
+                    .is_match("nginx: master process /usr/sbin/nginx")
+            );
         }
         other => panic!("nginx is alive by process name, got {other:?}"),
     }

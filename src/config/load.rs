@@ -282,6 +282,7 @@ fn parse_str(src: &str, path: &Path) -> Result<Config, Rejected> {
         errors: Vec::new(),
         warnings: Vec::new(),
         chunks: Vec::new(),
+        pnames: Vec::new(),
     };
     let rejected = |errors| Rejected {
         diagnostics: Diagnostics(errors),
@@ -338,6 +339,10 @@ struct Cx<'a> {
     /// Every Lua chunk read, so that a file rejected for other errors still gets its chunks
     /// compiled (see [`load_partial`]).
     chunks: Vec<LuaChunk>,
+    /// Every `pname` of a valid syntax, with its service and node, even of a service rejected
+    /// for another error: they are compiled together once all are read (`compile_pnames`), and
+    /// one that does not compile is an error at its line whatever else is wrong.
+    pnames: Vec<(String, Node)>,
 }
 
 impl Cx<'_> {
@@ -765,7 +770,7 @@ impl Cx<'_> {
         }
         let graph = Graph::new(&services);
         self.cycles(&graph, &services, &service_nodes);
-        let pnames = self.compile_pnames(&mut services, &service_nodes);
+        let pnames = self.compile_pnames(&mut services);
         Some(Config {
             path: path.to_path_buf(),
             source: self.source.clone(),
@@ -780,42 +785,28 @@ impl Cx<'_> {
     /// Every `pname` of the file compiled together, as the snapshots of a tick match them
     /// (`procs`): the compile that proves each one valid. A pattern that fits in no set, even
     /// alone, is compiled alone for its error (regex's size limit), at its line.
-    fn compile_pnames(
-        &mut self,
-        services: &mut [Service],
-        nodes: &[(String, &Node, &Node)],
-    ) -> PatternSet {
-        let set = PatternSet::new(
-            services
-                .iter()
-                .filter_map(|s| Some(s.liveness.pname()?.source.as_str())),
-        );
-        for s in services.iter_mut() {
-            let Some(p) = s.liveness.pname() else {
+    fn compile_pnames(&mut self, services: &mut [Service]) -> PatternSet {
+        let read = std::mem::take(&mut self.pnames);
+        let set = PatternSet::new(read.iter().filter_map(|(_, v)| v.as_str()));
+        for (service, v) in &read {
+            let Some(source) = v.as_str().filter(|src| !set.covers(src)) else {
                 continue;
             };
-            if set.covers(&p.source) {
-                continue;
-            }
-            match regex::Regex::new(&p.source) {
-                Ok(regex) => s.liveness.set_pname(Pname::compiled(regex)),
-                Err(e) => {
-                    let at = nodes.iter().find(|(n, _, _)| *n == s.name);
-                    let node = at
-                        .and_then(|(_, _, v)| node_of(v, "pname"))
-                        .or(at.map(|(_, k, _)| *k));
-                    if let Some(node) = node {
-                        self.error_at(
-                            node,
-                            &s.name.clone(),
-                            &format!(
-                                "`pname` is not a valid regular expression: {}",
-                                regex_reason(&e)
-                            ),
-                            Some(PNAME_HELP.into()),
-                        );
+            match regex::Regex::new(source) {
+                Ok(regex) => {
+                    if let Some(s) = services.iter_mut().find(|s| s.name == *service) {
+                        s.liveness.set_pname(Pname::compiled(regex));
                     }
                 }
+                Err(e) => self.error_at(
+                    v,
+                    service,
+                    &format!(
+                        "`pname` is not a valid regular expression: {}",
+                        regex_reason(&e)
+                    ),
+                    Some(PNAME_HELP.into()),
+                ),
             }
         }
         set
@@ -966,11 +957,31 @@ impl Cx<'_> {
             match kname {
                 "pname" => {
                     if let Some(src) = self.string(v, name, kname) {
-                        // The syntax only: the file's patterns are compiled together, once
-                        // every service is read (`Cx::compile_pnames`).
-                        match crate::pattern::syntax_error(&src) {
-                            None => pname = Some(Pname::checked(src)),
-                            Some(e) => self.error_at(
+                        // The syntax only: the file's patterns are compiled together once
+                        // every service is read (`Cx::compile_pnames`). A pattern with groups
+                        // is compiled alone as well, now: a set drops the groups, so it may
+                        // fit there and not alone, where a restart's judge matches it.
+                        match crate::pattern::parse(&src) {
+                            Ok(parsed) if parsed.groups => match regex::Regex::new(&src) {
+                                Ok(regex) => {
+                                    self.pnames.push((name.to_string(), v.clone()));
+                                    pname = Some(Pname::compiled(regex));
+                                }
+                                Err(e) => self.error_at(
+                                    v,
+                                    name,
+                                    &format!(
+                                        "`pname` is not a valid regular expression: {}",
+                                        regex_reason(&e)
+                                    ),
+                                    Some(PNAME_HELP.into()),
+                                ),
+                            },
+                            Ok(_) => {
+                                self.pnames.push((name.to_string(), v.clone()));
+                                pname = Some(Pname::checked(src));
+                            }
+                            Err(e) => self.error_at(
                                 v,
                                 name,
                                 &format!(

@@ -195,16 +195,18 @@ impl Liveness {
 
 /// A `pname` regex, known by its source. It is compiled with every other pattern of the file
 /// when the file loads ([`Config::pnames`](super::Config::pnames)), and alone only when a
-/// question needs it alone ([`crate::pattern`]).
+/// question needs it alone ([`crate::pattern`]); one with capture groups is compiled alone when
+/// the file loads as well.
 #[derive(Debug, Clone)]
 pub struct Pname {
     pub source: String,
-    alone: OnceLock<Regex>,
+    alone: OnceLock<Option<Regex>>,
 }
 
 impl Pname {
-    /// A pattern whose syntax is checked ([`crate::pattern::syntax_error`]); `load` proves it
-    /// compiles by compiling the file's patterns together, and refuses one that does not.
+    /// A pattern whose syntax is checked ([`crate::pattern::parse`]) and that has no groups;
+    /// `load` proves it compiles by compiling the file's patterns together, and refuses one
+    /// that does not.
     pub(crate) fn checked(source: String) -> Pname {
         Pname {
             source,
@@ -212,11 +214,11 @@ impl Pname {
         }
     }
 
-    /// A pattern compiled now (`load`, for one that fits in no set of the file's patterns).
+    /// A pattern compiled alone now (`load`).
     pub(crate) fn compiled(regex: Regex) -> Pname {
         Pname {
             source: regex.as_str().to_string(),
-            alone: OnceLock::from(regex),
+            alone: OnceLock::from(Some(regex)),
         }
     }
 }
@@ -226,18 +228,10 @@ impl crate::pattern::Pattern for Pname {
         &self.source
     }
 
-    fn regex(&self) -> &Regex {
-        self.alone.get_or_init(|| {
-            // `load` compiled it in a set, which holds only patterns that compile alone
-            // (the set's program is larger than each one's, and the syntax is the same), or
-            // compiled it alone (`compiled`); so this compile succeeds.
-            Regex::new(&self.source).unwrap_or_else(|e| {
-                unreachable!(
-                    "pname {:?} was compiled when the file loaded: {e}",
-                    self.source
-                )
-            })
-        })
+    fn regex(&self) -> Option<&Regex> {
+        self.alone
+            .get_or_init(|| Regex::new(&self.source).ok())
+            .as_ref()
     }
 }
 

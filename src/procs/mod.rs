@@ -490,7 +490,7 @@ impl ProcTable {
             };
         pids.filter_map(move |pid| {
             let cmdline = self.procs.get(&pid)?.cmdline.as_str();
-            if cmdline.is_empty() || !(matched || re.regex().is_match(cmdline)) {
+            if cmdline.is_empty() || !(matched || re.regex().is_some_and(|r| r.is_match(cmdline))) {
                 return None;
             }
             let facts = self.facts(pid)?;
@@ -634,7 +634,7 @@ impl ProcTable {
     fn matches(&self, re: &dyn Pattern, pid: u32, cmdline: &str) -> bool {
         match self.matched.get(re.text()) {
             Some(pids) => pids.contains(&pid),
-            None => re.regex().is_match(cmdline),
+            None => re.regex().is_some_and(|r| r.is_match(cmdline)),
         }
     }
 
@@ -854,7 +854,8 @@ const PIDFD_INFO_CREDS: u64 = 1 << 1;
 /// holds them, with no text made and parsed. `status` is formatted in full for every read
 /// (memory counters, signal masks, CPU lists), which made it the largest part of a healthy
 /// tick's look at the process table (README, "Benchmarks"). `Ok(None)` when the process is
-/// gone.
+/// gone (no pidfd can be opened for it); any answer of the ioctl but the uid leaves the
+/// question to `status`.
 fn pidfd_real_uid(pid: u32) -> Result<Option<u32>, Unanswered> {
     use rustix::io::Errno;
     use rustix::ioctl::{Opcode, Updater, ioctl, opcode};
@@ -886,8 +887,9 @@ fn pidfd_real_uid(pid: u32) -> Result<Option<u32>, Unanswered> {
     match asked {
         Ok(()) if info.mask & PIDFD_INFO_CREDS != 0 => Ok(Some(info.ruid)),
         Ok(()) => Err(Unanswered),
-        // Reaped since it was opened.
-        Err(Errno::SRCH) => Ok(None),
+        // Not "gone": Linux 6.13 to 6.17 also answer ESRCH for a live process whose parent is
+        // outside our pid namespace (a `docker exec`'d daemon); `status` answers for it, and
+        // for one reaped meanwhile says it is gone.
         Err(Errno::NOTTY | Errno::INVAL) => {
             NO_PIDFD_INFO.store(true, Ordering::Relaxed);
             Err(Unanswered)

@@ -125,7 +125,8 @@ pub fn judge(c: &Candidate<'_>, name: &dyn Fn(u32) -> String) -> Result<(), Unsi
         return Ok(());
     };
     let mismatch = match (c.pname, &file.writers) {
-        (Some(re), _) if re.regex().is_match(c.cmdline) => return Ok(()),
+        // A pattern that does not compile alone confirms nothing: the pid is not signalled.
+        (Some(re), _) if re.regex().is_some_and(|r| r.is_match(c.cmdline)) => return Ok(()),
         (Some(re), _) => Mismatch::Pname {
             pname: re.text().to_string(),
         },
@@ -389,5 +390,21 @@ mod tests {
              `/usr/sbin/sshd -D` does not match pname \"^python3 .*app\\.py\"; fix the pname, \
              or what writes the pid file"
         );
+    }
+
+    /// A pattern that cannot be compiled alone (past regex's size limit, which a set of
+    /// patterns, without their groups, may not reach) confirms nothing: not signalled.
+    #[test]
+    fn a_pname_that_does_not_compile_alone_confirms_no_pid() {
+        let huge = crate::config::Pname::checked("^python3 app$|(?:(a)){150000}".into());
+        let python = Candidate {
+            cmdline: "python3 app",
+            pname: Some(&huge),
+            ..candidate(0, from(file(0, 0o644), Writers::Root))
+        };
+        assert!(matches!(
+            judge(&python, &name),
+            Err(Unsignallable::NotTheService(_))
+        ));
     }
 }
