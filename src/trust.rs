@@ -175,8 +175,11 @@ fn walk_with(
     let mut todo: Vec<OsString> = Vec::new();
     push(&mut todo, &whole);
     let mut cur = PathBuf::from("/");
-    let root = walk.lstat_on_the_way(&cur)?;
+    let root = walk.lstat_on_the_way(&cur, None)?;
     visit(&walk, &cur, &root, Role::Dir)?;
+    // What `cur` is, when known (not after a `..`): whether an entry in it may be kept in
+    // `dirs` depends on who could replace that entry.
+    let mut cur_meta = Some(root.clone());
     // Whether `cur` was judged as the target; `..` as the last step leaves a directory that was
     // judged only as one on the way.
     let mut judged = false;
@@ -185,6 +188,7 @@ fn walk_with(
         if name == ".." {
             // `cur` has every symlink resolved, so its parent is the real one, judged already.
             cur.pop();
+            cur_meta = None;
             judged = false;
             continue;
         }
@@ -192,7 +196,7 @@ fn walk_with(
         let meta = if todo.is_empty() {
             walk.lstat(&next)?
         } else {
-            walk.lstat_on_the_way(&next)?
+            walk.lstat_on_the_way(&next, cur_meta.as_ref())?
         };
         if meta.file_type().is_symlink() {
             // Its mode means nothing; its owner does (in a sticky directory, the owner can
@@ -208,6 +212,7 @@ fn walk_with(
                 std::fs::read_link(&next).map_err(|error| walk.unreadable(&next, error))?;
             if target.is_absolute() {
                 cur = PathBuf::from("/");
+                cur_meta = Some(root.clone());
             }
             push(&mut todo, &target);
             judged = false;
@@ -221,6 +226,7 @@ fn walk_with(
         visit(&walk, &next, &meta, role)?;
         judged = role == Role::Target;
         cur = next;
+        cur_meta = Some(meta);
     }
     if !judged {
         let meta = walk.lstat(&cur)?;
@@ -265,8 +271,15 @@ impl Walk<'_> {
     }
 
     /// The `lstat` of an entry on the way to the target: from [`Dirs`] when a walk of this
-    /// observation met that directory already. Only directories are kept.
-    fn lstat_on_the_way(&self, at: &Path) -> Result<std::fs::Metadata, Untrusted> {
+    /// observation met that directory already. Only a directory that nobody but root could
+    /// replace is kept: `/`, or one in a directory (`parent`) of root's that only root may
+    /// write. Anywhere else (a sticky `/tmp`, a directory of another account's) it could turn
+    /// into a symlink between two walks, and is read anew by each.
+    fn lstat_on_the_way(
+        &self,
+        at: &Path,
+        parent: Option<&std::fs::Metadata>,
+    ) -> Result<std::fs::Metadata, Untrusted> {
         let Some(dirs) = self.dirs else {
             return self.lstat(at);
         };
@@ -274,7 +287,9 @@ impl Walk<'_> {
             return Ok(meta.clone());
         }
         let meta = self.lstat(at)?;
-        if meta.is_dir() {
+        let only_root = |p: &std::fs::Metadata| p.uid() == 0 && p.mode() & 0o022 == 0;
+        let root_alone = at == Path::new("/") || parent.is_some_and(only_root);
+        if meta.is_dir() && root_alone {
             dirs.0.borrow_mut().insert(at.to_path_buf(), meta.clone());
         }
         Ok(meta)
@@ -485,12 +500,38 @@ mod tests {
         let first = shown(entries_with(&a, &dirs).unwrap());
         assert_eq!(first, shown(entries_with(&a, &Dirs::default()).unwrap()));
         assert_eq!(first.last().unwrap(), &(a.clone(), 0o644, Role::Target));
-        assert!(dirs.0.borrow().contains_key(&d));
+        // Kept only if nobody but root could replace it: its directory is root's, 0700.
+        assert_eq!(dirs.0.borrow().contains_key(&d), me() == 0);
         chmod(&a, 0o666);
         let again = shown(entries_with(&a, &dirs).unwrap());
         assert_eq!(again.last().unwrap(), &(a.clone(), 0o666, Role::Target));
         let other = shown(entries_with(&b, &dirs).unwrap());
         assert_eq!(other, shown(entries_with(&b, &Dirs::default()).unwrap()));
+    }
+
+    /// A directory that another account could replace (here: in a directory anyone may
+    /// write) is read anew by each walk: one swapped for a symlink between two walks of one
+    /// observation is seen as the link it now is, its owner and target with it.
+    #[test]
+    fn a_directory_others_could_replace_is_read_anew_by_each_walk() {
+        let t = tmp();
+        let shared = dir(&t.path().join("shared"), 0o1777);
+        let d = dir(&shared.join("d"), 0o755);
+        file(&d.join("a.pid"), 0o644);
+        file(&d.join("b.pid"), 0o644);
+        let elsewhere = dir(&t.path().join("elsewhere"), 0o755);
+        file(&elsewhere.join("b.pid"), 0o644);
+        let dirs = Dirs::default();
+        entries_with(&d.join("a.pid"), &dirs).unwrap();
+        assert!(!dirs.0.borrow().contains_key(&d));
+        std::fs::rename(&d, shared.join("d.old")).unwrap();
+        symlink(&elsewhere, &d).unwrap();
+        let met = entries_with(&d.join("b.pid"), &dirs).unwrap();
+        assert!(
+            met.iter().any(|(p, _, r)| *p == d && *r == Role::Link),
+            "{met:?}"
+        );
+        assert_eq!(met.last().unwrap().0, elsewhere.join("b.pid"));
     }
 
     #[test]
