@@ -233,10 +233,12 @@ pub fn run(
         if done && !running.services.is_empty() {
             // The budget is spent or nothing else can change, but scripts still run: wait for
             // them (each is bounded by its `timeout`), record how they ended, and look once
-            // more.
+            // more, acting on nothing. Done only because every service looked well while a
+            // script still ran, with budget left: look again as any round does, for what the
+            // script did to the end may have undone it (a daemon it started and that died).
             running.drain(config, dir, &mut state, log);
             state::save(dir, &state)?;
-            closing = true;
+            closing = !p.all_well() || started_at.elapsed() >= budget;
             continue;
         }
         if done {
