@@ -33,8 +33,8 @@ use crate::fmt::io_reason;
 use crate::state::{self, LockOutcome, StateError};
 use crate::time::Unix;
 use prometheus_client::encoding::prometheus_text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::encoding::{EncodeGaugeValue, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
@@ -127,105 +127,133 @@ fn flag(b: bool) -> i64 {
     i64::from(b)
 }
 
+/// One family's series, in the order of the report, encoded as they are: a family is written
+/// once, from one report, so it needs none of `Family`'s label hashing and locking, which cost
+/// a 500-service tick some 5 ms of its 8,000 series (README, "Benchmarks"). Gauges; counters
+/// are [`Counts`].
+#[derive(Debug)]
+struct Series<V>(Vec<(Labels, V)>);
+
+impl<V: EncodeGaugeValue + std::fmt::Debug> EncodeMetric for Series<V> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, v) in &self.0 {
+            encoder.encode_family(labels)?.encode_gauge(v)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+}
+
+/// A family of counters, as [`Series`] are of gauges.
+#[derive(Debug)]
+struct Counts(Vec<(Labels, u64)>);
+
+impl EncodeMetric for Counts {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, v) in &self.0 {
+            encoder
+                .encode_family(labels)?
+                .encode_counter::<NoLabelSet, _, u64>(v, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
 /// Every series of a tick that ran: per service, per dep, per tick.
 pub fn render(r: &StatusReport, tick: &TickLevel, duration: Duration) -> String {
-    let mut reg = Registry::default();
-    let family = |reg: &mut Registry, name: &str, help: &str| {
-        let f = Family::<Labels, Gauge>::default();
-        reg.register(name, help, f.clone());
-        f
-    };
-    let up = family(
-        &mut reg,
-        "autoheal_service_up",
-        "1 if the service was alive (its pname or pid_file holds) at the end of the tick",
-    );
-    let healthy = family(
-        &mut reg,
-        "autoheal_service_healthy",
-        "1 if the service was alive and its health: and check:, if any, passed",
-    );
-    let state = family(
-        &mut reg,
-        "autoheal_service_state",
-        "The service's state word as in autoheal status: 1 for the current one, 0 for the others",
-    );
-    let starts = Family::<Labels, Counter>::default();
-    reg.register(
-        "autoheal_service_starts",
-        "Starts and restarts autoheal ran for the service",
-        starts.clone(),
-    );
-    let failures = family(
-        &mut reg,
-        "autoheal_service_consecutive_failures",
-        "Consecutive restarts that did not bring the service up for good",
-    );
-    let backoff = Family::<Labels, F64Gauge>::default();
-    reg.register(
-        "autoheal_service_backoff_until_timestamp_seconds",
-        "No restart of the service before this unix time; 0 when not backed off",
-        backoff.clone(),
-    );
-    let gave_up = family(
-        &mut reg,
-        "autoheal_service_gave_up",
-        "1 if autoheal gave up restarting the service (autoheal reset SERVICE)",
-    );
-    let paused_since = Family::<Labels, F64Gauge>::default();
-    reg.register(
-        "autoheal_service_paused_since_timestamp_seconds",
-        "Unix time an operator paused the service (autoheal pause); 0 when not paused",
-        paused_since.clone(),
-    );
-    let paused_until = Family::<Labels, F64Gauge>::default();
-    reg.register(
-        "autoheal_service_paused_until_timestamp_seconds",
-        "Unix time the service's pause ends by itself; 0 when not paused or paused until resumed",
-        paused_until.clone(),
-    );
-    let dep_ready = family(
-        &mut reg,
-        "autoheal_dep_ready",
-        "1 if the dep was ready; tcp, http and lua deps only when this tick probed them (the deps \
-         of services it may start or restart), local service deps always",
-    );
+    let gauge = || Series::<i64>(Vec::new());
+    let time = || Series::<f64>(Vec::new());
+    let (mut up, mut healthy, mut state) = (gauge(), gauge(), gauge());
+    let mut starts = Counts(Vec::new());
+    let (mut failures, mut gave_up, mut dep_ready) = (gauge(), gauge(), gauge());
+    let (mut backoff, mut paused_since, mut paused_until) = (time(), time(), time());
     for s in &r.services {
-        let svc = labels(&[("service", &s.name)]);
-        up.get_or_create(&svc).set(flag(s.alive));
+        let svc = || labels(&[("service", &s.name)]);
+        up.0.push((svc(), flag(s.alive)));
         healthy
-            .get_or_create(&svc)
-            .set(flag(s.alive && s.healthy.unwrap_or(true)));
+            .0
+            .push((svc(), flag(s.alive && s.healthy.unwrap_or(true))));
         // A word no list here knows yet still gets its series.
         let other = Some(s.state).filter(|w| !STATE_WORDS.contains(w));
         for word in STATE_WORDS.into_iter().chain(other) {
-            state
-                .get_or_create(&labels(&[("service", &s.name), ("state", word)]))
-                .set(flag(s.state == word));
+            let l = labels(&[("service", &s.name), ("state", word)]);
+            state.0.push((l, flag(s.state == word)));
         }
-        starts.get_or_create(&svc).inc_by(s.starts);
-        failures.get_or_create(&svc).set(i64::from(s.failures));
-        backoff
-            .get_or_create(&svc)
-            .set(s.backoff_until_unix.unwrap_or(0.0));
-        gave_up.get_or_create(&svc).set(flag(s.gave_up));
+        starts.0.push((svc(), s.starts));
+        failures.0.push((svc(), i64::from(s.failures)));
+        backoff.0.push((svc(), s.backoff_until_unix.unwrap_or(0.0)));
+        gave_up.0.push((svc(), flag(s.gave_up)));
         let pause = s.paused.as_ref();
         paused_since
-            .get_or_create(&svc)
-            .set(pause.map_or(0.0, |p| p.since_unix));
+            .0
+            .push((svc(), pause.map_or(0.0, |p| p.since_unix)));
         paused_until
-            .get_or_create(&svc)
-            .set(pause.and_then(|p| p.until_unix).unwrap_or(0.0));
+            .0
+            .push((svc(), pause.and_then(|p| p.until_unix).unwrap_or(0.0)));
         for d in s.deps.iter().filter(|d| d.probed) {
-            dep_ready
-                .get_or_create(&labels(&[
-                    ("service", &s.name),
-                    ("dep", &d.name),
-                    ("kind", d.kind),
-                ]))
-                .set(flag(d.ready));
+            let l = labels(&[("service", &s.name), ("dep", &d.name), ("kind", d.kind)]);
+            dep_ready.0.push((l, flag(d.ready)));
         }
     }
+    let mut reg = Registry::default();
+    reg.register(
+        "autoheal_service_up",
+        "1 if the service was alive (its pname or pid_file holds) at the end of the tick",
+        up,
+    );
+    reg.register(
+        "autoheal_service_healthy",
+        "1 if the service was alive and its health: and check:, if any, passed",
+        healthy,
+    );
+    reg.register(
+        "autoheal_service_state",
+        "The service's state word as in autoheal status: 1 for the current one, 0 for the others",
+        state,
+    );
+    reg.register(
+        "autoheal_service_starts",
+        "Starts and restarts autoheal ran for the service",
+        starts,
+    );
+    reg.register(
+        "autoheal_service_consecutive_failures",
+        "Consecutive restarts that did not bring the service up for good",
+        failures,
+    );
+    reg.register(
+        "autoheal_service_backoff_until_timestamp_seconds",
+        "No restart of the service before this unix time; 0 when not backed off",
+        backoff,
+    );
+    reg.register(
+        "autoheal_service_gave_up",
+        "1 if autoheal gave up restarting the service (autoheal reset SERVICE)",
+        gave_up,
+    );
+    reg.register(
+        "autoheal_service_paused_since_timestamp_seconds",
+        "Unix time an operator paused the service (autoheal pause); 0 when not paused",
+        paused_since,
+    );
+    reg.register(
+        "autoheal_service_paused_until_timestamp_seconds",
+        "Unix time the service's pause ends by itself; 0 when not paused or paused until resumed",
+        paused_until,
+    );
+    reg.register(
+        "autoheal_dep_ready",
+        "1 if the dep was ready; tcp, http and lua deps only when this tick probed them (the deps \
+         of services it may start or restart), local service deps always",
+        dep_ready,
+    );
     let took = F64Gauge::default();
     took.set(duration.as_secs_f64());
     reg.register(
