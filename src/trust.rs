@@ -139,6 +139,11 @@ pub fn entries_with(
 #[derive(Debug, Default)]
 pub struct Dirs(std::cell::RefCell<std::collections::HashMap<PathBuf, std::fs::Metadata>>);
 
+/// A directory of root's that only root may write in.
+fn only_root(dir: &std::fs::Metadata) -> bool {
+    dir.uid() == 0 && dir.mode() & 0o022 == 0
+}
+
 /// The walk itself: `visit` is called for every entry met (see [`entries`]).
 fn walk(
     path: &Path,
@@ -177,8 +182,9 @@ fn walk_with(
     let mut cur = PathBuf::from("/");
     let root = walk.lstat_on_the_way(&cur, None)?;
     visit(&walk, &cur, &root, Role::Dir)?;
-    // What `cur` is, when known (not after a `..`): whether an entry in it may be kept in
-    // `dirs` depends on who could replace that entry.
+    // What `cur` is, when every directory from `/` down to it is one nobody but root could
+    // replace (and it is known: not after a `..`): only then may an entry in it be kept in
+    // `dirs`. One of root's under a directory of another account's could be swapped whole.
     let mut cur_meta = Some(root.clone());
     // Whether `cur` was judged as the target; `..` as the last step leaves a directory that was
     // judged only as one on the way.
@@ -226,7 +232,7 @@ fn walk_with(
         visit(&walk, &next, &meta, role)?;
         judged = role == Role::Target;
         cur = next;
-        cur_meta = Some(meta);
+        cur_meta = cur_meta.filter(only_root).map(|_| meta);
     }
     if !judged {
         let meta = walk.lstat(&cur)?;
@@ -273,8 +279,9 @@ impl Walk<'_> {
     /// The `lstat` of an entry on the way to the target: from [`Dirs`] when a walk of this
     /// observation met that directory already. Only a directory that nobody but root could
     /// replace is kept: `/`, or one in a directory (`parent`) of root's that only root may
-    /// write. Anywhere else (a sticky `/tmp`, a directory of another account's) it could turn
-    /// into a symlink between two walks, and is read anew by each.
+    /// write, itself in one such, up to `/` (the walk passes no `parent` otherwise). Anywhere
+    /// else (a sticky `/tmp`, a directory of another account's) it could turn into a symlink
+    /// between two walks, and is read anew by each.
     fn lstat_on_the_way(
         &self,
         at: &Path,
@@ -287,7 +294,6 @@ impl Walk<'_> {
             return Ok(meta.clone());
         }
         let meta = self.lstat(at)?;
-        let only_root = |p: &std::fs::Metadata| p.uid() == 0 && p.mode() & 0o022 == 0;
         let root_alone = at == Path::new("/") || parent.is_some_and(only_root);
         if meta.is_dir() && root_alone {
             dirs.0.borrow_mut().insert(at.to_path_buf(), meta.clone());
@@ -488,7 +494,11 @@ mod tests {
     /// of each is read anew: a pid file chmod'ed between two walks shows its new mode.
     #[test]
     fn walks_that_share_directories_read_each_target_anew() {
-        let t = tmp();
+        // Under the build's own directory: root's from `/` down, where CI builds as root.
+        let t = tempfile::Builder::new()
+            .prefix("trust")
+            .tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/target"))
+            .unwrap();
         let d = dir(&t.path().join("run"), 0o755);
         let (a, b) = (file(&d.join("a.pid"), 0o644), file(&d.join("b.pid"), 0o644));
         let shown = |met: Vec<(PathBuf, std::fs::Metadata, Role)>| -> Vec<(PathBuf, u32, Role)> {
@@ -500,8 +510,13 @@ mod tests {
         let first = shown(entries_with(&a, &dirs).unwrap());
         assert_eq!(first, shown(entries_with(&a, &Dirs::default()).unwrap()));
         assert_eq!(first.last().unwrap(), &(a.clone(), 0o644, Role::Target));
-        // Kept only if nobody but root could replace it: its directory is root's, 0700.
-        assert_eq!(dirs.0.borrow().contains_key(&d), me() == 0);
+        // Kept only if nobody but root could replace it: every directory above it is root's
+        // and only root may write in it.
+        let root_alone = d
+            .ancestors()
+            .skip(1)
+            .all(|a| std::fs::symlink_metadata(a).is_ok_and(|m| only_root(&m)));
+        assert_eq!(dirs.0.borrow().contains_key(&d), root_alone);
         chmod(&a, 0o666);
         let again = shown(entries_with(&a, &dirs).unwrap());
         assert_eq!(again.last().unwrap(), &(a.clone(), 0o666, Role::Target));
@@ -532,6 +547,37 @@ mod tests {
             "{met:?}"
         );
         assert_eq!(met.last().unwrap().0, elsewhere.join("b.pid"));
+    }
+
+    /// One of root's inside a directory of another account's could be swapped whole (renamed
+    /// away, another of root's put in its place): nothing under it is shared between walks.
+    #[test]
+    fn nothing_under_another_accounts_directory_is_shared_between_walks() {
+        if me() != 0 {
+            return;
+        }
+        let t = tmp();
+        let home = dir(&t.path().join("alice"), 0o755);
+        lchown(&home, Some(STRANGER), Some(STRANGER)).unwrap();
+        let x = dir(&home.join("x"), 0o755);
+        dir(&x.join("d"), 0o755);
+        file(&x.join("d/a.pid"), 0o644);
+        let y = dir(&home.join("y"), 0o755);
+        let theirs = dir(&t.path().join("theirs"), 0o755);
+        file(&theirs.join("b.pid"), 0o644);
+        symlink(&theirs, y.join("d")).unwrap();
+        let dirs = Dirs::default();
+        entries_with(&x.join("d/a.pid"), &dirs).unwrap();
+        assert!(!dirs.0.borrow().contains_key(&x.join("d")));
+        std::fs::rename(&x, home.join("x.old")).unwrap();
+        std::fs::rename(&y, &x).unwrap();
+        let met = entries_with(&x.join("d/b.pid"), &dirs).unwrap();
+        assert!(
+            met.iter()
+                .any(|(p, _, r)| *p == x.join("d") && *r == Role::Link),
+            "{met:?}"
+        );
+        assert_eq!(met.last().unwrap().0, theirs.join("b.pid"));
     }
 
     #[test]
