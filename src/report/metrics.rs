@@ -145,6 +145,11 @@ impl<V: EncodeGaugeValue + std::fmt::Debug> EncodeMetric for Series<V> {
     fn metric_type(&self) -> MetricType {
         MetricType::Gauge
     }
+
+    /// A family with no series (no dep probed) is left out, `# HELP` and `# TYPE` with it.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A family of counters, as [`Series`] are of gauges.
@@ -163,6 +168,10 @@ impl EncodeMetric for Counts {
 
     fn metric_type(&self) -> MetricType {
         MetricType::Counter
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -588,6 +597,22 @@ mod tests {
         written.sort();
         known.sort();
         assert_eq!(written, known, "every family is either kept or tick-level");
+    }
+
+    /// A family with no series (no dep probed: every service alive) has no `# HELP` or
+    /// `# TYPE` line either, as prometheus-client's own families do.
+    #[test]
+    fn a_family_without_series_is_left_out() {
+        let text = render(
+            &report(vec![service("web", "alive", true)]),
+            &TICK,
+            Duration::ZERO,
+        );
+        assert!(!text.contains("autoheal_dep_ready"), "{text}");
+        assert!(text.contains("# TYPE autoheal_service_up gauge\nautoheal_service_up{"));
+        let none = render(&report(Vec::new()), &TICK, Duration::ZERO);
+        assert!(!none.contains("autoheal_service_"), "{none}");
+        assert!(none.contains("autoheal_tick_duration_seconds 0"), "{none}");
     }
 
     #[test]
